@@ -1,0 +1,89 @@
+//! Compiles a Cargo workspace of guest services into WebAssembly components,
+//! from a build script: `cargo build --release --target wasm32-wasip2`.
+//!
+//! Guests build in their own target directory (`<target>/guests`), so the
+//! nested cargo never waits on the lock of the build that runs it.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The target every guest is built for; it produces components directly.
+pub const GUEST_TARGET: &str = "wasm32-wasip2";
+
+/// Builds `packages` of the guest workspace whose manifest is
+/// `workspace/Cargo.toml` and returns each package's component file. Tells
+/// cargo to rerun the calling build script when any of `watch` changes.
+///
+/// # Panics
+/// When the build fails: a build script has no better way to report it.
+pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBuf> {
+    for path in watch.iter().copied().chain([workspace]) {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    let target_dir = guest_target_dir();
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args([
+            "build",
+            "--release",
+            "--target",
+            GUEST_TARGET,
+            "--manifest-path",
+        ])
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for package in packages {
+        command.args(["--package", package]);
+    }
+    // The outer build's settings are for the host, not for guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        command.env_remove(var);
+    }
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the guests: {e}"));
+    assert!(
+        status.success(),
+        "building the guests in {} failed (is the target installed? `rustup target add {GUEST_TARGET}`)",
+        workspace.display()
+    );
+    packages
+        .iter()
+        .map(|package| {
+            let file = target_dir
+                .join(GUEST_TARGET)
+                .join("release")
+                .join(format!("{}.wasm", package.replace('-', "_")));
+            assert!(
+                file.exists(),
+                "the guest build did not produce {}",
+                file.display()
+            );
+            file
+        })
+        .collect()
+}
+
+/// `<target>/guests`, where `<target>` is the outer build's target directory.
+fn guest_target_dir() -> PathBuf {
+    if let Ok(dir) = env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("guests");
+    }
+    // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out.
+    let out = PathBuf::from(env::var("OUT_DIR").expect("run from a build script"));
+    out.ancestors()
+        .nth(4)
+        .expect("OUT_DIR lies inside the target directory")
+        .join("guests")
+}

@@ -1,0 +1,48 @@
+//! Connecting to a host: `connect(addr)` gives a [`Connection`] whose
+//! [`root`](Connection::root) is the remote service.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{Config, Connection, Transport};
+use crate::error::Error;
+use crate::protocol::native::NativeCodec;
+use crate::service::{Service, VoidService};
+
+/// How long [`connect`] waits for the TCP connection to open.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to a wasm-rpyc host with the native protocol, exposing the
+/// [`VoidService`] to it.
+pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection, Error> {
+    connect_with(addr, VoidService::default(), Config::default()).await
+}
+
+/// Connects exposing `service` to the peer, with `config`'s bounds.
+pub async fn connect_with<S: Service>(
+    addr: impl ToSocketAddrs,
+    service: S,
+    config: Config,
+) -> Result<Connection, Error> {
+    let socket = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
+    socket.set_nodelay(true)?;
+    let peer = socket.peer_addr()?.to_string();
+    let (reader, writer) = socket.into_split();
+    let codec = NativeCodec::new(config.max_frame);
+    let transport = Transport {
+        reader,
+        writer,
+        decoder: codec,
+        encoder: codec,
+        already_read: BytesMut::new(),
+        peer,
+    };
+    let (connection, _task) =
+        Connection::spawn(transport, service, config, CancellationToken::new());
+    Ok(connection)
+}

@@ -1,0 +1,296 @@
+//! One symmetric connection: either side sends requests at any time, replies
+//! find their callers by sequence number, and this side's service answers the
+//! peer's requests while its own calls wait.
+//!
+//! One task drives a connection: it reads frames, serves requests and writes
+//! replies, so a request is answered without crossing tasks. Callers on other
+//! tasks hand it messages through a bounded queue.
+
+mod dispatch;
+mod in_flight;
+mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::protocol::{Codec, Message, ObjectId, Request};
+use crate::service::Service;
+use crate::value::{FromValue, IntoArgs, Value};
+use in_flight::InFlight;
+
+/// RPyC's `sync_request_timeout`: how long a call waits for its reply.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest frame either side accepts. Large enough for any sensible
+/// argument; small enough that a hostile length prefix costs little memory.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// How many of this side's calls may wait for replies at once (tarpc's
+/// default). Past it, a call fails at once with [`Error::TooManyInFlight`].
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+
+/// How many of the peer's requests may wait for the service. Past it, a
+/// request is answered at once with a `RuntimeError`, so a flooding peer
+/// cannot grow the queue.
+pub const DEFAULT_MAX_QUEUED_REQUESTS: usize = 1000;
+
+/// How many outgoing messages may wait for the socket before senders wait.
+const OUTBOX_CAPACITY: usize = 1024;
+
+/// How long a peer may take to finish a frame it has begun: a client that
+/// sends half a frame and stalls is dropped instead of holding a buffer.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a write may wait for a peer that does not read.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The bounds and timeouts of one connection.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// See [`DEFAULT_CALL_TIMEOUT`].
+    pub call_timeout: Duration,
+    /// See [`DEFAULT_MAX_FRAME`].
+    pub max_frame: usize,
+    /// See [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
+    /// See [`DEFAULT_MAX_QUEUED_REQUESTS`].
+    pub max_queued_requests: usize,
+    /// See [`DEFAULT_FRAME_TIMEOUT`].
+    pub frame_timeout: Duration,
+    /// See [`DEFAULT_WRITE_TIMEOUT`].
+    pub write_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_frame: DEFAULT_MAX_FRAME,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+        }
+    }
+}
+
+/// What the driver task and every handle share.
+struct Shared {
+    outbox: mpsc::Sender<Message>,
+    in_flight: InFlight,
+    /// Cancelled when the connection starts to close, for whatever reason.
+    closing: CancellationToken,
+    /// Cancelled when the driver task has finished.
+    finished: CancellationToken,
+    config: Config,
+    /// The peer's address, for logs.
+    peer: String,
+}
+
+/// The two halves of a stream, the codec of each direction, and any bytes
+/// already read from it (the server reads a few to tell the protocol).
+pub(crate) struct Transport<R, W, C> {
+    pub(crate) reader: R,
+    pub(crate) writer: W,
+    pub(crate) decoder: C,
+    pub(crate) encoder: C,
+    pub(crate) already_read: BytesMut,
+    pub(crate) peer: String,
+}
+
+/// A handle on a live connection. Clones share it; when the last handle is
+/// dropped the connection closes.
+#[derive(Clone)]
+pub struct Connection {
+    handle: Arc<Handle>,
+}
+
+/// Closes the connection when the last [`Connection`] goes away.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.closing.cancel();
+    }
+}
+
+impl Connection {
+    /// Starts the task that drives a connection over `transport`, serving
+    /// `service` to the peer, until either side closes it or `stop` is
+    /// cancelled. The task ends when the connection has closed.
+    pub(crate) fn spawn<R, W, C, S>(
+        transport: Transport<R, W, C>,
+        service: S,
+        config: Config,
+        stop: CancellationToken,
+    ) -> (Connection, JoinHandle<()>)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+        C: Codec,
+        S: Service,
+    {
+        let (outbox, outgoing) = mpsc::channel(OUTBOX_CAPACITY);
+        let (inbox, incoming) = mpsc::channel(config.max_queued_requests);
+        let shared = Arc::new(Shared {
+            outbox,
+            in_flight: InFlight::new(config.max_in_flight),
+            closing: stop.child_token(),
+            finished: CancellationToken::new(),
+            config,
+            peer: transport.peer,
+        });
+        let driver = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            let shared = &*driver;
+            let reading = async {
+                let result = transport::read_loop(
+                    transport.reader,
+                    transport.decoder,
+                    transport.already_read,
+                    shared,
+                    inbox,
+                )
+                .await;
+                if let Err(error) = result {
+                    tracing::warn!(peer = %shared.peer, %error, "closing the connection");
+                }
+                shared.in_flight.close();
+                shared.closing.cancel();
+            };
+            let writing = async {
+                if let Err(error) =
+                    transport::write_loop(transport.writer, transport.encoder, outgoing, shared)
+                        .await
+                {
+                    tracing::debug!(peer = %shared.peer, %error, "write failed; closing the connection");
+                    shared.closing.cancel();
+                }
+            };
+            tokio::join!(reading, writing, dispatch::serve(service, incoming, shared));
+            shared.finished.cancel();
+        });
+        let connection = Connection {
+            handle: Arc::new(Handle { shared }),
+        };
+        (connection, task)
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    /// The peer's root object: its service.
+    pub fn root(&self) -> RemoteObject {
+        RemoteObject {
+            connection: self.clone(),
+            id: crate::protocol::ROOT,
+        }
+    }
+
+    /// Sends `request` and waits for its outcome, at most the call timeout.
+    pub(crate) async fn request(&self, request: Request) -> Result<Value, Error> {
+        let shared = self.shared();
+        let mut pending = shared.in_flight.start()?;
+        let message = Message::Request {
+            seq: pending.seq(),
+            request,
+        };
+        shared
+            .outbox
+            .send(message)
+            .await
+            .map_err(|_| Error::Closed)?;
+        let limit = shared.config.call_timeout;
+        tokio::time::timeout(limit, pending.outcome())
+            .await
+            .map_err(|_| Error::Timeout(limit))?
+    }
+
+    /// Checks that the peer answers: it echoes `data` back.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let data = Value::Str("wasm-rpyc ping".into());
+        match self.request(Request::Ping(data.clone())).await? {
+            echo if echo == data => Ok(()),
+            echo => Err(Error::UnexpectedResult(crate::value::ValueError {
+                expected: data.to_string(),
+                got: echo.to_string(),
+            })),
+        }
+    }
+
+    /// Whether the connection has closed (or is closing).
+    pub fn is_closed(&self) -> bool {
+        self.shared().closing.is_cancelled()
+    }
+
+    /// Tells the peer this side is closing, then closes and waits until the
+    /// connection has finished.
+    pub async fn close(self) {
+        let shared = Arc::clone(&self.handle.shared);
+        if let Ok(pending) = shared.in_flight.start() {
+            let close = Message::Request {
+                seq: pending.seq(),
+                request: Request::Close,
+            };
+            let _ = shared.outbox.send(close).await;
+        }
+        drop(self);
+        shared.closing.cancel();
+        shared.finished.cancelled().await;
+    }
+
+    /// How many of this side's calls wait for replies.
+    pub fn calls_in_flight(&self) -> usize {
+        self.shared().in_flight.len()
+    }
+}
+
+/// An object on the peer's side (for now: its root), whose methods this side
+/// calls.
+#[derive(Clone)]
+pub struct RemoteObject {
+    connection: Connection,
+    id: ObjectId,
+}
+
+impl RemoteObject {
+    /// Calls the method `name` with positional `args` and converts the result:
+    /// `let sum: i64 = root.call("add", (4, 7)).await?`.
+    pub async fn call<R: FromValue>(&self, name: &str, args: impl IntoArgs) -> Result<R, Error> {
+        self.call_kw(name, args, Vec::<(String, Value)>::new())
+            .await
+    }
+
+    /// Calls the method `name` with positional and keyword arguments.
+    pub async fn call_kw<R: FromValue>(
+        &self,
+        name: &str,
+        args: impl IntoArgs,
+        kwargs: impl IntoIterator<Item = (impl Into<String>, Value)>,
+    ) -> Result<R, Error> {
+        let request = Request::CallAttr {
+            target: self.id,
+            name: name.to_owned(),
+            args: args.into_args(),
+            kwargs: kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        };
+        let value = self.connection.request(request).await?;
+        Ok(R::from_value(value)?)
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+}

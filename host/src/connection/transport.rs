@@ -1,0 +1,177 @@
+//! Moving messages between the socket and the connection: the reader turns
+//! bytes into messages, the writer messages into bytes. Neither knows what a
+//! request means.
+
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::Shared;
+use crate::error::Error;
+use crate::exception::Exception;
+use crate::protocol::{Codec, FrameError, Message, Request, Seq};
+
+/// How many queued messages the writer turns into one write.
+const WRITE_BATCH: usize = 64;
+
+/// The buffer size the reader asks the socket to fill.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why the reader stopped.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("the peer closed the connection in the middle of a frame")]
+    Truncated,
+    #[error("the peer took longer than {0:?} to send one frame")]
+    SlowFrame(std::time::Duration),
+}
+
+/// Reads messages until the peer closes, sends `Close`, misbehaves, or the
+/// connection is closing. Replies go to their callers; requests to the inbox,
+/// or straight back with an error when the inbox is full.
+pub(super) async fn read_loop<R, C>(
+    mut reader: R,
+    mut codec: C,
+    mut buf: BytesMut,
+    shared: &Shared,
+    inbox: mpsc::Sender<(Seq, Request)>,
+) -> Result<(), ReadError>
+where
+    R: AsyncRead + Unpin,
+    C: Codec,
+{
+    loop {
+        while let Some((message, used)) = codec.decode(&buf)? {
+            buf.advance(used);
+            match message {
+                Message::Reply { seq, result } => {
+                    if !shared.in_flight.finish(seq, result) {
+                        tracing::debug!(peer = %shared.peer, seq, "reply to no waiting call dropped");
+                    }
+                }
+                Message::Request { seq, request } => {
+                    let closing = matches!(request, Request::Close);
+                    if let Err(mpsc::error::TrySendError::Full((seq, _))) =
+                        inbox.try_send((seq, request))
+                    {
+                        let busy = Exception::new(
+                            "RuntimeError",
+                            format!(
+                                "too many requests waiting on this connection (the limit is {})",
+                                shared.config.max_queued_requests
+                            ),
+                        );
+                        let _ = shared
+                            .outbox
+                            .send(Message::Reply {
+                                seq,
+                                result: Err(busy),
+                            })
+                            .await;
+                    }
+                    if closing {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        // A frame has begun once bytes of it are buffered: it must be finished in time.
+        let deadline = (!buf.is_empty()).then(|| Instant::now() + shared.config.frame_timeout);
+        buf.reserve(READ_CHUNK);
+        let read = async {
+            match deadline {
+                Some(deadline) => timeout_at(deadline, reader.read_buf(&mut buf))
+                    .await
+                    .map_err(|_| ReadError::SlowFrame(shared.config.frame_timeout))?
+                    .map_err(ReadError::Io),
+                None => reader.read_buf(&mut buf).await.map_err(ReadError::Io),
+            }
+        };
+        let read = tokio::select! {
+            read = read => read?,
+            _ = shared.closing.cancelled() => return Ok(()),
+        };
+        if read == 0 {
+            return if buf.is_empty() {
+                Ok(())
+            } else {
+                Err(ReadError::Truncated)
+            };
+        }
+    }
+}
+
+/// Writes queued messages, many per system call, until the connection is
+/// closing; then writes what is still queued and shuts the stream down.
+pub(super) async fn write_loop<W, C>(
+    mut writer: W,
+    mut codec: C,
+    mut outbox: mpsc::Receiver<Message>,
+    shared: &Shared,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    C: Codec,
+{
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut buf = Vec::new();
+    loop {
+        let open = tokio::select! {
+            biased;
+            received = outbox.recv_many(&mut batch, WRITE_BATCH) => received > 0,
+            _ = shared.closing.cancelled() => {
+                while let Ok(message) = outbox.try_recv() {
+                    batch.push(message);
+                }
+                false
+            }
+        };
+        for message in batch.drain(..) {
+            encode(&mut codec, message, &mut buf, shared);
+        }
+        if !buf.is_empty() {
+            let limit = shared.config.write_timeout;
+            timeout(limit, writer.write_all(&buf)).await.map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the peer read nothing for {limit:?}"),
+                )
+            })??;
+            buf.clear();
+            buf.shrink_to(READ_CHUNK);
+        }
+        if !open {
+            return writer.shutdown().await;
+        }
+    }
+}
+
+/// Encodes one message. A message that cannot be framed fails alone: a
+/// request's caller gets the error, a reply becomes an exception.
+fn encode<C: Codec>(codec: &mut C, message: Message, buf: &mut Vec<u8>, shared: &Shared) {
+    let Err(error) = codec.encode(&message, buf) else {
+        return;
+    };
+    match message {
+        Message::Request { seq, .. } => {
+            shared.in_flight.end(seq, Err(Error::Frame(error)));
+        }
+        Message::Reply { seq, .. } => {
+            let error = Exception::new("ValueError", format!("the reply cannot be sent: {error}"));
+            let reply = Message::Reply {
+                seq,
+                result: Err(error),
+            };
+            if let Err(error) = codec.encode(&reply, buf) {
+                tracing::error!(peer = %shared.peer, %error, "an error reply cannot be framed");
+            }
+        }
+    }
+}

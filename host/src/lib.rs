@@ -1,0 +1,54 @@
+//! wasm-rpyc: RPyC's service model as a WebAssembly-hosted service runtime.
+//!
+//! A service is a WebAssembly component whose exports named `exposed-*` are
+//! remote methods. A host loads components, serves connections, and runs
+//! every connection's service in its own sandboxed instance. Clients call
+//! services with this crate's [`connect`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wasm_rpyc::Error> {
+//! let conn = wasm_rpyc::connect("127.0.0.1:18861").await?;
+//! let sum: i64 = conn.root().call("add", (4, 7)).await?;
+//! assert_eq!(sum, 11);
+//! # Ok(()) }
+//! ```
+//!
+//! A frame travels one way in and its answer straight back out:
+//! socket → [`protocol`] codec → [`connection`] → [`service`] → [`wasm`]
+//! instance. The modules:
+//!
+//! - [`value`]: the dynamic value every codec and the wasm bridge share.
+//! - [`exception`]: what a call raises on the side that served it.
+//! - [`protocol`]: messages, independent of the wire, and their codecs.
+//! - [`connection`]: one symmetric connection: replies matched to calls,
+//!   requests served, every queue and wait bounded.
+//! - [`service`]: the root object a side exposes; `VoidService`.
+//! - [`wasm`]: the engine, components, per-connection instances, limits.
+//! - [`server`]: the listener and graceful shutdown.
+//! - [`client`]: [`connect`].
+//! - [`bundled`]: the example services built into the binary.
+
+pub mod client;
+pub mod connection;
+mod error;
+pub mod exception;
+pub mod protocol;
+pub mod server;
+pub mod service;
+pub mod value;
+pub mod wasm;
+
+/// The example services (the seed's), compiled from `services/` at build
+/// time; empty without the `bundled` feature.
+pub mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+}
+
+pub use client::{connect, connect_with};
+pub use connection::{Connection, RemoteObject};
+pub use error::Error;
+pub use exception::Exception;
+pub use server::{Server, ServerConfig};
+pub use service::{Service, VoidService};
+pub use value::{FromValue, IntoArgs, IntoValue, Value};
+pub use wasm::{Limits, Runtime, ServiceComponent};

@@ -1,0 +1,181 @@
+//! The listener: accepts connections, tells the protocol from the first
+//! bytes, gives each connection its own service instance, and shuts down
+//! cleanly.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{self, Connection, Transport};
+use crate::protocol::native::{MAGIC, NativeCodec};
+use crate::wasm::ServiceComponent;
+
+/// How many connections one listener serves at once; further clients wait in
+/// the accept backlog. Each connection holds a guest instance.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+
+/// How long a new connection may take to send its first bytes, which name
+/// its protocol.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for connections to finish their current call and
+/// run `on-disconnect`.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A listener's bounds.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Each connection's bounds and timeouts.
+    pub connection: connection::Config,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`DEFAULT_HELLO_TIMEOUT`].
+    pub hello_timeout: Duration,
+    /// See [`DEFAULT_SHUTDOWN_GRACE`].
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            connection: connection::Config::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Serves one service component on one TCP listener.
+pub struct Server {
+    listener: TcpListener,
+    component: ServiceComponent,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) to serve `component`.
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        component: ServiceComponent,
+        config: ServerConfig,
+    ) -> io::Result<Self> {
+        Ok(Server {
+            listener: TcpListener::bind(addr).await?,
+            component,
+            config,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, closes every
+    /// connection (each finishes its current call and runs `on-disconnect`)
+    /// and waits for them, at most the shutdown grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let stop = CancellationToken::new();
+        let permits = Arc::new(Semaphore::new(self.config.max_connections));
+        let mut connections = JoinSet::new();
+        let service = self.component.aliases()[0].clone();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
+                () = &mut shutdown => break,
+            };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            // Reap finished connections so the set does not grow.
+            while connections.try_join_next().is_some() {}
+            let (socket, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let component = self.component.clone();
+            let config = self.config.clone();
+            let stop = stop.child_token();
+            connections.spawn(async move {
+                serve_socket(socket, peer, component, config, stop).await;
+                drop(permit);
+            });
+        }
+        tracing::info!(%service, open = connections.len(), "shutting down");
+        stop.cancel();
+        let grace = self.config.shutdown_grace;
+        if tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(%service, left = connections.len(), "connections still open after {grace:?}; dropping them");
+        }
+    }
+}
+
+/// Serves one accepted socket to its end.
+async fn serve_socket(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    component: ServiceComponent,
+    config: ServerConfig,
+    stop: CancellationToken,
+) {
+    if let Err(error) = socket.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    let mut hello = BytesMut::with_capacity(MAGIC.len());
+    let read = async {
+        while hello.len() < MAGIC.len() {
+            if socket.read_buf(&mut hello).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    match tokio::time::timeout(config.hello_timeout, read).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return tracing::debug!(%peer, %error, "closed before naming a protocol"),
+        Err(_) => return tracing::debug!(%peer, "sent nothing within {:?}", config.hello_timeout),
+    }
+    if &hello[..] != MAGIC {
+        return tracing::warn!(%peer, first_bytes = ?&hello[..], "not the wasm-rpyc native protocol; closing");
+    }
+    let (reader, writer) = socket.into_split();
+    let codec = NativeCodec::new(config.connection.max_frame);
+    let transport = Transport {
+        reader,
+        writer,
+        decoder: codec,
+        encoder: codec,
+        already_read: hello,
+        peer: peer.to_string(),
+    };
+    tracing::debug!(%peer, "connected");
+    let (connection, task) =
+        Connection::spawn(transport, component.instance(), config.connection, stop);
+    if let Err(error) = task.await {
+        tracing::error!(%peer, %error, "connection task failed");
+    }
+    drop(connection);
+    tracing::debug!(%peer, "disconnected");
+}

@@ -1,0 +1,357 @@
+//! Loading a service component: compiling it, finding its exposed methods,
+//! hooks and aliases, and pre-instantiating it once for every connection.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
+
+use super::Runtime;
+use super::host::HostState;
+use super::instance::{self, Live};
+use super::method::{Method, python_name};
+use crate::service::service_aliases;
+
+/// The prefix that makes an export a remote method.
+pub const EXPOSED_PREFIX: &str = "exposed-";
+
+/// Why a component cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid WebAssembly component.
+    #[error("{name} is not a valid component: {source:#}")]
+    Compile {
+        /// The component's name.
+        name: String,
+        /// Why.
+        source: wasmtime::Error,
+    },
+    /// The component has no remote methods.
+    #[error(
+        "{name} exports no `exposed-*` function: a service's remote methods are its exports named `exposed-<name>`"
+    )]
+    NothingExposed {
+        /// The component's name.
+        name: String,
+    },
+    /// An export the host reads has a shape it cannot use.
+    #[error("{name}: export `{export}` {reason}")]
+    BadExport {
+        /// The component's name.
+        name: String,
+        /// The export.
+        export: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The component imports something the host does not provide.
+    #[error("{name} cannot be linked: {source:#}")]
+    Link {
+        /// The component's name.
+        name: String,
+        /// Why.
+        source: wasmtime::Error,
+    },
+    /// Its `service-aliases` export failed.
+    #[error("{name}: service-aliases failed: {reason}")]
+    Aliases {
+        /// The component's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A compiled, pre-instantiated service, ready to give every connection its
+/// own instance. Cheap to clone.
+#[derive(Clone)]
+pub struct ServiceComponent {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Inner {
+    pub(crate) runtime: Runtime,
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) methods: HashMap<String, Method>,
+    pub(crate) on_connect: Option<Method>,
+    pub(crate) on_disconnect: Option<Method>,
+}
+
+/// The exports the host reads, found by name.
+#[derive(Default)]
+struct Exports {
+    methods: HashMap<String, Method>,
+    on_connect: Option<Method>,
+    on_disconnect: Option<Method>,
+    service_aliases: Option<ComponentExportIndex>,
+}
+
+impl ServiceComponent {
+    /// Loads the component at `path`; its default name is the file's stem.
+    pub async fn load(runtime: &Runtime, path: &Path) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map_or("service".into(), |s| s.to_string_lossy().into_owned());
+        Self::from_bytes(runtime, &name, &bytes).await
+    }
+
+    /// Loads a component from its bytes; `name` gives the default service
+    /// name (`calculator` serves as `CALCULATOR`) unless the component
+    /// declares aliases with a `service-aliases` export.
+    pub async fn from_bytes(
+        runtime: &Runtime,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Self, LoadError> {
+        let component =
+            Component::new(runtime.engine(), bytes).map_err(|source| LoadError::Compile {
+                name: name.to_owned(),
+                source,
+            })?;
+        let exports = discover(&component, runtime, name)?;
+        if exports.methods.is_empty() {
+            return Err(LoadError::NothingExposed {
+                name: name.to_owned(),
+            });
+        }
+        let pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|source| LoadError::Link {
+                name: name.to_owned(),
+                source,
+            })?;
+        let mut inner = Inner {
+            runtime: runtime.clone(),
+            pre,
+            aliases: service_aliases(&[], name),
+            methods: exports.methods,
+            on_connect: exports.on_connect,
+            on_disconnect: exports.on_disconnect,
+        };
+        if let Some(export) = exports.service_aliases {
+            let declared =
+                declared_aliases(&inner, &export)
+                    .await
+                    .map_err(|reason| LoadError::Aliases {
+                        name: name.to_owned(),
+                        reason,
+                    })?;
+            inner.aliases = service_aliases(&declared, name);
+        }
+        Ok(ServiceComponent {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Replaces the service's aliases (a deploy-time override); the first is
+    /// its proper name.
+    pub fn with_aliases(self, aliases: &[String]) -> Self {
+        if aliases.is_empty() {
+            return self;
+        }
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.aliases = service_aliases(aliases, "");
+        ServiceComponent {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The service's names, upper-cased, proper name first.
+    pub fn aliases(&self) -> &[String] {
+        &self.inner.aliases
+    }
+
+    /// The Python names of the exposed methods, sorted.
+    pub fn methods(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.inner.methods.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+/// Finds the exports the host reads: `exposed-*` functions at the top level
+/// and in exported interfaces, and the optional hooks and aliases.
+fn discover(component: &Component, runtime: &Runtime, name: &str) -> Result<Exports, LoadError> {
+    let bad = |export: &str, reason: String| LoadError::BadExport {
+        name: name.to_owned(),
+        export: export.to_owned(),
+        reason,
+    };
+    let mut exports = Exports::default();
+    let engine = runtime.engine();
+    for (export, item) in component.component_type().exports(engine) {
+        match item.ty {
+            ComponentItem::ComponentFunc(func) => {
+                let index = component
+                    .get_export_index(None, export)
+                    .expect("listed export");
+                match export {
+                    "on-connect" => {
+                        exports.on_connect =
+                            Some(hook(export, index, &func).map_err(|r| bad(export, r))?)
+                    }
+                    "on-disconnect" => {
+                        exports.on_disconnect =
+                            Some(hook(export, index, &func).map_err(|r| bad(export, r))?)
+                    }
+                    "service-aliases" => {
+                        let is_strings = func.params().len() == 0
+                            && matches!(func.results().collect::<Vec<_>>().as_slice(),
+                                [Type::List(l)] if l.ty() == Type::String);
+                        if !is_strings {
+                            return Err(bad(export, "must be `func() -> list<string>`".into()));
+                        }
+                        exports.service_aliases = Some(index);
+                    }
+                    _ => exports
+                        .add_method(export, index, &func)
+                        .map_err(|r| bad(export, r))?,
+                }
+            }
+            ComponentItem::ComponentInstance(instance) => {
+                let interface = component
+                    .get_export_index(None, export)
+                    .expect("listed export");
+                for (member, item) in instance.exports(engine) {
+                    if let ComponentItem::ComponentFunc(func) = item.ty {
+                        let index = component
+                            .get_export_index(Some(&interface), member)
+                            .expect("listed export");
+                        exports
+                            .add_method(member, index, &func)
+                            .map_err(|r| bad(member, r))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(exports)
+}
+
+impl Exports {
+    /// Records `export` as a method if its name makes it one.
+    fn add_method(
+        &mut self,
+        export: &str,
+        index: ComponentExportIndex,
+        func: &ComponentFunc,
+    ) -> Result<(), String> {
+        let Some(wit_name) = export.strip_prefix(EXPOSED_PREFIX) else {
+            return Ok(());
+        };
+        if wit_name.is_empty() {
+            return Err("has no name after `exposed-`".into());
+        }
+        let name = python_name(wit_name);
+        let mut params = Vec::new();
+        for (param, ty) in func.params() {
+            check_supported(&ty).map_err(|what| {
+                format!("has a parameter `{param}` of type {what}, which services cannot use")
+            })?;
+            params.push((python_name(param), ty));
+        }
+        let result = func.results().next();
+        if let Some(ty) = &result {
+            check_supported(ty)
+                .map_err(|what| format!("returns a {what}, which services cannot use"))?;
+        }
+        let method = Method {
+            name: name.clone(),
+            export: index,
+            params,
+            result,
+        };
+        if self.methods.insert(name.clone(), method).is_some() {
+            return Err(format!("is a second method named `{name}`"));
+        }
+        Ok(())
+    }
+}
+
+/// A hook: no parameters, and nothing or a `result` back.
+fn hook(export: &str, index: ComponentExportIndex, func: &ComponentFunc) -> Result<Method, String> {
+    let result = func.results().next();
+    let fits = func.params().len() == 0 && matches!(result, None | Some(Type::Result(_)));
+    if !fits {
+        return Err(format!(
+            "must be `{export}: func()`, optionally returning `result<_, error>`"
+        ));
+    }
+    Ok(Method {
+        name: python_name(export),
+        export: index,
+        params: Vec::new(),
+        result,
+    })
+}
+
+/// Refuses types no wire value can carry yet (resources, futures, streams).
+fn check_supported(ty: &Type) -> Result<(), String> {
+    match ty {
+        Type::Own(_) | Type::Borrow(_) => Err("resource".into()),
+        Type::Future(_) => Err("future".into()),
+        Type::Stream(_) => Err("stream".into()),
+        Type::ErrorContext => Err("error-context".into()),
+        Type::List(l) => check_supported(&l.ty()),
+        Type::FixedLengthList(l) => check_supported(&l.ty()),
+        Type::Map(m) => check_supported(&m.key()).and(check_supported(&m.value())),
+        Type::Option(o) => check_supported(&o.ty()),
+        Type::Tuple(t) => t.types().try_for_each(|t| check_supported(&t)),
+        Type::Record(r) => r.fields().try_for_each(|f| check_supported(&f.ty)),
+        Type::Variant(v) => v
+            .cases()
+            .filter_map(|c| c.ty)
+            .try_for_each(|t| check_supported(&t)),
+        Type::Result(r) => r
+            .ok()
+            .iter()
+            .chain(r.err().iter())
+            .try_for_each(check_supported),
+        _ => Ok(()),
+    }
+}
+
+/// Calls `service-aliases` once on a throwaway instance.
+async fn declared_aliases(
+    inner: &Inner,
+    export: &ComponentExportIndex,
+) -> Result<Vec<String>, String> {
+    let mut live = Live::new(inner).await.map_err(|e| e.message)?;
+    let mut result = [Val::Bool(false)];
+    instance::call_export(&mut live, inner, export, &[], &mut result)
+        .await
+        .map_err(|e| e.message)?;
+    match &result[0] {
+        Val::List(names) => Ok(names
+            .iter()
+            .filter_map(|n| match n {
+                Val::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()),
+        other => Err(format!("returned {other:?}")),
+    }
+}

@@ -1,0 +1,601 @@
+//! Converting between wire [`Value`]s and component [`Val`]s, by the WIT type
+//! of the export's own signature.
+//!
+//! The mapping (Python's view; the Rust client sees the same [`Value`]s):
+//!
+//! | WIT | value |
+//! |---|---|
+//! | `bool` | `bool` |
+//! | `s8` ... `u64` | `int`, range-checked (`OverflowError` outside) |
+//! | `f32`, `f64` | `float`; an `int` is accepted |
+//! | `char` | `str` of one character |
+//! | `string` | `str` |
+//! | `list<u8>` | `bytes` (a tuple of ints is accepted) |
+//! | `list<T>`, `tuple<...>` | `tuple` (a list is accepted where the codec can read it) |
+//! | `record` | `tuple` of the field values in declaration order |
+//! | `variant`, `result` | the case name as `str` when it has no payload, else `(name, payload)`; `result` cases are `ok` and `err` |
+//! | `enum` | the case name as `str` |
+//! | `flags` | `frozenset` of the set flag names (a tuple is accepted) |
+//! | `option<T>` | `None` or the value (so `option<option<T>>` cannot tell `some(none)` from `none`) |
+//! | `value` (the shared dynamic type) | any value |
+//!
+//! A value that does not fit is a [`Mismatch`], which the caller receives as a
+//! `TypeError` (or `OverflowError` for an integer out of range), never a trap.
+
+use wasmtime::component::{Type, Val};
+
+use crate::value::Value;
+
+/// A value that does not fit the WIT type asked for.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Mismatch {
+    /// Where in the value, such as `[2].name`; empty for the value itself.
+    pub(crate) path: String,
+    /// What the type wanted.
+    pub(crate) expected: String,
+    /// What was found, as Python would print it.
+    pub(crate) got: String,
+    /// An integer out of its type's range, rather than a wrong type.
+    pub(crate) overflow: bool,
+}
+
+impl Mismatch {
+    fn new(expected: impl Into<String>, got: &Value) -> Self {
+        let mut shown = got.to_string();
+        if shown.len() > 60 {
+            shown.truncate(shown.floor_char_boundary(57));
+            shown.push_str("...");
+        }
+        Mismatch {
+            path: String::new(),
+            expected: expected.into(),
+            got: format!("{} {shown}", got.type_name()),
+            overflow: false,
+        }
+    }
+
+    fn within(mut self, step: impl std::fmt::Display) -> Self {
+        self.path = format!("{step}{}", self.path);
+        self
+    }
+}
+
+/// The field names of the shared dynamic `value` record.
+const DYNAMIC_VALUE_FIELDS: [&str; 2] = ["nodes", "netrefs"];
+
+/// Whether `ty` is the shared dynamic `value` record (recognised by shape:
+/// component types carry no names).
+fn is_dynamic_value(ty: &Type) -> bool {
+    let Type::Record(record) = ty else {
+        return false;
+    };
+    record.fields().map(|f| f.name).eq(DYNAMIC_VALUE_FIELDS)
+}
+
+/// A short WIT spelling of `ty` for messages.
+fn wit_name(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "bool".into(),
+        Type::S8 => "s8".into(),
+        Type::U8 => "u8".into(),
+        Type::S16 => "s16".into(),
+        Type::U16 => "u16".into(),
+        Type::S32 => "s32".into(),
+        Type::U32 => "u32".into(),
+        Type::S64 => "s64".into(),
+        Type::U64 => "u64".into(),
+        Type::Float32 => "f32".into(),
+        Type::Float64 => "f64".into(),
+        Type::Char => "char".into(),
+        Type::String => "string".into(),
+        Type::List(l) => format!("list<{}>", wit_name(&l.ty())),
+        Type::FixedLengthList(l) => format!("list<{}, {}>", wit_name(&l.ty()), l.len()),
+        Type::Map(m) => format!("map<{}, {}>", wit_name(&m.key()), wit_name(&m.value())),
+        Type::Tuple(t) => format!(
+            "tuple<{}>",
+            t.types()
+                .map(|t| wit_name(&t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Type::Record(r) => format!(
+            "record {{{}}}",
+            r.fields().map(|f| f.name).collect::<Vec<_>>().join(", ")
+        ),
+        Type::Variant(v) => format!(
+            "variant {{{}}}",
+            v.cases().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        ),
+        Type::Enum(e) => format!("enum {{{}}}", e.names().collect::<Vec<_>>().join(", ")),
+        Type::Flags(f) => format!("flags {{{}}}", f.names().collect::<Vec<_>>().join(", ")),
+        Type::Option(o) => format!("option<{}>", wit_name(&o.ty())),
+        Type::Result(_) => "result".into(),
+        Type::Own(_) | Type::Borrow(_) => "resource".into(),
+        Type::Future(_) => "future".into(),
+        Type::Stream(_) => "stream".into(),
+        Type::ErrorContext => "error-context".into(),
+    }
+}
+
+/// Converts `value` to a [`Val`] of type `ty`.
+pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
+    macro_rules! int {
+        ($variant:ident, $t:ty) => {
+            match value {
+                Value::Int(i) => <$t>::try_from(i).map(Val::$variant).map_err(|_| Mismatch {
+                    overflow: true,
+                    ..Mismatch::new(format!("an int in {}..={}", <$t>::MIN, <$t>::MAX), &value)
+                }),
+                Value::BigInt(_) => Err(Mismatch {
+                    overflow: true,
+                    ..Mismatch::new(format!("an int in {}..={}", <$t>::MIN, <$t>::MAX), &value)
+                }),
+                other => Err(Mismatch::new(format!("int ({})", wit_name(ty)), &other)),
+            }
+        };
+    }
+    match ty {
+        Type::Bool => match value {
+            Value::Bool(b) => Ok(Val::Bool(b)),
+            other => Err(Mismatch::new("bool", &other)),
+        },
+        Type::S8 => int!(S8, i8),
+        Type::U8 => int!(U8, u8),
+        Type::S16 => int!(S16, i16),
+        Type::U16 => int!(U16, u16),
+        Type::S32 => int!(S32, i32),
+        Type::U32 => int!(U32, u32),
+        Type::S64 => int!(S64, i64),
+        Type::U64 => int!(U64, u64),
+        Type::Float32 => float(value, ty).map(|x| Val::Float32(x as f32)),
+        Type::Float64 => float(value, ty).map(Val::Float64),
+        Type::Char => {
+            if let Value::Str(s) = &value {
+                let mut chars = s.chars();
+                if let (Some(c), None) = (chars.next(), chars.next()) {
+                    return Ok(Val::Char(c));
+                }
+            }
+            Err(Mismatch::new("str of one character (char)", &value))
+        }
+        Type::String => match value {
+            Value::Str(s) => Ok(Val::String(s)),
+            other => Err(Mismatch::new("str", &other)),
+        },
+        Type::List(list) => {
+            let item = list.ty();
+            match value {
+                Value::Bytes(bytes) if item == Type::U8 => {
+                    Ok(Val::List(bytes.into_iter().map(Val::U8).collect()))
+                }
+                Value::Tuple(items) => items_to_vals(items, |_| item.clone()).map(Val::List),
+                other => Err(Mismatch::new(format!("tuple ({})", wit_name(ty)), &other)),
+            }
+        }
+        Type::FixedLengthList(list) => match value {
+            Value::Tuple(items) if items.len() == list.len() as usize => {
+                items_to_vals(items, |_| list.ty()).map(Val::FixedLengthList)
+            }
+            other => Err(Mismatch::new(
+                format!("tuple of {} ({})", list.len(), wit_name(ty)),
+                &other,
+            )),
+        },
+        Type::Map(map) => match value {
+            Value::Tuple(pairs) => {
+                let pair = |value: Value| match value {
+                    Value::Tuple(kv) if kv.len() == 2 => {
+                        let mut kv = kv.into_iter();
+                        let key = to_val(kv.next().expect("two items"), &map.key())
+                            .map_err(|e| e.within("[key]"))?;
+                        let value = to_val(kv.next().expect("two items"), &map.value())
+                            .map_err(|e| e.within("[value]"))?;
+                        Ok((key, value))
+                    }
+                    other => Err(Mismatch::new("a (key, value) tuple", &other)),
+                };
+                pairs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| pair(p).map_err(|e| e.within(format_args!("[{i}]"))))
+                    .collect::<Result<_, _>>()
+                    .map(Val::Map)
+            }
+            other => Err(Mismatch::new(
+                format!("tuple of (key, value) ({})", wit_name(ty)),
+                &other,
+            )),
+        },
+        Type::Tuple(tuple) => {
+            let types: Vec<Type> = tuple.types().collect();
+            match value {
+                Value::Tuple(items) if items.len() == types.len() => {
+                    items_to_vals(items, |i| types[i].clone()).map(Val::Tuple)
+                }
+                other => Err(Mismatch::new(
+                    format!("tuple of {} ({})", types.len(), wit_name(ty)),
+                    &other,
+                )),
+            }
+        }
+        Type::Record(_) if is_dynamic_value(ty) => dynamic::to_val(value, ty),
+        Type::Record(record) => {
+            let fields: Vec<_> = record.fields().map(|f| (f.name.to_owned(), f.ty)).collect();
+            match value {
+                Value::Tuple(items) if items.len() == fields.len() => {
+                    let vals = items_to_vals(items, |i| fields[i].1.clone())?;
+                    Ok(Val::Record(
+                        fields.into_iter().map(|(name, _)| name).zip(vals).collect(),
+                    ))
+                }
+                other => Err(Mismatch::new(
+                    format!("tuple of {} fields ({})", fields.len(), wit_name(ty)),
+                    &other,
+                )),
+            }
+        }
+        Type::Variant(variant) => {
+            let cases: Vec<(String, Option<Type>)> =
+                variant.cases().map(|c| (c.name.to_owned(), c.ty)).collect();
+            let (name, payload) = case(value, &cases, ty)?;
+            Ok(Val::Variant(name, payload))
+        }
+        Type::Result(result) => {
+            let cases = [
+                ("ok".to_owned(), result.ok()),
+                ("err".to_owned(), result.err()),
+            ];
+            let (name, payload) = case(value, &cases, ty)?;
+            Ok(Val::Result(if name == "ok" {
+                Ok(payload)
+            } else {
+                Err(payload)
+            }))
+        }
+        Type::Enum(e) => match value {
+            Value::Str(name) if e.names().any(|n| n == name) => Ok(Val::Enum(name)),
+            other => Err(Mismatch::new(
+                format!("one of the names of {}", wit_name(ty)),
+                &other,
+            )),
+        },
+        Type::Flags(flags) => match value {
+            Value::FrozenSet(items) | Value::Tuple(items) => {
+                let mut set = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::Str(name) if flags.names().any(|n| n == name) => set.push(name),
+                        other => {
+                            return Err(Mismatch::new(format!("names of {}", wit_name(ty)), &other));
+                        }
+                    }
+                }
+                set.dedup();
+                Ok(Val::Flags(set))
+            }
+            other => Err(Mismatch::new(
+                format!("frozenset of names ({})", wit_name(ty)),
+                &other,
+            )),
+        },
+        Type::Option(option) => match value {
+            Value::None => Ok(Val::Option(None)),
+            other => to_val(other, &option.ty()).map(|v| Val::Option(Some(Box::new(v)))),
+        },
+        Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
+            Err(Mismatch::new(
+                format!("{} (not supported as a parameter yet)", wit_name(ty)),
+                &value,
+            ))
+        }
+    }
+}
+
+fn float(value: Value, ty: &Type) -> Result<f64, Mismatch> {
+    match value {
+        Value::Float(x) => Ok(x),
+        Value::Int(i) => Ok(i as f64),
+        other => Err(Mismatch::new(format!("float ({})", wit_name(ty)), &other)),
+    }
+}
+
+/// Converts the items of a sequence, the i-th to `type_of(i)`.
+fn items_to_vals(items: Vec<Value>, type_of: impl Fn(usize) -> Type) -> Result<Vec<Val>, Mismatch> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| to_val(item, &type_of(i)).map_err(|e| e.within(format_args!("[{i}]"))))
+        .collect()
+}
+
+/// Reads a variant-like value: a bare case name, or `(name, payload)`.
+fn case(
+    value: Value,
+    cases: &[(String, Option<Type>)],
+    ty: &Type,
+) -> Result<(String, Option<Box<Val>>), Mismatch> {
+    let expected = || format!("a case name or (name, payload) ({})", wit_name(ty));
+    let (name, payload) = match value {
+        Value::Str(name) => (name, None),
+        Value::Tuple(items)
+            if matches!(items.len(), 1 | 2) && matches!(items[0], Value::Str(_)) =>
+        {
+            let mut items = items.into_iter();
+            let Some(Value::Str(name)) = items.next() else {
+                unreachable!("checked above")
+            };
+            (name, items.next())
+        }
+        other => return Err(Mismatch::new(expected(), &other)),
+    };
+    let Some((_, case_type)) = cases.iter().find(|(n, _)| *n == name) else {
+        return Err(Mismatch::new(expected(), &Value::Str(name)));
+    };
+    let payload = match (case_type, payload) {
+        (None, None) => None,
+        (Some(t), Some(p)) => Some(Box::new(
+            to_val(p, t).map_err(|e| e.within(format_args!("[{name}]")))?,
+        )),
+        (None, Some(p)) => return Err(Mismatch::new(format!("no payload for case {name}"), &p)),
+        (Some(t), None) => {
+            return Err(Mismatch::new(
+                format!("(\"{name}\", {})", wit_name(t)),
+                &Value::Str(name),
+            ));
+        }
+    };
+    Ok((name, payload))
+}
+
+/// A guest returned a value that breaks the rules of its own type (only the
+/// dynamic `value` can: its node indices are checked here).
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("the service returned a malformed value: {0}")]
+pub(crate) struct Malformed(pub(crate) String);
+
+/// Converts a [`Val`] of type `ty`, as a guest returned it, to a [`Value`].
+pub(crate) fn from_val(val: Val, ty: &Type) -> Result<Value, Malformed> {
+    Ok(match (val, ty) {
+        (Val::Bool(b), _) => Value::Bool(b),
+        (Val::S8(i), _) => Value::Int(i.into()),
+        (Val::U8(i), _) => Value::Int(i.into()),
+        (Val::S16(i), _) => Value::Int(i.into()),
+        (Val::U16(i), _) => Value::Int(i.into()),
+        (Val::S32(i), _) => Value::Int(i.into()),
+        (Val::U32(i), _) => Value::Int(i.into()),
+        (Val::S64(i), _) => Value::Int(i.into()),
+        (Val::U64(i), _) => Value::Int(i.into()),
+        (Val::Float32(x), _) => Value::Float(x.into()),
+        (Val::Float64(x), _) => Value::Float(x),
+        (Val::Char(c), _) => Value::Str(c.into()),
+        (Val::String(s), _) => Value::Str(s),
+        (Val::List(items), Type::List(list)) if list.ty() == Type::U8 => Value::Bytes(
+            items
+                .into_iter()
+                .map(|v| match v {
+                    Val::U8(b) => Ok(b),
+                    other => Err(Malformed(format!("{other:?} in a list<u8>"))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        (Val::List(items), Type::List(list)) => Value::Tuple(vals_to_values(items, |_| list.ty())?),
+        (Val::FixedLengthList(items), Type::FixedLengthList(list)) => {
+            Value::Tuple(vals_to_values(items, |_| list.ty())?)
+        }
+        (Val::Map(pairs), Type::Map(map)) => Value::Tuple(
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    Ok(Value::Tuple(vec![
+                        from_val(k, &map.key())?,
+                        from_val(v, &map.value())?,
+                    ]))
+                })
+                .collect::<Result<_, Malformed>>()?,
+        ),
+        (Val::Tuple(items), Type::Tuple(tuple)) => {
+            let types: Vec<Type> = tuple.types().collect();
+            Value::Tuple(vals_to_values(items, |i| types[i].clone())?)
+        }
+        (val @ Val::Record(_), ty) if is_dynamic_value(ty) => dynamic::from_val(val)?,
+        (Val::Record(fields), Type::Record(record)) => {
+            let types: Vec<Type> = record.fields().map(|f| f.ty).collect();
+            Value::Tuple(vals_to_values(
+                fields.into_iter().map(|(_, v)| v).collect(),
+                |i| types[i].clone(),
+            )?)
+        }
+        (Val::Variant(name, payload), Type::Variant(variant)) => {
+            let case_type = variant.cases().find(|c| c.name == name).and_then(|c| c.ty);
+            case_value(name, payload, case_type)?
+        }
+        (Val::Result(result), Type::Result(ty)) => match result {
+            Ok(payload) => case_value("ok".into(), payload, ty.ok())?,
+            Err(payload) => case_value("err".into(), payload, ty.err())?,
+        },
+        (Val::Enum(name), _) => Value::Str(name),
+        (Val::Flags(names), _) => Value::FrozenSet(names.into_iter().map(Value::Str).collect()),
+        (Val::Option(None), _) => Value::None,
+        (Val::Option(Some(v)), Type::Option(option)) => from_val(*v, &option.ty())?,
+        (val, ty) => {
+            return Err(Malformed(format!(
+                "{val:?} cannot be sent (type {})",
+                wit_name(ty)
+            )));
+        }
+    })
+}
+
+fn vals_to_values(
+    items: Vec<Val>,
+    type_of: impl Fn(usize) -> Type,
+) -> Result<Vec<Value>, Malformed> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| from_val(v, &type_of(i)))
+        .collect()
+}
+
+fn case_value(
+    name: String,
+    payload: Option<Box<Val>>,
+    ty: Option<Type>,
+) -> Result<Value, Malformed> {
+    Ok(match (payload, ty) {
+        (Some(payload), Some(ty)) => Value::Tuple(vec![Value::Str(name), from_val(*payload, &ty)?]),
+        _ => Value::Str(name),
+    })
+}
+
+/// The shared dynamic `value`: a flat list of nodes, parents before children.
+mod dynamic {
+    use wasmtime::component::{Type, Val};
+
+    use super::{Malformed, Mismatch};
+    use crate::value::{MAX_DEPTH, Value};
+
+    /// Flattens `value` into the `value` record's nodes.
+    pub(super) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
+        let mut nodes = Vec::new();
+        push(value, &mut nodes, ty)?;
+        Ok(Val::Record(vec![
+            ("nodes".into(), Val::List(nodes)),
+            ("netrefs".into(), Val::List(Vec::new())),
+        ]))
+    }
+
+    fn node(case: &str, payload: Val) -> Val {
+        Val::Variant(case.into(), Some(Box::new(payload)))
+    }
+
+    /// Appends `value`'s node, then its children's, fixing up the indices.
+    fn push(value: Value, nodes: &mut Vec<Val>, ty: &Type) -> Result<(), Mismatch> {
+        let container = |case: &str, items: Vec<Value>, nodes: &mut Vec<Val>| {
+            let at = nodes.len();
+            nodes.push(Val::Bool(false));
+            let mut children = Vec::with_capacity(items.len());
+            for item in items {
+                children.push(Val::U32(
+                    u32::try_from(nodes.len()).expect("nodes fit a frame"),
+                ));
+                push(item, nodes, ty)?;
+            }
+            nodes[at] = node(case, Val::List(children));
+            Ok(())
+        };
+        let leaf = match value {
+            Value::None => Val::Variant("none".into(), None),
+            Value::Bool(b) => node("boolean", Val::Bool(b)),
+            Value::Int(i) => match i64::try_from(i) {
+                Ok(i) => node("int", Val::S64(i)),
+                Err(_) => node("big-int", Val::String(i.to_string())),
+            },
+            Value::BigInt(s) => node("big-int", Val::String(s)),
+            Value::Float(x) => node("float", Val::Float64(x)),
+            Value::Complex(re, im) => node(
+                "complex",
+                Val::Tuple(vec![Val::Float64(re), Val::Float64(im)]),
+            ),
+            Value::Str(s) => node("str", Val::String(s)),
+            Value::Bytes(b) => node("bytes", Val::List(b.into_iter().map(Val::U8).collect())),
+            Value::Tuple(items) => return container("tuple", items, nodes),
+            Value::FrozenSet(items) => return container("frozenset", items, nodes),
+        };
+        nodes.push(leaf);
+        Ok(())
+    }
+
+    /// Rebuilds the value from the nodes a guest returned, checking that
+    /// every child index points after its parent and inside the list.
+    pub(super) fn from_val(val: Val) -> Result<Value, Malformed> {
+        let Val::Record(fields) = val else {
+            unreachable!("called for records only")
+        };
+        let mut nodes = None;
+        for (name, field) in fields {
+            match (name.as_str(), field) {
+                ("nodes", Val::List(list)) => nodes = Some(list),
+                ("netrefs", Val::List(list)) if list.is_empty() => {}
+                ("netrefs", _) => return Err(Malformed("netrefs cannot be returned yet".into())),
+                _ => {}
+            }
+        }
+        let nodes = nodes.ok_or_else(|| Malformed("a value without nodes".into()))?;
+        if nodes.is_empty() {
+            return Err(Malformed("a value with no nodes".into()));
+        }
+        build(&nodes, 0, 0, &mut nodes.len())
+    }
+
+    /// Builds node `at`. Every build spends one unit of `budget` (the node
+    /// count), so nodes shared between parents cannot multiply the work.
+    fn build(
+        nodes: &[Val],
+        at: usize,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<Value, Malformed> {
+        if depth > MAX_DEPTH {
+            return Err(Malformed(format!(
+                "nodes nest deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| Malformed("nodes are referenced more than once".into()))?;
+        let mut children = |list: &Val| -> Result<Vec<Value>, Malformed> {
+            let Val::List(indices) = list else {
+                return Err(Malformed("children are not a list".into()));
+            };
+            indices
+                .iter()
+                .map(|index| match index {
+                    Val::U32(i) if (*i as usize) > at && (*i as usize) < nodes.len() => {
+                        build(nodes, *i as usize, depth + 1, budget)
+                    }
+                    other => Err(Malformed(format!(
+                        "node {at} names child {other:?}, not a later node"
+                    ))),
+                })
+                .collect()
+        };
+        let Val::Variant(case, payload) = &nodes[at] else {
+            return Err(Malformed(format!("node {at} is not a node")));
+        };
+        Ok(match (case.as_str(), payload.as_deref()) {
+            ("none", None) => Value::None,
+            ("boolean", Some(Val::Bool(b))) => Value::Bool(*b),
+            ("int", Some(Val::S64(i))) => Value::Int((*i).into()),
+            ("big-int", Some(Val::String(s))) => match s.parse::<i128>() {
+                Ok(i) => Value::Int(i),
+                Err(_) if is_decimal(s) => Value::BigInt(s.clone()),
+                Err(_) => return Err(Malformed(format!("big-int {s:?} is not decimal"))),
+            },
+            ("float", Some(Val::Float64(x))) => Value::Float(*x),
+            ("complex", Some(Val::Tuple(parts))) => match parts.as_slice() {
+                [Val::Float64(re), Val::Float64(im)] => Value::Complex(*re, *im),
+                _ => return Err(Malformed("a complex that is not two f64".into())),
+            },
+            ("str", Some(Val::String(s))) => Value::Str(s.clone()),
+            ("bytes", Some(Val::List(bytes))) => Value::Bytes(
+                bytes
+                    .iter()
+                    .map(|b| match b {
+                        Val::U8(b) => Ok(*b),
+                        _ => Err(Malformed("bytes that are not u8".into())),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            ("tuple", Some(list)) => Value::Tuple(children(list)?),
+            ("frozenset", Some(list)) => Value::FrozenSet(children(list)?),
+            ("netref", _) => return Err(Malformed("netrefs cannot be returned yet".into())),
+            (case, _) => return Err(Malformed(format!("node {at} has unknown case {case}"))),
+        })
+    }
+
+    fn is_decimal(s: &str) -> bool {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    }
+}

@@ -1,0 +1,170 @@
+//! What the host gives each guest: the store's state (WASI context with no
+//! grants, resource limits, the CPU budget of the running call, captured
+//! output) and the functions the host imports into guests.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime::component::{Linker, ResourceTable, ResourceType};
+use wasmtime::{Engine, StoreLimits};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The shared interface every service may import.
+pub(crate) const TYPES_INTERFACE: &str = "wasm-rpyc:service/types@0.1.0";
+
+/// How much of a guest's latest output is kept to explain a trap.
+const OUTPUT_TAIL: usize = 2048;
+
+/// The longest line of guest output logged as one record; longer lines are split.
+const OUTPUT_LINE: usize = 1024;
+
+/// The state of one guest's store.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// Epoch ticks the running call may still use before it is stopped.
+    pub(crate) ticks_left: u64,
+    /// What the guest wrote to stdout and stderr.
+    pub(crate) output: GuestOutput,
+}
+
+impl HostState {
+    /// A state with no capabilities beyond what WASI needs to start; the
+    /// guest's stdout and stderr go to the log, tagged with `service`.
+    pub(crate) fn new(service: &str, limits: StoreLimits) -> Self {
+        let output = GuestOutput::new(service);
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            ticks_left: 0,
+            output,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The host side of the `netref` resource; netrefs are handed out by the
+/// peer interface.
+struct NetrefResource;
+
+/// A linker with everything a service may import: WASI (with no grants in
+/// its context) and the shared `types` interface.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    linker.instance(TYPES_INTERFACE)?.resource(
+        "netref",
+        ResourceType::host::<NetrefResource>(),
+        |_, _| Ok(()),
+    )?;
+    Ok(linker)
+}
+
+/// A guest's stdout and stderr: each line is logged, and the latest output
+/// is kept to explain a trap (a Rust guest prints its panic message there).
+#[derive(Clone)]
+pub(crate) struct GuestOutput {
+    inner: Arc<Mutex<OutputLines>>,
+}
+
+struct OutputLines {
+    service: String,
+    line: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl GuestOutput {
+    fn new(service: &str) -> Self {
+        GuestOutput {
+            inner: Arc::new(Mutex::new(OutputLines {
+                service: service.to_owned(),
+                line: Vec::new(),
+                tail: Vec::new(),
+            })),
+        }
+    }
+
+    /// Takes what the guest wrote since the last call to this, at most the
+    /// last [`OUTPUT_TAIL`] bytes, trimmed.
+    pub(crate) fn take_tail(&self) -> String {
+        let mut inner = self.inner.lock().expect("guest output poisoned");
+        let tail = std::mem::take(&mut inner.tail);
+        String::from_utf8_lossy(&tail).trim().to_owned()
+    }
+
+    /// Forgets the kept output (a new call begins).
+    pub(crate) fn clear_tail(&self) {
+        self.inner
+            .lock()
+            .expect("guest output poisoned")
+            .tail
+            .clear();
+    }
+}
+
+impl OutputLines {
+    fn write(&mut self, bytes: &[u8]) {
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() > OUTPUT_TAIL {
+            self.tail.drain(..self.tail.len() - OUTPUT_TAIL);
+        }
+        for &byte in bytes {
+            if byte == b'\n' || self.line.len() >= OUTPUT_LINE {
+                tracing::info!(target: "guest", service = %self.service, "{}", String::from_utf8_lossy(&self.line));
+                self.line.clear();
+            }
+            if byte != b'\n' {
+                self.line.push(byte);
+            }
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.lock().expect("guest output poisoned").write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,201 @@
+//! A service's instance for one connection: its own store and memory, a CPU
+//! budget per call, and a fresh instance after a trap.
+
+use std::sync::Arc;
+
+use wasmtime::component::{ComponentExportIndex, Instance, Val};
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+use super::component::{Inner, ServiceComponent};
+use super::host::HostState;
+use super::method::Method;
+use crate::exception::Exception;
+use crate::service::Service;
+use crate::value::Value;
+
+/// A call ran past its CPU budget.
+#[derive(Debug, thiserror::Error)]
+#[error("the call used up its CPU budget")]
+struct CpuBudgetExceeded;
+
+/// A store with an instance in it. A trap poisons the whole store, so the two
+/// live and die together.
+pub(crate) struct Live {
+    store: Store<HostState>,
+    instance: Instance,
+}
+
+impl Live {
+    /// A new store and instance of `component`.
+    pub(crate) async fn new(component: &Inner) -> Result<Self, Exception> {
+        let runtime = &component.runtime;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(runtime.limits().max_memory)
+            .build();
+        let mut store = Store::new(
+            runtime.engine(),
+            HostState::new(&component.aliases[0], limits),
+        );
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            if state.ticks_left == 0 {
+                return Err(CpuBudgetExceeded.into());
+            }
+            state.ticks_left -= 1;
+            // Let other connections run between ticks of a long call.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        start_budget(&mut store, component);
+        let instance = component
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|error| trap_exception(&error, &store))?;
+        Ok(Live { store, instance })
+    }
+}
+
+/// Gives the next guest call a full CPU budget.
+fn start_budget(store: &mut Store<HostState>, component: &Inner) {
+    store.data_mut().ticks_left = component.runtime.budget_ticks();
+    store.data().output.clear_tail();
+    store.set_epoch_deadline(1);
+}
+
+/// Calls `export` under the CPU budget. An error means the store is poisoned.
+pub(crate) async fn call_export(
+    live: &mut Live,
+    component: &Inner,
+    export: &ComponentExportIndex,
+    params: &[Val],
+    results: &mut [Val],
+) -> Result<(), Exception> {
+    let func = live
+        .instance
+        .get_func(&mut live.store, export)
+        .expect("exports were found on this component");
+    start_budget(&mut live.store, component);
+    func.call_async(&mut live.store, params, results)
+        .await
+        .map_err(|error| trap_exception(&error, &live.store))
+}
+
+/// The exception a caller receives for a trap; the guest's latest output
+/// (where a Rust guest prints its panic message) is part of the message.
+fn trap_exception(error: &wasmtime::Error, store: &Store<HostState>) -> Exception {
+    let output = store.data().output.take_tail();
+    let said = if output.is_empty() {
+        String::new()
+    } else {
+        format!("; it wrote: {output}")
+    };
+    if error.is::<CpuBudgetExceeded>() {
+        let budget = store.data().ticks_left;
+        debug_assert_eq!(budget, 0);
+        return Exception::new(
+            "TimeoutError",
+            format!("the service used up its CPU budget for one call{said}"),
+        );
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => Exception::new(
+            "RecursionError",
+            format!("the service overflowed its stack{said}"),
+        ),
+        Some(trap) => Exception::new("RuntimeError", format!("the service trapped: {trap}{said}")),
+        None => Exception::new(
+            "RuntimeError",
+            format!("the service failed: {error:#}{said}"),
+        ),
+    }
+}
+
+/// One connection's instance of a service component.
+pub struct WasmService {
+    component: Arc<Inner>,
+    /// `None` before the first use and after a trap.
+    live: Option<Live>,
+}
+
+impl ServiceComponent {
+    /// A new instance for one connection. It is created, and `on-connect`
+    /// run, by [`Service::on_connect`] or the first call.
+    pub fn instance(&self) -> WasmService {
+        WasmService {
+            component: Arc::clone(self.inner()),
+            live: None,
+        }
+    }
+}
+
+impl WasmService {
+    /// The live instance, instantiating it (and running `on-connect`) first
+    /// if there is none: at connect, and after a trap.
+    async fn ensure_live(&mut self) -> Result<(), Exception> {
+        if self.live.is_none() {
+            self.live = Some(Live::new(&self.component).await?);
+            if let Some(hook) = &self.component.on_connect {
+                call_method(&mut self.live, &self.component, hook, &[]).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls `method` on `live`; a trap poisons the store, so `live` is cleared.
+async fn call_method(
+    live: &mut Option<Live>,
+    component: &Inner,
+    method: &Method,
+    params: &[Val],
+) -> Result<Value, Exception> {
+    let instance = live.as_mut().expect("a live instance");
+    let mut results = method.result_slots();
+    match call_export(instance, component, &method.export, params, &mut results).await {
+        Ok(()) => method.outcome(results.pop()),
+        Err(exception) => {
+            *live = None;
+            Err(exception)
+        }
+    }
+}
+
+impl Service for WasmService {
+    fn aliases(&self) -> &[String] {
+        &self.component.aliases
+    }
+
+    fn exposes(&self, name: &str) -> bool {
+        self.component.methods.contains_key(name)
+    }
+
+    async fn call(
+        &mut self,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> Result<Value, Exception> {
+        let component = Arc::clone(&self.component);
+        let method = component
+            .methods
+            .get(name)
+            .ok_or_else(|| Exception::no_attribute(name))?;
+        let params = method.bind(args, kwargs)?;
+        self.ensure_live().await?;
+        call_method(&mut self.live, &component, method, &params).await
+    }
+
+    async fn on_connect(&mut self) -> Result<(), Exception> {
+        self.ensure_live().await
+    }
+
+    async fn on_disconnect(&mut self) {
+        let component = Arc::clone(&self.component);
+        if let (Some(_), Some(hook)) = (&self.live, &component.on_disconnect) {
+            if let Err(error) = call_method(&mut self.live, &component, hook, &[]).await {
+                tracing::warn!(service = %component.aliases[0], %error, "on-disconnect failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! An exposed method's signature: binding a caller's positional and keyword
+//! arguments to the export's parameters as Python does, and turning what the
+//! export returns into a value or an exception.
+
+use wasmtime::component::{ComponentExportIndex, Type, Val};
+
+use super::convert::{self, Mismatch};
+use crate::exception::Exception;
+use crate::value::Value;
+
+/// An `exposed-*` export, ready to call by index.
+#[derive(Clone)]
+pub(crate) struct Method {
+    /// The Python name (`exposed-get-value` is `get_value`).
+    pub(crate) name: String,
+    pub(crate) export: ComponentExportIndex,
+    /// Parameter names (snake_case, as keyword arguments use them) and types.
+    pub(crate) params: Vec<(String, Type)>,
+    pub(crate) result: Option<Type>,
+}
+
+/// The Python spelling of a WIT name: kebab-case becomes snake_case.
+pub(crate) fn python_name(wit: &str) -> String {
+    wit.replace('-', "_")
+}
+
+impl Method {
+    /// Binds positional then keyword arguments to the parameters and converts
+    /// each. An `option<T>` parameter may be left out: it is `none`.
+    pub(crate) fn bind(
+        &self,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> Result<Vec<Val>, Exception> {
+        let name = &self.name;
+        if args.len() > self.params.len() {
+            return Err(Exception::type_error(format!(
+                "{name}() takes {} positional argument{} but {} were given",
+                self.params.len(),
+                if self.params.len() == 1 { "" } else { "s" },
+                args.len()
+            )));
+        }
+        let mut slots: Vec<Option<Value>> = args.into_iter().map(Some).collect();
+        slots.resize(self.params.len(), None);
+        for (key, value) in kwargs {
+            let Some(at) = self.params.iter().position(|(p, _)| *p == key) else {
+                return Err(Exception::type_error(format!(
+                    "{name}() got an unexpected keyword argument '{key}'"
+                )));
+            };
+            if slots[at].replace(value).is_some() {
+                return Err(Exception::type_error(format!(
+                    "{name}() got multiple values for argument '{key}'"
+                )));
+            }
+        }
+        let missing: Vec<String> = self
+            .params
+            .iter()
+            .zip(&slots)
+            .filter(|((_, ty), slot)| slot.is_none() && !matches!(ty, Type::Option(_)))
+            .map(|((p, _), _)| format!("'{p}'"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Exception::type_error(format!(
+                "{name}() missing {} required argument{}: {}",
+                missing.len(),
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            )));
+        }
+        self.params
+            .iter()
+            .zip(slots)
+            .map(|((param, ty), slot)| match slot {
+                None => Ok(Val::Option(None)),
+                Some(value) => convert::to_val(value, ty).map_err(|m| self.mismatch(param, m)),
+            })
+            .collect()
+    }
+
+    fn mismatch(&self, param: &str, m: Mismatch) -> Exception {
+        let type_name = if m.overflow {
+            "OverflowError"
+        } else {
+            "TypeError"
+        };
+        Exception::new(
+            type_name,
+            format!(
+                "{}() argument '{param}{}': expected {}, got {}",
+                self.name, m.path, m.expected, m.got
+            ),
+        )
+    }
+
+    /// How many result slots a call needs.
+    pub(crate) fn result_slots(&self) -> Vec<Val> {
+        self.result.iter().map(|_| Val::Bool(false)).collect()
+    }
+
+    /// What the caller receives for the export's `result` (none when the
+    /// export returns nothing). A top-level `result<T, E>` is unwrapped: `ok`
+    /// is the value, `err` is raised.
+    pub(crate) fn outcome(&self, result: Option<Val>) -> Result<Value, Exception> {
+        let (Some(val), Some(ty)) = (result, &self.result) else {
+            return Ok(Value::None);
+        };
+        let malformed = |e: convert::Malformed| Exception::new("RuntimeError", e.to_string());
+        match (val, ty) {
+            (Val::Result(Ok(payload)), Type::Result(r)) => match (payload, r.ok()) {
+                (Some(payload), Some(ty)) => convert::from_val(*payload, &ty).map_err(malformed),
+                _ => Ok(Value::None),
+            },
+            (Val::Result(Err(payload)), Type::Result(r)) => {
+                Err(raised(payload.map(|p| *p), r.err()))
+            }
+            (val, ty) => convert::from_val(val, ty).map_err(malformed),
+        }
+    }
+}
+
+/// The exception for an export's `err`: the shared `error` record gives type
+/// and message; a string is an `Exception` with that message; anything else
+/// is an `Exception` showing the payload.
+fn raised(payload: Option<Val>, ty: Option<Type>) -> Exception {
+    match payload {
+        Some(Val::Record(fields)) => {
+            let field = |name: &str| {
+                fields.iter().find_map(|(n, v)| match v {
+                    Val::String(s) if n == name => Some(s.clone()),
+                    _ => None,
+                })
+            };
+            match (field("type-name"), field("message")) {
+                (Some(type_name), Some(message)) if fields.len() == 2 => {
+                    Exception::new(type_name, message)
+                }
+                _ => shown(Val::Record(fields), ty),
+            }
+        }
+        Some(Val::String(message)) => Exception::new("Exception", message),
+        Some(val) => shown(val, ty),
+        None => Exception::new("Exception", ""),
+    }
+}
+
+fn shown(val: Val, ty: Option<Type>) -> Exception {
+    let message = ty
+        .and_then(|ty| convert::from_val(val, &ty).ok())
+        .map_or_else(
+            || "the service returned an error".to_owned(),
+            |v| v.to_string(),
+        );
+    Exception::new("Exception", message)
+}
