@@ -9,6 +9,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
 
 use super::Runtime;
+use super::convert;
 use super::host::HostState;
 use super::instance::{self, Live};
 use super::method::{Method, python_name};
@@ -311,6 +312,7 @@ fn hook(export: &str, index: ComponentExportIndex, func: &ComponentFunc) -> Resu
 /// Refuses types no wire value can carry yet (resources, futures, streams).
 fn check_supported(ty: &Type) -> Result<(), String> {
     match ty {
+        Type::Record(_) if convert::is_dynamic_value(ty) => Ok(()),
         Type::Own(_) | Type::Borrow(_) => Err("resource".into()),
         Type::Future(_) => Err("future".into()),
         Type::Stream(_) => Err("stream".into()),

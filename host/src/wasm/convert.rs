@@ -65,7 +65,7 @@ const DYNAMIC_VALUE_FIELDS: [&str; 2] = ["nodes", "netrefs"];
 
 /// Whether `ty` is the shared dynamic `value` record (recognised by shape:
 /// component types carry no names).
-fn is_dynamic_value(ty: &Type) -> bool {
+pub(crate) fn is_dynamic_value(ty: &Type) -> bool {
     let Type::Record(record) = ty else {
         return false;
     };
@@ -266,7 +266,10 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
                     match item {
                         Value::Str(name) if flags.names().any(|n| n == name) => set.push(name),
                         other => {
-                            return Err(Mismatch::new(format!("names of {}", wit_name(ty)), &other));
+                            return Err(Mismatch::new(
+                                format!("names of {}", wit_name(ty)),
+                                &other,
+                            ));
                         }
                     }
                 }

@@ -1,0 +1,19 @@
+//! Builds the test guests (`guests/`) and tells the tests where they are.
+
+use std::path::Path;
+
+const GUESTS: &[&str] = &["testbed", "nothing-exposed"];
+
+fn main() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = here.join("..");
+    let files = wasm_rpyc_guest_build::build(
+        &here.join("guests"),
+        GUESTS,
+        &[&root.join("wit"), &root.join("guest-sdk")],
+    );
+    for (guest, file) in GUESTS.iter().zip(files) {
+        let var = format!("GUEST_{}", guest.to_uppercase().replace('-', "_"));
+        println!("cargo:rustc-env={var}={}", file.display());
+    }
+}

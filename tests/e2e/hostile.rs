@@ -1,0 +1,207 @@
+//! Bad input on the socket: each case ends in a closed connection or a clear
+//! error, the host keeps serving everyone else, and nothing in the host panics.
+
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wasm_rpyc::protocol::native::{NativeCodec, PREAMBLE};
+use wasm_rpyc::protocol::{Codec, Message, ROOT, Request};
+use wasm_rpyc::{ServerConfig, Value, connect};
+use wasm_rpyc_tests::{Host, TESTBED, calculator, guest, runtime, serve_with};
+
+/// Panics raised anywhere in the host's own code during these tests.
+static HOST_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn watch_for_host_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info
+                .location()
+                .is_some_and(|l| l.file().contains("host/src"))
+            {
+                HOST_PANICS.lock().unwrap().push(info.to_string());
+            }
+            default(info);
+        }));
+    });
+}
+
+fn quick_config() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.hello_timeout = Duration::from_millis(300);
+    config.connection.frame_timeout = Duration::from_millis(300);
+    config.connection.max_frame = 64 * 1024;
+    config.connection.max_queued_requests = 8;
+    config
+}
+
+async fn hostile_host() -> Host {
+    watch_for_host_panics();
+    serve_with(calculator(&runtime()).await, quick_config()).await
+}
+
+/// Sends `bytes` and expects the host to close the connection within a second.
+async fn closed_after(host: &Host, bytes: &[u8]) {
+    let mut socket = TcpStream::connect(host.addr).await.unwrap();
+    socket.write_all(bytes).await.unwrap();
+    expect_closed(&mut socket).await;
+}
+
+async fn expect_closed(socket: &mut TcpStream) {
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), socket.read_to_end(&mut sink)).await;
+    match read {
+        Ok(Ok(_)) | Ok(Err(_)) => {}
+        Err(_) => panic!("the host kept a misbehaving connection open"),
+    }
+}
+
+/// A good client still gets answers, and the host's code never panicked.
+async fn still_serving(host: &Host) {
+    let conn = connect(host.addr).await.unwrap();
+    assert_eq!(conn.root().call::<i64>("add", (4, 7)).await.unwrap(), 11);
+    let panics = HOST_PANICS.lock().unwrap();
+    assert!(panics.is_empty(), "the host panicked: {panics:?}");
+}
+
+fn frame(message: &Message, with_preamble: bool) -> Vec<u8> {
+    let mut codec = NativeCodec::new(1 << 20);
+    let mut bytes = Vec::new();
+    codec.encode(message, &mut bytes).unwrap();
+    if with_preamble {
+        bytes
+    } else {
+        bytes.split_off(PREAMBLE.len())
+    }
+}
+
+fn add_request(seq: u32) -> Message {
+    Message::Request {
+        seq,
+        request: Request::CallAttr {
+            target: ROOT,
+            name: "add".into(),
+            args: vec![Value::Int(4), Value::Int(7)],
+            kwargs: vec![],
+        },
+    }
+}
+
+#[tokio::test]
+async fn garbage_and_unknown_protocols_are_closed() {
+    let host = hostile_host().await;
+    closed_after(&host, b"GET / HTTP/1.1\r\n\r\n").await;
+    closed_after(&host, &[0xff; 64]).await;
+    closed_after(&host, b"wRPC\x07").await; // a future version
+    let mut garbage = PREAMBLE.to_vec();
+    garbage.extend_from_slice(&[0, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef]);
+    closed_after(&host, &garbage).await;
+    still_serving(&host).await;
+}
+
+#[tokio::test]
+async fn a_length_beyond_the_bound_is_refused_before_reading_it() {
+    let host = hostile_host().await;
+    let mut absurd = PREAMBLE.to_vec();
+    absurd.extend_from_slice(&u32::MAX.to_be_bytes());
+    closed_after(&host, &absurd).await;
+    let mut just_over = PREAMBLE.to_vec();
+    just_over.extend_from_slice(&(64 * 1024 + 1u32).to_be_bytes());
+    closed_after(&host, &just_over).await;
+    still_serving(&host).await;
+}
+
+#[tokio::test]
+async fn truncated_and_stalled_frames_end_the_connection() {
+    let host = hostile_host().await;
+    let whole = frame(&add_request(0), true);
+
+    // Half a frame, then the client closes its side.
+    let mut socket = TcpStream::connect(host.addr).await.unwrap();
+    socket.write_all(&whole[..whole.len() - 3]).await.unwrap();
+    socket.shutdown().await.unwrap();
+    expect_closed(&mut socket).await;
+
+    // Half a frame, then nothing: dropped after the frame timeout.
+    let mut socket = TcpStream::connect(host.addr).await.unwrap();
+    socket.write_all(&whole[..whole.len() - 3]).await.unwrap();
+    expect_closed(&mut socket).await;
+
+    // Nothing at all: dropped after the hello timeout.
+    let mut silent = TcpStream::connect(host.addr).await.unwrap();
+    expect_closed(&mut silent).await;
+    still_serving(&host).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_requests_gets_busy_errors_not_unbounded_queues() {
+    let host = hostile_host().await;
+    let mut socket = TcpStream::connect(host.addr).await.unwrap();
+    let mut flood = Vec::new();
+    for seq in 0..200 {
+        flood.extend(frame(&add_request(seq), seq == 0));
+    }
+    socket.write_all(&flood).await.unwrap();
+    let mut codec = NativeCodec::new(1 << 20);
+    let mut buf = Vec::new();
+    let (mut answered, mut busy) = (0, 0);
+    while answered + busy < 200 {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed after {answered} answers and {busy} busy errors"
+        );
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some((message, used)) = codec.decode(&buf).unwrap() {
+            buf.drain(..used);
+            match message {
+                Message::Reply {
+                    result: Ok(Value::Int(11)),
+                    ..
+                } => answered += 1,
+                Message::Reply { result: Err(e), .. }
+                    if e.is("RuntimeError") && e.message.contains("too many") =>
+                {
+                    busy += 1
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(answered >= 8, "the queue's worth is served: {answered}");
+    still_serving(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_vanishes_mid_call_harms_no_one() {
+    watch_for_host_panics();
+    let mut limits = wasm_rpyc::Limits::default();
+    limits.call_cpu_budget = Duration::from_millis(200);
+    let runtime = wasm_rpyc::Runtime::new(limits).unwrap();
+    let host = serve_with(guest(&runtime, TESTBED).await, quick_config()).await;
+    let mut socket = TcpStream::connect(host.addr).await.unwrap();
+    let spin = Message::Request {
+        seq: 0,
+        request: Request::CallAttr {
+            target: ROOT,
+            name: "spin".into(),
+            args: vec![],
+            kwargs: vec![],
+        },
+    };
+    socket.write_all(&frame(&spin, true)).await.unwrap();
+    drop(socket);
+    let conn = connect(host.addr).await.unwrap();
+    assert_eq!(conn.root().call::<i32>("echo_s32", (5,)).await.unwrap(), 5);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(conn.root().call::<i32>("echo_s32", (6,)).await.unwrap(), 6);
+    assert!(HOST_PANICS.lock().unwrap().is_empty());
+}

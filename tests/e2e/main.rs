@@ -1,0 +1,9 @@
+//! End-to-end tests: components built from source, served on real sockets,
+//! called by the Rust client. One module per topic.
+
+mod calculator;
+mod hooks;
+mod hostile;
+mod loading;
+mod traps;
+mod values;

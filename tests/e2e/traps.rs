@@ -1,0 +1,71 @@
+//! A guest that traps or runs away harms only its own connection, which gets
+//! a fresh instance; the host and every other connection carry on.
+
+use std::time::{Duration, Instant};
+
+use wasm_rpyc::{Limits, Runtime, connect};
+use wasm_rpyc_tests::{TESTBED, guest, runtime, serve};
+
+#[tokio::test]
+async fn a_panic_is_an_exception_and_the_next_call_gets_a_fresh_instance() {
+    let host = serve(guest(&runtime(), TESTBED).await).await;
+    let conn = connect(host.addr).await.unwrap();
+    let root = conn.root();
+    assert_eq!(root.call::<u32>("counter", ()).await.unwrap(), 1);
+    assert_eq!(root.call::<u32>("counter", ()).await.unwrap(), 2);
+
+    let error = root.call::<()>("panic", ("boom",)).await.unwrap_err();
+    let e = error.exception().expect("a remote exception");
+    assert_eq!(e.type_name, "RuntimeError");
+    assert!(e.message.contains("the service trapped"), "{e}");
+    assert!(
+        e.message.contains("boom"),
+        "the guest's panic message is kept: {e}"
+    );
+
+    assert_eq!(
+        root.call::<u32>("counter", ()).await.unwrap(),
+        1,
+        "a fresh instance"
+    );
+    assert_eq!(
+        root.call::<u32>("connects", ()).await.unwrap(),
+        1,
+        "on-connect ran in it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_loop_is_stopped_at_its_cpu_budget_without_stalling_others() {
+    let mut limits = Limits::default();
+    limits.call_cpu_budget = Duration::from_millis(300);
+    let runtime = Runtime::new(limits).unwrap();
+    let host = serve(guest(&runtime, TESTBED).await).await;
+    let spinner = connect(host.addr).await.unwrap();
+    let other = connect(host.addr).await.unwrap();
+
+    let started = Instant::now();
+    let spin = tokio::spawn(async move {
+        let result = spinner.root().call::<()>("spin", ()).await;
+        (result, started.elapsed(), spinner)
+    });
+    // While the guest spins, another connection is served.
+    for i in 0..20 {
+        assert_eq!(other.root().call::<i32>("echo_s32", (i,)).await.unwrap(), i);
+    }
+    let (result, took, spinner) = spin.await.unwrap();
+    let e = result.unwrap_err();
+    assert_eq!(
+        e.exception().expect("a remote exception").type_name,
+        "TimeoutError",
+        "{e}"
+    );
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        "stopped after {took:?}"
+    );
+    assert_eq!(
+        spinner.root().call::<i32>("echo_s32", (7,)).await.unwrap(),
+        7
+    );
+}

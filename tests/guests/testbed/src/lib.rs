@@ -1,0 +1,141 @@
+//! A test service: echoes every WIT type, raises, traps, spins, and counts
+//! its hooks.
+
+wit_bindgen::generate!({
+    path: ["../../../wit", "wit"],
+    world: "test:testbed/testbed",
+    with: { "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types },
+});
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use exports::tools::Guest as Tools;
+
+static CALLS: AtomicU32 = AtomicU32::new(0);
+static CONNECTS: AtomicU32 = AtomicU32::new(0);
+static DISCONNECTS: AtomicU32 = AtomicU32::new(0);
+
+struct Testbed;
+
+impl Guest for Testbed {
+    fn exposed_echo_bool(v: bool) -> bool {
+        v
+    }
+    fn exposed_echo_s8(v: i8) -> i8 {
+        v
+    }
+    fn exposed_echo_u8(v: u8) -> u8 {
+        v
+    }
+    fn exposed_echo_s16(v: i16) -> i16 {
+        v
+    }
+    fn exposed_echo_u16(v: u16) -> u16 {
+        v
+    }
+    fn exposed_echo_s32(v: i32) -> i32 {
+        v
+    }
+    fn exposed_echo_u32(v: u32) -> u32 {
+        v
+    }
+    fn exposed_echo_s64(v: i64) -> i64 {
+        v
+    }
+    fn exposed_echo_u64(v: u64) -> u64 {
+        v
+    }
+    fn exposed_echo_f32(v: f32) -> f32 {
+        v
+    }
+    fn exposed_echo_f64(v: f64) -> f64 {
+        v
+    }
+    fn exposed_echo_char(v: char) -> char {
+        v
+    }
+    fn exposed_echo_string(v: String) -> String {
+        v
+    }
+    fn exposed_echo_bytes(v: Vec<u8>) -> Vec<u8> {
+        v
+    }
+    fn exposed_echo_list(v: Vec<i32>) -> Vec<i32> {
+        v
+    }
+    fn exposed_echo_nested(v: Vec<Vec<String>>) -> Vec<Vec<String>> {
+        v
+    }
+    fn exposed_echo_tuple(v: (i32, String, bool)) -> (i32, String, bool) {
+        v
+    }
+    fn exposed_echo_option(v: Option<String>) -> Option<String> {
+        v
+    }
+    fn exposed_echo_results(v: Vec<Result<i32, String>>) -> Vec<Result<i32, String>> {
+        v
+    }
+    fn exposed_echo_record(v: Point) -> Point {
+        v
+    }
+    fn exposed_echo_variant(v: Shape) -> Shape {
+        v
+    }
+    fn exposed_echo_enum(v: Color) -> Color {
+        v
+    }
+    fn exposed_echo_flags(v: Perms) -> Perms {
+        v
+    }
+    fn exposed_echo_value(v: Value) -> Value {
+        v
+    }
+    fn exposed_sum_two(a: i32, b: Option<i32>) -> i32 {
+        a + b.unwrap_or(0)
+    }
+    fn exposed_get_value() -> i32 {
+        42
+    }
+    fn exposed_raise(type_name: String, message: String) -> Result<(), Error> {
+        Err(Error::new(type_name, message))
+    }
+    fn exposed_fail_with_string() -> Result<(), String> {
+        Err("plain string error".into())
+    }
+    fn exposed_panic(message: String) {
+        panic!("{message}");
+    }
+    #[allow(clippy::empty_loop)]
+    fn exposed_spin() {
+        loop {}
+    }
+    fn exposed_counter() -> u32 {
+        CALLS.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    fn exposed_connects() -> u32 {
+        CONNECTS.load(Ordering::Relaxed)
+    }
+    fn exposed_disconnects() -> u32 {
+        DISCONNECTS.load(Ordering::Relaxed)
+    }
+    fn hidden() -> i32 {
+        7
+    }
+    fn on_connect() {
+        CONNECTS.fetch_add(1, Ordering::Relaxed);
+    }
+    fn on_disconnect() {
+        DISCONNECTS.fetch_add(1, Ordering::Relaxed);
+    }
+    fn service_aliases() -> Vec<String> {
+        vec!["testbed".into(), "bench".into()]
+    }
+}
+
+impl Tools for Testbed {
+    fn exposed_twice(x: i32) -> i32 {
+        x * 2
+    }
+}
+
+export!(Testbed);
