@@ -294,3 +294,70 @@ impl RemoteObject {
         &self.connection
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exception::Exception;
+    use crate::protocol::native::NativeCodec;
+
+    /// A native service that answers `whoami` and `double(x)`.
+    struct Named(Vec<String>);
+
+    impl Service for Named {
+        fn aliases(&self) -> &[String] {
+            &self.0
+        }
+
+        fn exposes(&self, name: &str) -> bool {
+            matches!(name, "whoami" | "double")
+        }
+
+        async fn call(&mut self, name: &str, args: Vec<Value>, _: Vec<(String, Value)>) -> Result<Value, Exception> {
+            match (name, args.as_slice()) {
+                ("whoami", []) => Ok(Value::Str(self.0[0].clone())),
+                ("double", [Value::Int(x)]) => Ok(Value::Int(x * 2)),
+                _ => Err(Exception::type_error("bad arguments")),
+            }
+        }
+    }
+
+    fn end(stream: tokio::io::DuplexStream, name: &str) -> Connection {
+        let (reader, writer) = tokio::io::split(stream);
+        let codec = NativeCodec::new(DEFAULT_MAX_FRAME);
+        let transport = Transport {
+            reader,
+            writer,
+            decoder: codec,
+            encoder: codec,
+            already_read: BytesMut::new(),
+            peer: name.to_owned(),
+        };
+        let service = Named(vec![name.to_uppercase()]);
+        Connection::spawn(transport, service, Config::default(), CancellationToken::new()).0
+    }
+
+    #[tokio::test]
+    async fn both_ends_serve_and_call_with_many_calls_in_flight() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (left, right) = (end(a, "left"), end(b, "right"));
+        assert_eq!(left.root().call::<String>("whoami", ()).await.unwrap(), "RIGHT");
+        assert_eq!(right.root().call::<String>("whoami", ()).await.unwrap(), "LEFT");
+        let calls = (0..200i64).map(|i| {
+            let (from_left, from_right) = (left.root(), right.root());
+            async move {
+                let x: i64 = from_left.call("double", (i,)).await.unwrap();
+                let y: i64 = from_right.call("double", (i,)).await.unwrap();
+                (x, y)
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        for (i, (x, y)) in results.into_iter().enumerate() {
+            assert_eq!((x, y), (2 * i as i64, 2 * i as i64));
+        }
+        let name: String = left.root().call("get_service_name", ()).await.unwrap();
+        assert_eq!(name, "RIGHT");
+        right.close().await;
+        assert!(matches!(left.root().call::<String>("whoami", ()).await, Err(Error::Closed)));
+    }
+}
