@@ -37,6 +37,7 @@ enum Command {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -54,6 +55,8 @@ fn main() -> Result<()> {
 }
 
 async fn serve(files: Vec<PathBuf>, host: IpAddr, port: u16, aliases: Vec<String>) -> Result<()> {
+    // Listen for signals before anything slow, so an early one is not lost.
+    let shutdown = shutdown_signal()?;
     let runtime = Runtime::new(Limits::default())
         .map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
     let mut services = Vec::new();
@@ -93,7 +96,7 @@ async fn serve(files: Vec<PathBuf>, host: IpAddr, port: u16, aliases: Vec<String
             server.run(async move { stop.cancelled().await }),
         ));
     }
-    shutdown_signal().await?;
+    shutdown.await;
     stop.cancel();
     for server in servers {
         server.await?;
@@ -101,12 +104,16 @@ async fn serve(files: Vec<PathBuf>, host: IpAddr, port: u16, aliases: Vec<String
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        ctrl_c = tokio::signal::ctrl_c() => ctrl_c?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
+/// Registers for Ctrl-C (SIGINT) and SIGTERM now; the future completes on
+/// the first of them.
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

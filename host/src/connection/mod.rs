@@ -313,7 +313,12 @@ mod tests {
             matches!(name, "whoami" | "double")
         }
 
-        async fn call(&mut self, name: &str, args: Vec<Value>, _: Vec<(String, Value)>) -> Result<Value, Exception> {
+        async fn call(
+            &mut self,
+            name: &str,
+            args: Vec<Value>,
+            _: Vec<(String, Value)>,
+        ) -> Result<Value, Exception> {
             match (name, args.as_slice()) {
                 ("whoami", []) => Ok(Value::Str(self.0[0].clone())),
                 ("double", [Value::Int(x)]) => Ok(Value::Int(x * 2)),
@@ -334,15 +339,27 @@ mod tests {
             peer: name.to_owned(),
         };
         let service = Named(vec![name.to_uppercase()]);
-        Connection::spawn(transport, service, Config::default(), CancellationToken::new()).0
+        Connection::spawn(
+            transport,
+            service,
+            Config::default(),
+            CancellationToken::new(),
+        )
+        .0
     }
 
     #[tokio::test]
     async fn both_ends_serve_and_call_with_many_calls_in_flight() {
         let (a, b) = tokio::io::duplex(64 * 1024);
         let (left, right) = (end(a, "left"), end(b, "right"));
-        assert_eq!(left.root().call::<String>("whoami", ()).await.unwrap(), "RIGHT");
-        assert_eq!(right.root().call::<String>("whoami", ()).await.unwrap(), "LEFT");
+        assert_eq!(
+            left.root().call::<String>("whoami", ()).await.unwrap(),
+            "RIGHT"
+        );
+        assert_eq!(
+            right.root().call::<String>("whoami", ()).await.unwrap(),
+            "LEFT"
+        );
         let calls = (0..200i64).map(|i| {
             let (from_left, from_right) = (left.root(), right.root());
             async move {
@@ -358,6 +375,9 @@ mod tests {
         let name: String = left.root().call("get_service_name", ()).await.unwrap();
         assert_eq!(name, "RIGHT");
         right.close().await;
-        assert!(matches!(left.root().call::<String>("whoami", ()).await, Err(Error::Closed)));
+        assert!(matches!(
+            left.root().call::<String>("whoami", ()).await,
+            Err(Error::Closed)
+        ));
     }
 }

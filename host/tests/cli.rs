@@ -1,0 +1,137 @@
+//! The `wasm-rpyc` command itself: serving a component file, a clean exit on
+//! SIGTERM and SIGINT, and a clear error for a component it cannot serve.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+/// How long the server may take to start, or to log after a signal.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+use wasm_rpyc::bundled::EXAMPLES;
+
+/// The bundled calculator written to a file, as a user would have it.
+fn calculator_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let (_, _, bytes) = EXAMPLES
+        .iter()
+        .find(|(name, ..)| *name == "calculator")
+        .unwrap();
+    let file = dir.join("calculator.wasm");
+    std::fs::write(&file, bytes).unwrap();
+    file
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasm-rpyc-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `wasm-rpyc serve <file> --port 0` and returns it with the address
+/// it logged and its further log lines.
+fn serve(file: &std::path::Path) -> (Child, String, Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-rpyc"))
+        .args(["serve", "--port", "0"])
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (lines, log) = channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let serving = loop {
+        let line = log
+            .recv_timeout(PATIENCE)
+            .expect("the server logs that it is serving");
+        if line.contains("serving") {
+            break line;
+        }
+    };
+    let addr = serving
+        .split("address=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    (child, addr, log)
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(mut child: Child) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    while start.elapsed() < PATIENCE {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("the server did not exit");
+}
+
+#[test]
+fn serves_a_component_file_and_exits_cleanly_on_signals() {
+    let dir = temp_dir("serve");
+    let file = calculator_file(&dir);
+    for signal_name in ["TERM", "INT"] {
+        let (child, addr, log) = serve(&file);
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let conn = wasm_rpyc::connect(addr.as_str()).await.unwrap();
+            assert_eq!(conn.root().call::<i64>("add", (4, 7)).await.unwrap(), 11);
+            assert_eq!(
+                conn.root()
+                    .call::<String>("get_service_name", ())
+                    .await
+                    .unwrap(),
+                "CALCULATOR"
+            );
+            signal(&child, signal_name);
+            let status = wait_exit(child);
+            assert!(
+                status.success(),
+                "exit status after SIG{signal_name}: {status}"
+            );
+        });
+        let rest: Vec<String> = log.iter().collect();
+        assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_component_it_cannot_serve_is_a_clear_error() {
+    let dir = temp_dir("bad");
+    let junk = dir.join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wasm-rpyc"))
+        .args(["serve", "--port", "0"])
+        .arg(&junk)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("junk is not a valid component"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
