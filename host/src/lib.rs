@@ -25,7 +25,7 @@
 //! - [`service`]: the root object a side exposes; `VoidService`.
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
 //! - [`server`]: the listener and graceful shutdown.
-//! - [`client`]: [`connect`].
+//! - [`client`]: connecting to a host with [`connect`].
 //! - [`bundled`]: the example services built into the binary.
 
 pub mod client;

@@ -218,7 +218,7 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
                 )),
             }
         }
-        Type::Record(_) if is_dynamic_value(ty) => dynamic::to_val(value, ty),
+        Type::Record(_) if is_dynamic_value(ty) => Ok(dynamic::to_val(value)),
         Type::Record(record) => {
             let fields: Vec<_> = record.fields().map(|f| (f.name.to_owned(), f.ty)).collect();
             match value {
@@ -453,19 +453,19 @@ fn case_value(
 
 /// The shared dynamic `value`: a flat list of nodes, parents before children.
 mod dynamic {
-    use wasmtime::component::{Type, Val};
+    use wasmtime::component::Val;
 
-    use super::{Malformed, Mismatch};
+    use super::Malformed;
     use crate::value::{MAX_DEPTH, Value};
 
     /// Flattens `value` into the `value` record's nodes.
-    pub(super) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
+    pub(super) fn to_val(value: Value) -> Val {
         let mut nodes = Vec::new();
-        push(value, &mut nodes, ty)?;
-        Ok(Val::Record(vec![
+        push(value, &mut nodes);
+        Val::Record(vec![
             ("nodes".into(), Val::List(nodes)),
             ("netrefs".into(), Val::List(Vec::new())),
-        ]))
+        ])
     }
 
     fn node(case: &str, payload: Val) -> Val {
@@ -473,21 +473,29 @@ mod dynamic {
     }
 
     /// Appends `value`'s node, then its children's, fixing up the indices.
-    fn push(value: Value, nodes: &mut Vec<Val>, ty: &Type) -> Result<(), Mismatch> {
-        let container = |case: &str, items: Vec<Value>, nodes: &mut Vec<Val>| {
-            let at = nodes.len();
-            nodes.push(Val::Bool(false));
-            let mut children = Vec::with_capacity(items.len());
-            for item in items {
-                children.push(Val::U32(
-                    u32::try_from(nodes.len()).expect("nodes fit a frame"),
-                ));
-                push(item, nodes, ty)?;
+    fn push(value: Value, nodes: &mut Vec<Val>) {
+        let (case, items) = match value {
+            Value::Tuple(items) => ("tuple", items),
+            Value::FrozenSet(items) => ("frozenset", items),
+            leaf => {
+                nodes.push(leaf_node(leaf));
+                return;
             }
-            nodes[at] = node(case, Val::List(children));
-            Ok(())
         };
-        let leaf = match value {
+        let at = nodes.len();
+        nodes.push(Val::Bool(false));
+        let mut children = Vec::with_capacity(items.len());
+        for item in items {
+            children.push(Val::U32(
+                u32::try_from(nodes.len()).expect("nodes fit a frame"),
+            ));
+            push(item, nodes);
+        }
+        nodes[at] = node(case, Val::List(children));
+    }
+
+    fn leaf_node(value: Value) -> Val {
+        match value {
             Value::None => Val::Variant("none".into(), None),
             Value::Bool(b) => node("boolean", Val::Bool(b)),
             Value::Int(i) => match i64::try_from(i) {
@@ -502,11 +510,10 @@ mod dynamic {
             ),
             Value::Str(s) => node("str", Val::String(s)),
             Value::Bytes(b) => node("bytes", Val::List(b.into_iter().map(Val::U8).collect())),
-            Value::Tuple(items) => return container("tuple", items, nodes),
-            Value::FrozenSet(items) => return container("frozenset", items, nodes),
-        };
-        nodes.push(leaf);
-        Ok(())
+            Value::Tuple(_) | Value::FrozenSet(_) => {
+                unreachable!("containers are pushed by `push`")
+            }
+        }
     }
 
     /// Rebuilds the value from the nodes a guest returned, checking that

@@ -192,10 +192,10 @@ impl Service for WasmService {
 
     async fn on_disconnect(&mut self) {
         let component = Arc::clone(&self.component);
-        if let (Some(_), Some(hook)) = (&self.live, &component.on_disconnect) {
-            if let Err(error) = call_method(&mut self.live, &component, hook, &[]).await {
-                tracing::warn!(service = %component.aliases[0], %error, "on-disconnect failed");
-            }
+        if let (Some(_), Some(hook)) = (&self.live, &component.on_disconnect)
+            && let Err(error) = call_method(&mut self.live, &component, hook, &[]).await
+        {
+            tracing::warn!(service = %component.aliases[0], %error, "on-disconnect failed");
         }
     }
 }
