@@ -14,6 +14,9 @@ pub struct Exception {
     pub type_name: String,
     /// The message (the exception's argument).
     pub message: String,
+    /// The remote traceback, when the peer sent one (a Python server does).
+    #[serde(default)]
+    pub traceback: Option<String>,
 }
 
 impl Exception {
@@ -22,6 +25,7 @@ impl Exception {
         Exception {
             type_name: type_name.into(),
             message: message.into(),
+            traceback: None,
         }
     }
 

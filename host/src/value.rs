@@ -39,6 +39,12 @@ pub enum Value {
     Tuple(#[serde(deserialize_with = "nested")] Vec<Value>),
     /// A frozenset (WIT flags travel as a frozenset of names).
     FrozenSet(#[serde(deserialize_with = "nested")] Vec<Value>),
+    /// A slice: (start, stop, step).
+    Slice(#[serde(deserialize_with = "nested")] Box<[Value; 3]>),
+    /// Python's `NotImplemented`.
+    NotImplemented,
+    /// Python's `Ellipsis` (`...`).
+    Ellipsis,
 }
 
 impl Value {
@@ -54,6 +60,9 @@ impl Value {
             Value::Bytes(_) => "bytes",
             Value::Tuple(_) => "tuple",
             Value::FrozenSet(_) => "frozenset",
+            Value::Slice(_) => "slice",
+            Value::NotImplemented => "NotImplementedType",
+            Value::Ellipsis => "ellipsis",
         }
     }
 }
@@ -93,6 +102,13 @@ impl fmt::Display for Value {
                 items(f, s)?;
                 f.write_str("})")
             }
+            Value::Slice(parts) => {
+                f.write_str("slice(")?;
+                items(f, &parts[..])?;
+                f.write_str(")")
+            }
+            Value::NotImplemented => f.write_str("NotImplemented"),
+            Value::Ellipsis => f.write_str("Ellipsis"),
         }
     }
 }
@@ -116,7 +132,7 @@ thread_local! {
 
 /// Deserializes the children of a container, refusing to nest past
 /// [`MAX_DEPTH`]. Only containers recurse, so guarding them bounds the stack.
-fn nested<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
+fn nested<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<T, D::Error> {
     struct Level;
     impl Drop for Level {
         fn drop(&mut self) {
@@ -133,7 +149,7 @@ fn nested<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::E
             "value nests deeper than {MAX_DEPTH} levels"
         )));
     }
-    Vec::<Value>::deserialize(deserializer)
+    T::deserialize(deserializer)
 }
 
 /// A value did not have the shape the receiver asked for.

@@ -5,6 +5,7 @@
 //! The connection moves bytes; dispatch acts on messages.
 
 pub mod native;
+pub mod rpyc;
 
 use serde::{Deserialize, Serialize};
 

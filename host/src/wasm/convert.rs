@@ -218,7 +218,7 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
                 )),
             }
         }
-        Type::Record(_) if is_dynamic_value(ty) => Ok(dynamic::to_val(value)),
+        Type::Record(_) if is_dynamic_value(ty) => dynamic::to_val(value),
         Type::Record(record) => {
             let fields: Vec<_> = record.fields().map(|f| (f.name.to_owned(), f.ty)).collect();
             match value {
@@ -455,17 +455,17 @@ fn case_value(
 mod dynamic {
     use wasmtime::component::Val;
 
-    use super::Malformed;
+    use super::{Malformed, Mismatch};
     use crate::value::{MAX_DEPTH, Value};
 
     /// Flattens `value` into the `value` record's nodes.
-    pub(super) fn to_val(value: Value) -> Val {
+    pub(super) fn to_val(value: Value) -> Result<Val, Mismatch> {
         let mut nodes = Vec::new();
-        push(value, &mut nodes);
-        Val::Record(vec![
+        push(value, &mut nodes)?;
+        Ok(Val::Record(vec![
             ("nodes".into(), Val::List(nodes)),
             ("netrefs".into(), Val::List(Vec::new())),
-        ])
+        ]))
     }
 
     fn node(case: &str, payload: Val) -> Val {
@@ -473,13 +473,13 @@ mod dynamic {
     }
 
     /// Appends `value`'s node, then its children's, fixing up the indices.
-    fn push(value: Value, nodes: &mut Vec<Val>) {
+    fn push(value: Value, nodes: &mut Vec<Val>) -> Result<(), Mismatch> {
         let (case, items) = match value {
             Value::Tuple(items) => ("tuple", items),
             Value::FrozenSet(items) => ("frozenset", items),
             leaf => {
-                nodes.push(leaf_node(leaf));
-                return;
+                nodes.push(leaf_node(leaf)?);
+                return Ok(());
             }
         };
         let at = nodes.len();
@@ -489,13 +489,14 @@ mod dynamic {
             children.push(Val::U32(
                 u32::try_from(nodes.len()).expect("nodes fit a frame"),
             ));
-            push(item, nodes);
+            push(item, nodes)?;
         }
         nodes[at] = node(case, Val::List(children));
+        Ok(())
     }
 
-    fn leaf_node(value: Value) -> Val {
-        match value {
+    fn leaf_node(value: Value) -> Result<Val, Mismatch> {
+        Ok(match value {
             Value::None => Val::Variant("none".into(), None),
             Value::Bool(b) => node("boolean", Val::Bool(b)),
             Value::Int(i) => match i64::try_from(i) {
@@ -513,7 +514,13 @@ mod dynamic {
             Value::Tuple(_) | Value::FrozenSet(_) => {
                 unreachable!("containers are pushed by `push`")
             }
-        }
+            other @ (Value::Slice(_) | Value::NotImplemented | Value::Ellipsis) => {
+                return Err(Mismatch::new(
+                    "a value a service can receive (not a slice, NotImplemented or Ellipsis)",
+                    &other,
+                ));
+            }
+        })
     }
 
     /// Rebuilds the value from the nodes a guest returned, checking that
