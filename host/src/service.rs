@@ -22,6 +22,9 @@ pub trait Service: Send + 'static {
     /// one that does not exist are the same to the peer: `AttributeError`.
     fn exposes(&self, name: &str) -> bool;
 
+    /// The names of the exposed methods (for `dir()` and RPyC's INSPECT).
+    fn exposed_names(&self) -> Vec<String>;
+
     /// Calls the exposed method `name`.
     fn call(
         &mut self,
@@ -65,6 +68,10 @@ impl Service for VoidService {
         false
     }
 
+    fn exposed_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn call(
         &mut self,
         name: &str,
@@ -92,6 +99,25 @@ pub fn service_aliases(declared: &[String], type_name: &str) -> Vec<String> {
     vec![trimmed.to_owned()]
 }
 
+/// The methods every root answers, as RPyC's `Service` does.
+const ROOT_METHODS: [&str; 2] = ["get_service_name", "get_service_aliases"];
+
+/// The method `name` asks for on a root, without the `exposed_` prefix, if
+/// the root has it.
+pub(crate) fn root_method<'a, S: Service>(service: &S, name: &'a str) -> Option<&'a str> {
+    let name = name.strip_prefix("exposed_").unwrap_or(name);
+    (service.exposes(name) || ROOT_METHODS.contains(&name)).then_some(name)
+}
+
+/// Every method name of a root, sorted.
+pub(crate) fn root_methods<S: Service>(service: &S) -> Vec<String> {
+    let mut names = service.exposed_names();
+    names.extend(ROOT_METHODS.iter().map(|n| n.to_string()));
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Calls `name` on the root `service` of a connection: the `exposed_` rule,
 /// then the service's own methods, then the methods every root has.
 pub(crate) async fn call_root<S: Service>(
@@ -100,23 +126,21 @@ pub(crate) async fn call_root<S: Service>(
     args: Vec<Value>,
     kwargs: Vec<(String, Value)>,
 ) -> Result<Value, Exception> {
-    let name = name.strip_prefix("exposed_").unwrap_or(name);
-    if service.exposes(name) {
-        return service.call(name, args, kwargs).await;
-    }
-    let builtin = match name {
-        "get_service_name" => Value::Str(service.aliases()[0].clone()),
-        "get_service_aliases" => {
-            Value::Tuple(service.aliases().iter().cloned().map(Value::Str).collect())
-        }
-        _ => return Err(Exception::no_attribute(name)),
+    let Some(method) = root_method(service, name) else {
+        return Err(Exception::no_attribute(name));
     };
+    if service.exposes(method) {
+        return service.call(method, args, kwargs).await;
+    }
     if !args.is_empty() || !kwargs.is_empty() {
         return Err(Exception::type_error(format!(
-            "{name}() takes no arguments"
+            "{method}() takes no arguments"
         )));
     }
-    Ok(builtin)
+    Ok(match method {
+        "get_service_name" => Value::Str(service.aliases()[0].clone()),
+        _ => Value::Tuple(service.aliases().iter().cloned().map(Value::Str).collect()),
+    })
 }
 
 #[cfg(test)]

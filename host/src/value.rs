@@ -15,6 +15,32 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// the end of the stack. Python itself stops at about 1,000 frames.
 pub const MAX_DEPTH: usize = 100;
 
+/// Names an object within the table of the side that holds it.
+pub type ObjectId = u64;
+
+/// Which side of a connection holds an object, seen from the side that sends
+/// the message carrying the reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Holder {
+    /// The sender holds it and lends it (RPyC's `REMOTE_REF`).
+    Sender,
+    /// The receiver holds it; the sender hands back a reference it was lent
+    /// (RPyC's `LOCAL_REF`).
+    Receiver,
+}
+
+/// An object passed by reference: it stays with its holder, the other side
+/// operates on it through the connection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Who holds the object, relative to the message's sender.
+    pub holder: Holder,
+    /// Its id in the holder's table.
+    pub id: ObjectId,
+    /// Its class, dotted as Python names it (`builtins.method`, `builtins.list`).
+    pub class: String,
+}
+
 /// A value that crosses a connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -45,6 +71,8 @@ pub enum Value {
     NotImplemented,
     /// Python's `Ellipsis` (`...`).
     Ellipsis,
+    /// An object passed by reference (a method, a callback, a list).
+    Object(ObjectRef),
 }
 
 impl Value {
@@ -63,6 +91,7 @@ impl Value {
             Value::Slice(_) => "slice",
             Value::NotImplemented => "NotImplementedType",
             Value::Ellipsis => "ellipsis",
+            Value::Object(_) => "netref",
         }
     }
 }
@@ -109,6 +138,7 @@ impl fmt::Display for Value {
             }
             Value::NotImplemented => f.write_str("NotImplemented"),
             Value::Ellipsis => f.write_str("Ellipsis"),
+            Value::Object(object) => write!(f, "<netref {} {}>", object.class, object.id),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod dispatch;
 mod in_flight;
+mod objects;
 mod transport;
 
 use std::sync::Arc;
@@ -41,6 +42,11 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 /// cannot grow the queue.
 pub const DEFAULT_MAX_QUEUED_REQUESTS: usize = 1000;
 
+/// How many objects (methods, instances) the peer may hold of this side at
+/// once. A client that forgets to release them hits this instead of growing
+/// the host's memory; RPyC's client releases each method right after use.
+pub const DEFAULT_MAX_LENT_OBJECTS: usize = 10_000;
+
 /// How many outgoing messages may wait for the socket before senders wait.
 const OUTBOX_CAPACITY: usize = 1024;
 
@@ -63,6 +69,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// See [`DEFAULT_MAX_QUEUED_REQUESTS`].
     pub max_queued_requests: usize,
+    /// See [`DEFAULT_MAX_LENT_OBJECTS`].
+    pub max_lent_objects: usize,
     /// See [`DEFAULT_FRAME_TIMEOUT`].
     pub frame_timeout: Duration,
     /// See [`DEFAULT_WRITE_TIMEOUT`].
@@ -76,6 +84,7 @@ impl Default for Config {
             max_frame: DEFAULT_MAX_FRAME,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
+            max_lent_objects: DEFAULT_MAX_LENT_OBJECTS,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
@@ -311,6 +320,10 @@ mod tests {
 
         fn exposes(&self, name: &str) -> bool {
             matches!(name, "whoami" | "double")
+        }
+
+        fn exposed_names(&self) -> Vec<String> {
+            vec!["double".into(), "whoami".into()]
         }
 
         async fn call(

@@ -15,8 +15,7 @@ use crate::value::Value;
 /// Numbers a request so its reply can find it. Each side counts its own.
 pub type Seq = u32;
 
-/// Names an object that the side receiving the request holds.
-pub type ObjectId = u64;
+pub use crate::value::{Holder, ObjectId, ObjectRef};
 
 /// The root object: every side's service, always present.
 pub const ROOT: ObjectId = 0;
@@ -40,12 +39,46 @@ pub enum Message {
     },
 }
 
-/// An operation on one of the receiver's objects.
+/// An operation on one of the receiver's objects (`target` is the receiver's
+/// object id), or on the connection itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Request {
-    /// Call the method `name` of `target` (RPyC's CALLATTR; GETATTR + CALL in
-    /// one round trip).
+    /// The receiver's root object (its service), lent to the sender.
+    GetRoot,
+    /// An attribute: for a service, an exposed method as an object.
+    GetAttr {
+        /// The object.
+        target: ObjectId,
+        /// The attribute's name, with or without the `exposed_` prefix.
+        name: String,
+    },
+    /// Setting an attribute (always refused, as RPyC's default config does).
+    SetAttr {
+        /// The object.
+        target: ObjectId,
+        /// The attribute's name.
+        name: String,
+        /// The value.
+        value: Value,
+    },
+    /// Deleting an attribute (always refused).
+    DelAttr {
+        /// The object.
+        target: ObjectId,
+        /// The attribute's name.
+        name: String,
+    },
+    /// Calling the object itself.
+    Call {
+        /// The object.
+        target: ObjectId,
+        /// Positional arguments.
+        args: Vec<Value>,
+        /// Keyword arguments, in the caller's order.
+        kwargs: Vec<(String, Value)>,
+    },
+    /// Calling the method `name` of `target` (GETATTR + CALL in one round trip).
     CallAttr {
         /// The object whose method is called.
         target: ObjectId,
@@ -55,6 +88,57 @@ pub enum Request {
         args: Vec<Value>,
         /// Keyword arguments, in the caller's order.
         kwargs: Vec<(String, Value)>,
+    },
+    /// The sender drops `count` references to an object it was lent.
+    Del {
+        /// The object.
+        target: ObjectId,
+        /// How many references are dropped.
+        count: u64,
+    },
+    /// The object's methods, as `(name, doc)` pairs (RPyC's INSPECT).
+    Inspect {
+        /// The object.
+        target: ObjectId,
+    },
+    /// Python's `repr(obj)`.
+    Repr {
+        /// The object.
+        target: ObjectId,
+    },
+    /// Python's `str(obj)`.
+    Str {
+        /// The object.
+        target: ObjectId,
+    },
+    /// Python's `hash(obj)`.
+    Hash {
+        /// The object.
+        target: ObjectId,
+    },
+    /// Python's `dir(obj)`.
+    Dir {
+        /// The object.
+        target: ObjectId,
+    },
+    /// A rich comparison: `op` is `__eq__`, `__ne__`, `__lt__`, ...
+    Cmp {
+        /// The object.
+        target: ObjectId,
+        /// What it is compared with.
+        other: Value,
+        /// The comparison's dunder name.
+        op: String,
+    },
+    /// Pickling the object (always refused: pickling is disabled).
+    Pickle {
+        /// The object.
+        target: ObjectId,
+    },
+    /// An operation this side does not offer (the codec names it).
+    Unsupported {
+        /// What was asked, as the peer's protocol names it.
+        operation: String,
     },
     /// Echo `data` back (a liveness check).
     Ping(Value),

@@ -514,9 +514,12 @@ mod dynamic {
             Value::Tuple(_) | Value::FrozenSet(_) => {
                 unreachable!("containers are pushed by `push`")
             }
-            other @ (Value::Slice(_) | Value::NotImplemented | Value::Ellipsis) => {
+            other @ (Value::Slice(_)
+            | Value::NotImplemented
+            | Value::Ellipsis
+            | Value::Object(_)) => {
                 return Err(Mismatch::new(
-                    "a value a service can receive (not a slice, NotImplemented or Ellipsis)",
+                    "a value a service can receive (not a slice, NotImplemented, Ellipsis or netref)",
                     &other,
                 ));
             }

@@ -170,6 +170,10 @@ impl Service for WasmService {
         self.component.methods.contains_key(name)
     }
 
+    fn exposed_names(&self) -> Vec<String> {
+        self.component.methods.keys().cloned().collect()
+    }
+
     async fn call(
         &mut self,
         name: &str,

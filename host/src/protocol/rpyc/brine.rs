@@ -53,6 +53,9 @@ pub enum BrineError {
     /// Bytes left over after the value.
     #[error("{0} bytes after the brine value")]
     Trailing(usize),
+    /// An object reference where only values can go (a frozenset of netrefs).
+    #[error("a {0} netref cannot be sent inside a value")]
+    ByReference(String),
 }
 
 /// Decodes `bytes`, which must hold exactly one value.
@@ -65,8 +68,10 @@ pub fn decode(bytes: &[u8]) -> Result<Value, BrineError> {
     }
 }
 
-/// Appends the brine encoding of `value` to `out`.
-pub fn encode(value: &Value, out: &mut Vec<u8>) {
+/// Appends the brine encoding of `value` to `out`. An object reference
+/// cannot be brined (RPyC boxes it instead): on error, `out` may hold part
+/// of the value.
+pub fn encode(value: &Value, out: &mut Vec<u8>) -> Result<(), BrineError> {
     match value {
         Value::None => out.push(tag::NONE),
         Value::Bool(true) => out.push(tag::TRUE),
@@ -95,16 +100,18 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
             bytes(text.as_bytes(), out);
         }
         Value::Bytes(data) => bytes(data, out),
-        Value::Tuple(items) => tuple(items, out),
+        Value::Tuple(items) => tuple(items, out)?,
         Value::FrozenSet(items) => {
             out.push(tag::FSET);
-            tuple(items, out);
+            tuple(items, out)?;
         }
         Value::Slice(parts) => {
             out.push(tag::SLICE);
-            tuple(&parts[..], out);
+            tuple(&parts[..], out)?;
         }
+        Value::Object(object) => return Err(BrineError::ByReference(object.class.clone())),
     }
+    Ok(())
 }
 
 /// A length-prefixed item: the short tag for lengths 1..=4, else a
@@ -133,7 +140,7 @@ fn bytes(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(data);
 }
 
-fn tuple(items: &[Value], out: &mut Vec<u8>) {
+fn tuple(items: &[Value], out: &mut Vec<u8>) -> Result<(), BrineError> {
     sized(
         items.len(),
         tag::EMPTY_TUPLE,
@@ -142,9 +149,7 @@ fn tuple(items: &[Value], out: &mut Vec<u8>) {
         tag::TUP_L4,
         out,
     );
-    for item in items {
-        encode(item, out);
-    }
+    items.iter().try_for_each(|item| encode(item, out))
 }
 
 fn int_text(text: &str, out: &mut Vec<u8>) {
@@ -319,7 +324,7 @@ mod tests {
         for (value, bytes) in &vectors.brine {
             assert_eq!(decode(bytes).as_ref(), Ok(value), "decoding {}", hex(bytes));
             let mut out = Vec::new();
-            encode(value, &mut out);
+            encode(value, &mut out).unwrap();
             assert_eq!(hex(&out), hex(bytes), "encoding {value}");
         }
     }
@@ -339,7 +344,7 @@ mod tests {
         ];
         for (value, expected) in cases {
             let mut out = Vec::new();
-            encode(&value, &mut out);
+            encode(&value, &mut out).unwrap();
             assert_eq!(hex(&out), expected);
         }
     }

@@ -127,7 +127,7 @@ mod tests {
     fn dumped_exceptions_have_the_shape_rpyc_loads() {
         let dumped = dump(&Exception::new("ZeroDivisionError", "division by zero"));
         let mut bytes = Vec::new();
-        brine::encode(&dumped, &mut bytes);
+        brine::encode(&dumped, &mut bytes).unwrap();
         assert_eq!(load(brine::decode(&bytes).unwrap()), {
             let mut e = Exception::new("ZeroDivisionError", "division by zero");
             e.traceback = Some("ZeroDivisionError: division by zero\n".into());
