@@ -1,6 +1,6 @@
 //! The listener: accepts connections, tells the protocol from the first
-//! bytes, gives each connection its own service instance, and shuts down
-//! cleanly.
+//! bytes (native or RPyC), gives each connection its own service instance,
+//! and shuts down cleanly.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, Connection, Transport};
 use crate::protocol::native::{MAGIC, NativeCodec};
+use crate::protocol::rpyc::RpycCodec;
 use crate::wasm::ServiceComponent;
 
 /// How many connections one listener serves at once; further clients wait in
@@ -157,22 +158,36 @@ async fn serve_socket(
         Ok(Err(error)) => return tracing::debug!(%peer, %error, "closed before naming a protocol"),
         Err(_) => return tracing::debug!(%peer, "sent nothing within {:?}", config.hello_timeout),
     }
-    if &hello[..] != MAGIC {
-        return tracing::warn!(%peer, first_bytes = ?&hello[..], "not the wasm-rpyc native protocol; closing");
-    }
     let (reader, writer) = socket.into_split();
-    let codec = NativeCodec::new(config.connection.max_frame);
-    let transport = Transport {
-        reader,
-        writer,
-        decoder: codec,
-        encoder: codec,
-        already_read: hello,
-        peer: peer.to_string(),
+    let peer_name = peer.to_string();
+    let service = component.instance();
+    let max_frame = config.connection.max_frame;
+    let (connection, task) = if &hello[..] == MAGIC {
+        tracing::debug!(%peer, "connected (native protocol)");
+        let codec = NativeCodec::new(max_frame);
+        let transport = Transport {
+            reader,
+            writer,
+            decoder: codec,
+            encoder: codec,
+            already_read: hello,
+            peer: peer_name,
+        };
+        Connection::spawn(transport, service, config.connection, stop)
+    } else {
+        // Anything else is RPyC: the four bytes are its first frame's length.
+        tracing::debug!(%peer, "connected (rpyc protocol)");
+        let (decoder, encoder) = RpycCodec::pair(max_frame, config.connection.max_lent_objects);
+        let transport = Transport {
+            reader,
+            writer,
+            decoder,
+            encoder,
+            already_read: hello,
+            peer: peer_name,
+        };
+        Connection::spawn(transport, service, config.connection, stop)
     };
-    tracing::debug!(%peer, "connected");
-    let (connection, task) =
-        Connection::spawn(transport, component.instance(), config.connection, stop);
     if let Err(error) = task.await {
         tracing::error!(%peer, %error, "connection task failed");
     }

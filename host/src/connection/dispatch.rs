@@ -93,6 +93,7 @@ impl<S: Service> Dispatch<S> {
                 "NotImplementedError",
                 format!("{operation} is not supported by wasm-rpyc"),
             )),
+            Request::Invalid(exception) => Err(exception),
             Request::Ping(data) => Ok(data),
             Request::Close => return None,
         })

@@ -89,7 +89,8 @@ pub enum Request {
         /// Keyword arguments, in the caller's order.
         kwargs: Vec<(String, Value)>,
     },
-    /// The sender drops `count` references to an object it was lent.
+    /// The sender drops `count` references to an object it was lent. (The
+    /// RPyC codec sends the count it received, whatever `count` says.)
     Del {
         /// The object.
         target: ObjectId,
@@ -140,6 +141,9 @@ pub enum Request {
         /// What was asked, as the peer's protocol names it.
         operation: String,
     },
+    /// A request the codec could read but not make sense of (wrong
+    /// arguments, another protocol version); the reply is this exception.
+    Invalid(Exception),
     /// Echo `data` back (a liveness check).
     Ping(Value),
     /// The sender is closing the connection; no reply follows.

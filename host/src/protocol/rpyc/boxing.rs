@@ -1,0 +1,365 @@
+//! RPyC's boxing: every value crosses as `(label, value)`. Brine-able values
+//! go by value; tuples holding references are boxed item by item; objects go
+//! by reference, named by id_packs `(class, class_id, instance_id)`.
+//!
+//! This side's objects get id_packs built from their id (`instance_id` is
+//! the id plus one: RPyC reserves 0 for classes). The peer's id_packs are
+//! kept in [`PeerObjects`] and stand for compact ids, so the rest of the host
+//! never sees them.
+
+use std::collections::HashMap;
+
+use crate::protocol::{FrameError, Holder, ObjectId, ObjectRef};
+use crate::value::Value;
+
+const LABEL_VALUE: i128 = 1;
+const LABEL_TUPLE: i128 = 2;
+const LABEL_LOCAL_REF: i128 = 3;
+const LABEL_REMOTE_REF: i128 = 4;
+
+/// How an object is named on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct IdPack {
+    class: String,
+    class_id: i128,
+    instance_id: i128,
+}
+
+impl IdPack {
+    fn to_value(&self) -> Value {
+        Value::Tuple(vec![
+            Value::Str(self.class.clone()),
+            Value::Int(self.class_id),
+            Value::Int(self.instance_id),
+        ])
+    }
+
+    fn from_value(value: Value) -> Result<Self, FrameError> {
+        match value {
+            Value::Tuple(parts) => match <[Value; 3]>::try_from(parts) {
+                Ok(
+                    [
+                        Value::Str(class),
+                        Value::Int(class_id),
+                        Value::Int(instance_id),
+                    ],
+                ) => Ok(IdPack {
+                    class,
+                    class_id,
+                    instance_id,
+                }),
+                Ok(parts) => Err(malformed(format!(
+                    "an id_pack {}",
+                    Value::Tuple(parts.into())
+                ))),
+                Err(parts) => Err(malformed(format!("an id_pack of {} parts", parts.len()))),
+            },
+            other => Err(malformed(format!("an id_pack {other}"))),
+        }
+    }
+
+    /// The id_pack of this side's object `id`.
+    fn of_ours(id: ObjectId, class: &str) -> Self {
+        IdPack {
+            class: class.to_owned(),
+            class_id: class_id(class),
+            instance_id: i128::from(id) + 1,
+        }
+    }
+}
+
+/// A stable, non-zero number for a class name (FNV-1a), standing in for
+/// CPython's `id(type(obj))`.
+fn class_id(class: &str) -> i128 {
+    let hash = class.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    i128::from(hash >> 1 | 1)
+}
+
+fn malformed(what: String) -> FrameError {
+    FrameError::Malformed(format!("unexpected {what}"))
+}
+
+/// The peer's objects this side has references to: id_pack <-> compact id.
+/// Shared by the codec's two halves: the reader adds, the writer looks up
+/// and forgets (when it sends the DEL that releases one).
+pub struct PeerObjects {
+    by_pack: HashMap<IdPack, ObjectId>,
+    /// Each object's id_pack, and how many times the peer lent it (the count
+    /// its DEL must carry).
+    by_id: HashMap<ObjectId, (IdPack, u64)>,
+    next: ObjectId,
+    limit: usize,
+}
+
+impl PeerObjects {
+    /// An empty table with room for `limit` of the peer's objects.
+    pub fn new(limit: usize) -> Self {
+        PeerObjects {
+            by_pack: HashMap::new(),
+            by_id: HashMap::new(),
+            next: 0,
+            limit,
+        }
+    }
+
+    fn intern(&mut self, pack: IdPack) -> Result<ObjectRef, FrameError> {
+        let class = pack.class.clone();
+        if let Some(&id) = self.by_pack.get(&pack) {
+            self.by_id.get_mut(&id).expect("both maps agree").1 += 1;
+            return Ok(ObjectRef {
+                holder: Holder::Sender,
+                id,
+                class,
+            });
+        }
+        if self.by_pack.len() >= self.limit {
+            return Err(FrameError::Malformed(format!(
+                "the peer lent more than {} objects at once",
+                self.limit
+            )));
+        }
+        let id = self.next;
+        self.next += 1;
+        self.by_pack.insert(pack.clone(), id);
+        self.by_id.insert(id, (pack, 1));
+        Ok(ObjectRef {
+            holder: Holder::Sender,
+            id,
+            class,
+        })
+    }
+
+    fn pack(&self, id: ObjectId) -> Result<&IdPack, FrameError> {
+        self.by_id
+            .get(&id)
+            .map(|(pack, _)| pack)
+            .ok_or_else(|| FrameError::Malformed(format!("no object {id} of the peer is held")))
+    }
+
+    /// The id_pack of the peer's object `id`, as a value (INSPECT sends it so).
+    pub fn id_pack(&self, id: ObjectId) -> Result<Value, FrameError> {
+        self.pack(id).map(IdPack::to_value)
+    }
+
+    /// How many times the peer lent its object `id`: the count of the DEL
+    /// that releases it.
+    pub fn times_lent(&self, id: ObjectId) -> Result<u64, FrameError> {
+        self.pack(id)?;
+        Ok(self.by_id[&id].1)
+    }
+
+    /// Forgets the peer's object `id` (this side has released it).
+    pub fn forget(&mut self, id: ObjectId) {
+        if let Some((pack, _)) = self.by_id.remove(&id) {
+            self.by_pack.remove(&pack);
+        }
+    }
+}
+
+/// Boxes `value` for sending.
+pub fn box_value(value: Value, peer: &PeerObjects) -> Result<Value, FrameError> {
+    let boxed = |label: i128, value: Value| Value::Tuple(vec![Value::Int(label), value]);
+    if !holds_objects(&value) {
+        return Ok(boxed(LABEL_VALUE, value));
+    }
+    Ok(match value {
+        Value::Tuple(items) => boxed(
+            LABEL_TUPLE,
+            Value::Tuple(
+                items
+                    .into_iter()
+                    .map(|i| box_value(i, peer))
+                    .collect::<Result<_, _>>()?,
+            ),
+        ),
+        Value::Object(object) => match object.holder {
+            Holder::Sender => boxed(
+                LABEL_REMOTE_REF,
+                IdPack::of_ours(object.id, &object.class).to_value(),
+            ),
+            Holder::Receiver => boxed(LABEL_LOCAL_REF, peer.pack(object.id)?.to_value()),
+        },
+        other => {
+            return Err(FrameError::Malformed(format!(
+                "a {} holding netrefs cannot be sent",
+                other.type_name()
+            )));
+        }
+    })
+}
+
+/// Unboxes a received `(label, value)`.
+pub fn unbox(boxed: Value, peer: &mut PeerObjects) -> Result<Value, FrameError> {
+    let Value::Tuple(pair) = boxed else {
+        return Err(malformed(format!("boxed value {boxed}")));
+    };
+    let [label, value] =
+        <[Value; 2]>::try_from(pair).map_err(|p| malformed(format!("box of {} parts", p.len())))?;
+    match (label, value) {
+        (Value::Int(LABEL_VALUE), value) => Ok(value),
+        (Value::Int(LABEL_TUPLE), Value::Tuple(items)) => Ok(Value::Tuple(
+            items
+                .into_iter()
+                .map(|item| unbox(item, peer))
+                .collect::<Result<_, _>>()?,
+        )),
+        (Value::Int(LABEL_LOCAL_REF), pack) => {
+            let pack = IdPack::from_value(pack)?;
+            let id = ObjectId::try_from(pack.instance_id - 1)
+                .map_err(|_| malformed(format!("reference to object {}", pack.instance_id)))?;
+            Ok(Value::Object(ObjectRef {
+                holder: Holder::Receiver,
+                id,
+                class: pack.class,
+            }))
+        }
+        (Value::Int(LABEL_REMOTE_REF), pack) => {
+            Ok(Value::Object(peer.intern(IdPack::from_value(pack)?)?))
+        }
+        (label, value) => Err(malformed(format!("box ({label}, {value})"))),
+    }
+}
+
+/// Whether `value` holds an object reference anywhere.
+fn holds_objects(value: &Value) -> bool {
+    match value {
+        Value::Object(_) => true,
+        Value::Tuple(items) | Value::FrozenSet(items) => items.iter().any(holds_objects),
+        Value::Slice(parts) => parts.iter().any(holds_objects),
+        _ => false,
+    }
+}
+
+/// The id of this side's object named by an id_pack sent by value (INSPECT).
+pub fn our_id(pack: Value) -> Result<ObjectId, FrameError> {
+    let pack = IdPack::from_value(pack)?;
+    ObjectId::try_from(pack.instance_id - 1)
+        .map_err(|_| malformed(format!("object {}", pack.instance_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(i: i128) -> Value {
+        Value::Int(i)
+    }
+
+    #[test]
+    fn values_box_by_value_and_references_by_id_pack() {
+        let mut peer = PeerObjects::new(10);
+        let plain = Value::Tuple(vec![int(4), int(7)]);
+        assert_eq!(
+            box_value(plain.clone(), &peer),
+            Ok(Value::Tuple(vec![int(1), plain.clone()]))
+        );
+        assert_eq!(
+            unbox(Value::Tuple(vec![int(1), plain.clone()]), &mut peer),
+            Ok(plain)
+        );
+
+        // The peer lends a function; it comes back to it as LOCAL_REF with the same id_pack.
+        let pack = Value::Tuple(vec![
+            Value::Str("builtins.function".into()),
+            int(93865899159040),
+            int(140611759028752),
+        ]);
+        let lent = unbox(Value::Tuple(vec![int(4), pack.clone()]), &mut peer).unwrap();
+        let Value::Object(function) = &lent else {
+            panic!("{lent}")
+        };
+        assert_eq!(
+            (function.holder, function.class.as_str()),
+            (Holder::Sender, "builtins.function")
+        );
+        let again = unbox(Value::Tuple(vec![int(4), pack.clone()]), &mut peer).unwrap();
+        assert_eq!(again, lent, "the same id_pack is the same object");
+        let back = Value::Object(ObjectRef {
+            holder: Holder::Receiver,
+            ..function.clone()
+        });
+        assert_eq!(
+            box_value(back, &peer),
+            Ok(Value::Tuple(vec![int(3), pack.clone()]))
+        );
+
+        // This side lends its object 41: REMOTE_REF with instance_id 42; it returns as LOCAL_REF.
+        let ours = Value::Object(ObjectRef {
+            holder: Holder::Sender,
+            id: 41,
+            class: "builtins.method".into(),
+        });
+        let Value::Tuple(boxed) = box_value(Value::Tuple(vec![ours, int(1)]), &peer).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            boxed[0],
+            int(2),
+            "a tuple holding a reference is boxed item by item"
+        );
+        let Value::Tuple(items) = &boxed[1] else {
+            panic!()
+        };
+        let Value::Tuple(remote) = &items[0] else {
+            panic!()
+        };
+        assert_eq!(remote[0], int(4));
+        let Value::Tuple(our_pack) = &remote[1] else {
+            panic!()
+        };
+        assert_eq!(our_pack[2], int(42));
+        let returned = unbox(Value::Tuple(vec![int(3), remote[1].clone()]), &mut peer).unwrap();
+        assert_eq!(
+            returned,
+            Value::Object(ObjectRef {
+                holder: Holder::Receiver,
+                id: 41,
+                class: "builtins.method".into()
+            })
+        );
+        assert_eq!(our_id(remote[1].clone()), Ok(41));
+
+        assert_eq!(
+            peer.times_lent(function.id),
+            Ok(2),
+            "lent twice: released with a count of 2"
+        );
+        peer.forget(function.id);
+        assert!(peer.id_pack(function.id).is_err());
+    }
+
+    #[test]
+    fn malformed_boxes_and_too_many_references_are_refused() {
+        let mut peer = PeerObjects::new(1);
+        for bad in [
+            int(1),
+            Value::Tuple(vec![int(9), int(1)]),
+            Value::Tuple(vec![int(3), int(1)]),
+        ] {
+            assert!(unbox(bad, &mut peer).is_err());
+        }
+        let pack = |i| {
+            Value::Tuple(vec![
+                int(4),
+                Value::Tuple(vec![Value::Str("x".into()), int(1), int(i)]),
+            ])
+        };
+        assert!(unbox(pack(1), &mut peer).is_ok());
+        assert!(
+            unbox(pack(1), &mut peer).is_ok(),
+            "the same object again takes no room"
+        );
+        assert!(unbox(pack(2), &mut peer).is_err());
+        let local_zero = Value::Tuple(vec![
+            int(3),
+            Value::Tuple(vec![Value::Str("x".into()), int(1), int(0)]),
+        ]);
+        assert!(
+            unbox(local_zero, &mut peer).is_err(),
+            "instance 0 is a class, never one of ours"
+        );
+    }
+}
