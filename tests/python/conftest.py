@@ -1,0 +1,66 @@
+"""Starts `wasm-rpyc serve` as a separate process serving the calculator and
+the test guest, both built by `cargo test --release --workspace`."""
+import os
+import pathlib
+import queue
+import re
+import subprocess
+import threading
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+BINARY = TARGET / "release" / "wasm-rpyc"
+GUESTS = TARGET / "guests" / "wasm32-wasip2" / "release"
+
+
+class Host:
+    """A running `wasm-rpyc serve`: the port of each service, by name."""
+
+    def __init__(self, *components):
+        for component in components:
+            assert component.exists(), f"{component} is missing: run `cargo test --release --workspace` first"
+        self.process = subprocess.Popen(
+            [str(BINARY), "serve", "--port", "0", *map(str, components)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1", "RUST_LOG": "info"},
+        )
+        self.log = queue.Queue()
+        threading.Thread(target=self._read_log, daemon=True).start()
+        self.ports = {}
+        while len(self.ports) < len(components):
+            line = self.log.get(timeout=30)
+            match = re.search(r"serving service=(\S+) address=127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.ports[match[1]] = int(match[2])
+
+    def _read_log(self):
+        for line in self.process.stderr:
+            self.log.put(line)
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def host():
+    served = Host(GUESTS / "calculator.wasm", GUESTS / "testbed.wasm")
+    yield served
+    assert served.alive(), "the host died during the tests"
+    served.stop()
+
+
+@pytest.fixture
+def calculator_port(host):
+    return host.ports["CALCULATOR"]
+
+
+@pytest.fixture
+def testbed_port(host):
+    return host.ports["TESTBED"]

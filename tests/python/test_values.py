@@ -1,0 +1,79 @@
+"""Values between Python and WIT, through the test guest that echoes every
+WIT type, including arguments large enough to travel compressed."""
+import pytest
+import rpyc
+
+
+@pytest.fixture
+def root(testbed_port):
+    conn = rpyc.connect("localhost", testbed_port)
+    yield conn.root
+    conn.close()
+
+
+def test_scalars_and_ranges(root):
+    assert root.echo_bool(True) is True
+    assert root.echo_u8(255) == 255
+    assert root.echo_s64(-2**63) == -2**63
+    assert root.echo_u64(2**64 - 1) == 2**64 - 1
+    with pytest.raises(OverflowError):
+        root.echo_u8(256)
+    with pytest.raises(OverflowError):
+        root.echo_u64(-1)
+    with pytest.raises(TypeError):
+        root.echo_u8(1.5)
+    assert root.echo_f64(2) == 2.0
+    assert root.echo_char("é") == "é"
+    assert root.echo_string("héllo") == "héllo"
+
+
+def test_sequences_are_tuples_and_bytes(root):
+    assert root.echo_list((1, -2, 3)) == (1, -2, 3)
+    assert root.echo_nested((("a", "b"), ())) == (("a", "b"), ())
+    assert root.echo_bytes(b"\x00\xff") == b"\x00\xff"
+    assert root.echo_tuple((1, "x", True)) == (1, "x", True)
+
+
+def test_option_record_variant_enum_flags_result(root):
+    assert root.echo_option(None) is None
+    assert root.echo_option("x") == "x"
+    assert root.echo_record((3, -4, "p")) == (3, -4, "p")
+    assert root.echo_variant("empty") == "empty"
+    assert root.echo_variant(("circle", 1.5)) == ("circle", 1.5)
+    assert root.echo_enum("green") == "green"
+    assert root.echo_flags(frozenset({"read", "exec"})) == frozenset({"read", "exec"})
+    assert root.echo_results((("ok", 1), ("err", "bad"))) == (("ok", 1), ("err", "bad"))
+    with pytest.raises(TypeError):
+        root.echo_enum("purple")
+
+
+def test_the_dynamic_value_carries_any_brine_value(root):
+    anything = (None, True, -5, 2**100, 2.5, 1 - 2j, "text", b"\x01", ((), frozenset({1})))
+    assert root.echo_value(anything) == anything
+
+
+def test_large_arguments_travel_compressed_both_ways(root):
+    big = "wasm-rpyc " * 100_000
+    assert root.echo_string(big) == big
+    data = bytes(range(256)) * 4000
+    assert root.echo_bytes(data) == data
+
+
+def test_optional_and_keyword_arguments(root):
+    assert root.sum_two(1) == 1
+    assert root.sum_two(1, 2) == 3
+    assert root.sum_two(b=5, a=1) == 6
+    assert root.get_value() == 42
+    assert root.twice(21) == 42
+
+
+def test_custom_errors_and_traps(root):
+    with pytest.raises(KeyError):
+        getattr(root, "raise")("KeyError", "k")
+    with pytest.raises(Exception) as info:
+        getattr(root, "raise")("mymodule.MyError", "custom")
+    assert type(info.value).__name__ == "mymodule.MyError"
+    assert info.value.args == ("custom",)
+    with pytest.raises(RuntimeError, match="boom"):
+        root.panic("boom")
+    assert root.counter() == 1, "a fresh instance after the trap"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test from a fresh machine: the Rust workspace (which builds the
+# host, the example services and the test guests), then the Python suite with
+# the real rpyc package against the host run as a separate process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-wasip2
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet -r tests/python/requirements.txt
+
+cargo test --release --workspace
+.venv/bin/python -m pytest -q tests/python
