@@ -1,15 +1,18 @@
 //! Connecting to a host: `connect(addr)` gives a [`Connection`] whose
-//! [`root`](Connection::root) is the remote service.
+//! [`root`](Connection::root) is the remote service. `connect_rpyc(addr)`
+//! does the same with a server that speaks RPyC 6, such as Python's own.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Config, Connection, Transport};
 use crate::error::Error;
 use crate::protocol::native::NativeCodec;
+use crate::protocol::rpyc::RpycCodec;
 use crate::service::{Service, VoidService};
 
 /// How long [`connect`] waits for the TCP connection to open.
@@ -27,12 +30,7 @@ pub async fn connect_with<S: Service>(
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
-    let socket = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
-    socket.set_nodelay(true)?;
-    let peer = socket.peer_addr()?.to_string();
-    let (reader, writer) = socket.into_split();
+    let (reader, writer, peer) = open(addr).await?;
     let codec = NativeCodec::new(config.max_frame);
     let transport = Transport {
         reader,
@@ -45,4 +43,44 @@ pub async fn connect_with<S: Service>(
     let (connection, _task) =
         Connection::spawn(transport, service, config, CancellationToken::new());
     Ok(connection)
+}
+
+/// Connects to a server that speaks RPyC 6 (a Python `rpyc` server, or a
+/// wasm-rpyc host), exposing the [`VoidService`] to it. The server's root is
+/// fetched once, here.
+pub async fn connect_rpyc(addr: impl ToSocketAddrs) -> Result<Connection, Error> {
+    connect_rpyc_with(addr, VoidService::default(), Config::default()).await
+}
+
+/// [`connect_rpyc`], exposing `service` to the server, with `config`'s bounds.
+pub async fn connect_rpyc_with<S: Service>(
+    addr: impl ToSocketAddrs,
+    service: S,
+    config: Config,
+) -> Result<Connection, Error> {
+    let (reader, writer, peer) = open(addr).await?;
+    let (decoder, encoder) = RpycCodec::pair(config.max_frame, config.max_lent_objects);
+    let transport = Transport {
+        reader,
+        writer,
+        decoder,
+        encoder,
+        already_read: BytesMut::new(),
+        peer,
+    };
+    let (connection, _task) =
+        Connection::spawn(transport, service, config, CancellationToken::new());
+    connection.fetch_root().await?;
+    Ok(connection)
+}
+
+/// Opens a TCP connection with TCP_NODELAY, within the connect timeout.
+async fn open(addr: impl ToSocketAddrs) -> Result<(OwnedReadHalf, OwnedWriteHalf, String), Error> {
+    let socket = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
+    socket.set_nodelay(true)?;
+    let peer = socket.peer_addr()?.to_string();
+    let (reader, writer) = socket.into_split();
+    Ok((reader, writer, peer))
 }

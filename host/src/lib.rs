@@ -44,8 +44,8 @@ pub mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }
 
-pub use client::{connect, connect_with};
-pub use connection::{Connection, RemoteObject};
+pub use client::{connect, connect_rpyc, connect_rpyc_with, connect_with};
+pub use connection::{Connection, Peer, RemoteObject};
 pub use error::Error;
 pub use exception::Exception;
 pub use server::{Server, ServerConfig};

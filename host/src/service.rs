@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::value::Value;
 
@@ -34,8 +35,9 @@ pub trait Service: Send + 'static {
     ) -> impl Future<Output = Result<Value, Exception>> + Send;
 
     /// Runs once when the connection is established, before any request is
-    /// served. An error closes the connection.
-    fn on_connect(&mut self) -> impl Future<Output = Result<(), Exception>> + Send {
+    /// served; `peer` reaches the other side. An error closes the connection.
+    fn on_connect(&mut self, peer: Peer) -> impl Future<Output = Result<(), Exception>> + Send {
+        let _ = peer;
         async { Ok(()) }
     }
 

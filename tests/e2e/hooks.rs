@@ -1,6 +1,6 @@
 //! Names, aliases and the per-connection hooks.
 
-use wasm_rpyc::{Service, connect};
+use wasm_rpyc::connect;
 use wasm_rpyc_tests::{TESTBED, guest, runtime, serve};
 
 #[tokio::test]
@@ -44,18 +44,27 @@ async fn every_connection_has_its_own_instance_and_runs_on_connect_once() {
 
 #[tokio::test]
 async fn on_disconnect_runs_once_when_the_connection_ends() {
-    let component = guest(&runtime(), TESTBED).await;
-    let mut service = component.instance();
-    service.on_connect().await.unwrap();
-    let count = |v| wasm_rpyc::Value::Int(v);
+    let logs = wasm_rpyc_tests::capture_logs();
+    let host = serve(guest(&runtime(), TESTBED).await).await;
+    let conn = connect(host.addr).await.unwrap();
+    let tag = format!("hooks-test-{}", std::process::id());
+    conn.root()
+        .call::<()>("set_tag", (tag.as_str(),))
+        .await
+        .unwrap();
+    let line = format!("on-disconnect {tag}");
+    assert_eq!(logs.count(&line), 0, "not before the connection ends");
+    conn.close().await;
+    for _ in 0..100 {
+        if logs.count(&line) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(
-        service.call("disconnects", vec![], vec![]).await,
-        Ok(count(0))
+        logs.count(&line),
+        1,
+        "on-disconnect ran once, and its output reached the log"
     );
-    service.on_disconnect().await;
-    assert_eq!(
-        service.call("disconnects", vec![], vec![]).await,
-        Ok(count(1))
-    );
-    assert_eq!(service.call("connects", vec![], vec![]).await, Ok(count(1)));
 }

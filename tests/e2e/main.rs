@@ -5,5 +5,6 @@ mod calculator;
 mod hooks;
 mod hostile;
 mod loading;
+mod python_server;
 mod traps;
 mod values;

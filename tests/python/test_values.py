@@ -77,3 +77,23 @@ def test_custom_errors_and_traps(root):
     with pytest.raises(RuntimeError, match="boom"):
         root.panic("boom")
     assert root.counter() == 1, "a fresh instance after the trap"
+
+
+def test_lists_and_sets_passed_by_reference_are_read_and_released(testbed_port):
+    conn = rpyc.connect("localhost", testbed_port)
+    root = conn.root
+    assert root.echo_list([1, -2, 3]) == (1, -2, 3)
+    assert root.echo_list([]) == ()
+    assert root.echo_nested([["a", "b"], []]) == (("a", "b"), ())
+    assert root.echo_nested((["a"], ("b",))) == (("a",), ("b",))
+    assert root.echo_record([3, -4, "p"]) == (3, -4, "p")
+    assert root.echo_bytes([1, 2]) == b"\x01\x02"
+    assert root.echo_flags({"read", "exec"}) == frozenset({"read", "exec"})
+    assert root.echo_list(range(5)) == (0, 1, 2, 3, 4)
+    with pytest.raises(TypeError):
+        root.echo_list(["x"])
+    with pytest.raises(TypeError):
+        root.echo_s32([1])
+    # The host released every object it was lent, before replying.
+    assert len(conn._local_objects._dict) == 0
+    conn.close()

@@ -1,8 +1,11 @@
 //! Helpers for the end-to-end tests: the components built from source, and
 //! hosts serving them on `127.0.0.1:0`.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled};
@@ -59,4 +62,101 @@ pub async fn serve_with(component: ServiceComponent, config: ServerConfig) -> Ho
 /// Serves `component` with the default configuration.
 pub async fn serve(component: ServiceComponent) -> Host {
     serve_with(component, ServerConfig::default()).await
+}
+
+/// A Python RPyC server from `tests/python/`, run by the venv that
+/// `tests/run.sh` makes (or `$WASM_RPYC_PYTHON`); killed when dropped.
+pub struct PythonServer {
+    child: Child,
+    port: u16,
+}
+
+impl PythonServer {
+    /// Runs `tests/python/<script>`, which prints the port it listens on.
+    pub fn start(script: &str) -> Self {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = std::env::var_os("WASM_RPYC_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| here.join("../.venv/bin/python"));
+        let mut child = Command::new(&python)
+            .arg(here.join("python").join(script))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (run tests/run.sh, which makes the venv): {e}",
+                    python.display()
+                )
+            });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("the server prints its port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{script} printed {line:?}, not a port"));
+        PythonServer { child, port }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything the host logs in this test process, from the first call on.
+pub struct Logs {
+    lines: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Logs {
+    /// How many logged lines contain `text`.
+    pub fn count(&self, text: &str) -> usize {
+        let lines = self.lines.lock().expect("log buffer poisoned");
+        String::from_utf8_lossy(&lines)
+            .lines()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+}
+
+/// Starts capturing the process's logs (once; later calls share the capture).
+pub fn capture_logs() -> Logs {
+    static LINES: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    let lines = LINES.get_or_init(|| {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogWriter(Arc::clone(&sink)))
+            .init();
+        lines
+    });
+    Logs {
+        lines: Arc::clone(lines),
+    }
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("log buffer poisoned")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -4,8 +4,10 @@
 
 use tokio::sync::mpsc;
 
-use super::Shared;
+use std::sync::Arc;
+
 use super::objects::{Lent, Objects};
+use super::{Peer, Shared};
 use crate::exception::Exception;
 use crate::protocol::{Holder, Message, ObjectId, ObjectRef, Request, Seq};
 use crate::service::{Service, call_root, root_method, root_methods};
@@ -20,13 +22,16 @@ const METHOD_CLASS: &str = "builtins.method";
 pub(super) async fn serve<S: Service>(
     service: S,
     mut inbox: mpsc::Receiver<(Seq, Request)>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) {
     let mut dispatch = Dispatch {
         objects: Objects::new(shared.config.max_lent_objects),
         service,
     };
-    if let Err(error) = dispatch.service.on_connect().await {
+    let peer = Peer {
+        shared: Arc::clone(shared),
+    };
+    if let Err(error) = dispatch.service.on_connect(peer).await {
         tracing::warn!(peer = %shared.peer, %error, "on_connect failed; closing the connection");
         shared.closing.cancel();
         return;
@@ -88,6 +93,10 @@ impl<S: Service> Dispatch<S> {
                 .objects
                 .get(target)
                 .and(Err(Exception::no_attribute(&name))),
+            Request::BuffIter { target, .. } => self
+                .objects
+                .get(target)
+                .and(Err(Exception::type_error("the object is not iterable"))),
             Request::Pickle { .. } => Err(Exception::new("ValueError", "pickling is disabled")),
             Request::Unsupported { operation } => Err(Exception::new(
                 "NotImplementedError",

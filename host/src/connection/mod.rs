@@ -12,6 +12,7 @@ mod objects;
 mod transport;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::protocol::{Codec, Message, ObjectId, Request};
+use crate::protocol::{Codec, Holder, Message, ObjectId, ROOT, Request};
 use crate::service::Service;
 use crate::value::{FromValue, IntoArgs, Value};
 use in_flight::InFlight;
@@ -102,6 +103,72 @@ struct Shared {
     config: Config,
     /// The peer's address, for logs.
     peer: String,
+    /// The id of the peer's root object: [`ROOT`] unless the peer's protocol
+    /// names it otherwise (RPyC's GETROOT).
+    root: AtomicU64,
+}
+
+impl Shared {
+    /// Sends `request` and waits for its outcome, at most the call timeout.
+    async fn request(&self, request: Request) -> Result<Value, Error> {
+        let mut pending = self.in_flight.start()?;
+        let message = Message::Request {
+            seq: pending.seq(),
+            request,
+        };
+        self.outbox.send(message).await.map_err(|_| Error::Closed)?;
+        let limit = self.config.call_timeout;
+        tokio::time::timeout(limit, pending.outcome())
+            .await
+            .map_err(|_| Error::Timeout(limit))?
+    }
+
+    /// Releases the peer's object `id` without waiting for the peer's answer.
+    async fn release(&self, id: ObjectId) {
+        let Ok(pending) = self.in_flight.start() else {
+            return;
+        };
+        let del = Message::Request {
+            seq: pending.seq(),
+            request: Request::Del {
+                target: id,
+                count: 1,
+            },
+        };
+        // Dropping `pending` now makes the reply one that no call waits for.
+        drop(pending);
+        let _ = self.outbox.send(del).await;
+    }
+}
+
+/// A service's handle on the peer of its connection (RPyC's `self._conn`):
+/// it calls the peer's objects, and does not keep the connection open.
+#[derive(Clone)]
+pub struct Peer {
+    shared: Arc<Shared>,
+}
+
+impl Peer {
+    /// Reads up to `count` items of the peer's iterable object `id` in one
+    /// round trip (RPyC's BUFFITER).
+    pub async fn read_items(&self, id: ObjectId, count: u64) -> Result<Vec<Value>, Error> {
+        match self
+            .shared
+            .request(Request::BuffIter { target: id, count })
+            .await?
+        {
+            Value::Tuple(items) => Ok(items),
+            other => Err(Error::UnexpectedResult(crate::value::ValueError {
+                expected: "a tuple of items".into(),
+                got: other.to_string(),
+            })),
+        }
+    }
+
+    /// Releases the peer's object `id`; does not wait for the peer.
+    pub async fn release(&self, id: ObjectId) {
+        self.shared.release(id).await;
+    }
 }
 
 /// The two halves of a stream, the codec of each direction, and any bytes
@@ -158,6 +225,7 @@ impl Connection {
             finished: CancellationToken::new(),
             config,
             peer: transport.peer,
+            root: AtomicU64::new(ROOT),
         });
         let driver = Arc::clone(&shared);
         let task = tokio::spawn(async move {
@@ -186,7 +254,11 @@ impl Connection {
                     shared.closing.cancel();
                 }
             };
-            tokio::join!(reading, writing, dispatch::serve(service, incoming, shared));
+            tokio::join!(
+                reading,
+                writing,
+                dispatch::serve(service, incoming, &driver)
+            );
             shared.finished.cancel();
         });
         let connection = Connection {
@@ -203,27 +275,28 @@ impl Connection {
     pub fn root(&self) -> RemoteObject {
         RemoteObject {
             connection: self.clone(),
-            id: crate::protocol::ROOT,
+            id: self.shared().root.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Asks the peer for its root object (a GETROOT round trip), for
+    /// protocols whose root has no well-known id.
+    pub(crate) async fn fetch_root(&self) -> Result<(), Error> {
+        match self.request(Request::GetRoot).await? {
+            Value::Object(root) if root.holder == Holder::Sender => {
+                self.shared().root.store(root.id, Ordering::Relaxed);
+                Ok(())
+            }
+            other => Err(Error::UnexpectedResult(crate::value::ValueError {
+                expected: "the peer's root object".into(),
+                got: other.to_string(),
+            })),
         }
     }
 
     /// Sends `request` and waits for its outcome, at most the call timeout.
     pub(crate) async fn request(&self, request: Request) -> Result<Value, Error> {
-        let shared = self.shared();
-        let mut pending = shared.in_flight.start()?;
-        let message = Message::Request {
-            seq: pending.seq(),
-            request,
-        };
-        shared
-            .outbox
-            .send(message)
-            .await
-            .map_err(|_| Error::Closed)?;
-        let limit = shared.config.call_timeout;
-        tokio::time::timeout(limit, pending.outcome())
-            .await
-            .map_err(|_| Error::Timeout(limit))?
+        self.shared().request(request).await
     }
 
     /// Checks that the peer answers: it echoes `data` back.

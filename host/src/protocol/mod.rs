@@ -131,6 +131,14 @@ pub enum Request {
         /// The comparison's dunder name.
         op: String,
     },
+    /// Up to `count` items of an iterable object, as a tuple (RPyC's
+    /// BUFFITER): how a list lent by reference is read in one round trip.
+    BuffIter {
+        /// The object.
+        target: ObjectId,
+        /// How many items at most.
+        count: u64,
+    },
     /// Pickling the object (always refused: pickling is disabled).
     Pickle {
         /// The object.

@@ -7,9 +7,12 @@ use wasmtime::component::{ComponentExportIndex, Instance, Val};
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 use super::component::{Inner, ServiceComponent};
+use super::fetch;
 use super::host::HostState;
 use super::method::Method;
+use crate::connection::Peer;
 use crate::exception::Exception;
+use crate::protocol::ObjectId;
 use crate::service::Service;
 use crate::value::Value;
 
@@ -116,6 +119,8 @@ pub struct WasmService {
     component: Arc<Inner>,
     /// `None` before the first use and after a trap.
     live: Option<Live>,
+    /// The other side of the connection, from `on_connect` on.
+    peer: Option<Peer>,
 }
 
 impl ServiceComponent {
@@ -125,6 +130,7 @@ impl ServiceComponent {
         WasmService {
             component: Arc::clone(self.inner()),
             live: None,
+            peer: None,
         }
     }
 }
@@ -161,6 +167,21 @@ async fn call_method(
     }
 }
 
+/// Reads the sequences the peer lent by reference where `method` wants values.
+async fn fetch_lent(
+    peer: &Peer,
+    slots: &mut [Option<Value>],
+    method: &Method,
+    lent: &mut Vec<ObjectId>,
+) -> Result<(), Exception> {
+    for (slot, (_, ty)) in slots.iter_mut().zip(&method.params) {
+        if let Some(value) = slot.take() {
+            *slot = Some(fetch::fetch(value, ty, peer, lent).await?);
+        }
+    }
+    Ok(())
+}
+
 impl Service for WasmService {
     fn aliases(&self) -> &[String] {
         &self.component.aliases
@@ -185,12 +206,29 @@ impl Service for WasmService {
             .methods
             .get(name)
             .ok_or_else(|| Exception::no_attribute(name))?;
-        let params = method.bind(args, kwargs)?;
+        let mut slots = method.bind(args, kwargs)?;
+        let mut lent = Vec::new();
+        slots
+            .iter()
+            .flatten()
+            .for_each(|value| fetch::peer_objects(value, &mut lent));
+        if let Some(peer) = &self.peer {
+            let fetched = fetch_lent(peer, &mut slots, method, &mut lent).await;
+            // Nothing keeps what the peer lent for this call: release it all.
+            lent.sort_unstable();
+            lent.dedup();
+            for id in lent {
+                peer.release(id).await;
+            }
+            fetched?;
+        }
+        let params = method.convert(slots)?;
         self.ensure_live().await?;
         call_method(&mut self.live, &component, method, &params).await
     }
 
-    async fn on_connect(&mut self) -> Result<(), Exception> {
+    async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {
+        self.peer = Some(peer);
         self.ensure_live().await
     }
 

@@ -25,13 +25,13 @@ pub(crate) fn python_name(wit: &str) -> String {
 }
 
 impl Method {
-    /// Binds positional then keyword arguments to the parameters and converts
-    /// each. An `option<T>` parameter may be left out: it is `none`.
+    /// Binds positional then keyword arguments to the parameters, in
+    /// parameter order. An `option<T>` parameter may be left out.
     pub(crate) fn bind(
         &self,
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
-    ) -> Result<Vec<Val>, Exception> {
+    ) -> Result<Vec<Option<Value>>, Exception> {
         let name = &self.name;
         if args.len() > self.params.len() {
             return Err(Exception::type_error(format!(
@@ -70,6 +70,12 @@ impl Method {
                 missing.join(", ")
             )));
         }
+        Ok(slots)
+    }
+
+    /// Converts bound arguments to the parameters' types; a left-out
+    /// `option<T>` is `none`.
+    pub(crate) fn convert(&self, slots: Vec<Option<Value>>) -> Result<Vec<Val>, Exception> {
         self.params
             .iter()
             .zip(slots)

@@ -4,6 +4,7 @@
 
 mod component;
 mod convert;
+mod fetch;
 mod host;
 mod instance;
 mod method;
@@ -15,6 +16,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
+pub use fetch::MAX_FETCHED_ITEMS;
 pub use instance::WasmService;
 
 use host::HostState;

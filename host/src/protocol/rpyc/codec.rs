@@ -291,6 +291,9 @@ fn handler_and_args(
             ],
         ),
         Request::Inspect { target } => (16, vec![peer.id_pack(*target)?]),
+        Request::BuffIter { target, count } => {
+            (17, vec![theirs(*target), Value::Int((*count).into())])
+        }
         Request::Unsupported { operation } => {
             return Err(malformed(format!("{operation} cannot be sent")));
         }
@@ -437,6 +440,13 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
                 target: our_id(pack).map_err(|_| wrong())?,
             }
         }
+        "BUFFITER" => match take!(2) {
+            [obj, Value::Int(count)] => Request::BuffIter {
+                target: target(obj)?,
+                count: u64::try_from(count).map_err(|_| wrong())?,
+            },
+            _ => return Err(wrong()),
+        },
         other => Request::Unsupported {
             operation: format!("HANDLE_{other}"),
         },
@@ -599,9 +609,9 @@ mod tests {
             e.is("TypeError") && e.message.contains("HANDLE_GETATTR"),
             "{e}"
         );
-        let buffiter = decode_one(&mut reader, &request_frame(17, Value::Tuple(vec![])));
+        let oldslicing = decode_one(&mut reader, &request_frame(18, Value::Tuple(vec![])));
         assert!(matches!(
-            buffiter,
+            oldslicing,
             Message::Request {
                 request: Request::Unsupported { .. },
                 ..

@@ -7,6 +7,7 @@ wit_bindgen::generate!({
     with: { "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types },
 });
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use exports::tools::Guest as Tools;
@@ -14,6 +15,7 @@ use exports::tools::Guest as Tools;
 static CALLS: AtomicU32 = AtomicU32::new(0);
 static CONNECTS: AtomicU32 = AtomicU32::new(0);
 static DISCONNECTS: AtomicU32 = AtomicU32::new(0);
+static TAG: Mutex<String> = Mutex::new(String::new());
 
 struct Testbed;
 
@@ -118,6 +120,9 @@ impl Guest for Testbed {
     fn exposed_disconnects() -> u32 {
         DISCONNECTS.load(Ordering::Relaxed)
     }
+    fn exposed_set_tag(tag: String) {
+        *TAG.lock().unwrap() = tag;
+    }
     fn hidden() -> i32 {
         7
     }
@@ -126,6 +131,7 @@ impl Guest for Testbed {
     }
     fn on_disconnect() {
         DISCONNECTS.fetch_add(1, Ordering::Relaxed);
+        println!("on-disconnect {}", TAG.lock().unwrap());
     }
     fn service_aliases() -> Vec<String> {
         vec!["testbed".into(), "bench".into()]

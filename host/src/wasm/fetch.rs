@@ -1,0 +1,117 @@
+//! Reading what the peer lent by reference where a service wants a value: a
+//! Python list (or set, deque, range...) passed for a WIT `list<T>`, tuple,
+//! record or flags arrives as a netref and is read in one BUFFITER round
+//! trip, nested ones likewise. Tuples need no round trip: pass tuples where
+//! speed matters.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use wasmtime::component::Type;
+
+use crate::connection::Peer;
+use crate::error::Error;
+use crate::exception::Exception;
+use crate::protocol::{Holder, ObjectId};
+use crate::value::Value;
+
+/// The most items read from one of the peer's sequences. A sequence that
+/// long should travel as a tuple (by value) or bytes; reading more by
+/// reference would let a peer make the host buffer without bound.
+pub const MAX_FETCHED_ITEMS: u64 = 1_000_000;
+
+type Fetching<'a> = Pin<Box<dyn Future<Output = Result<Value, Exception>> + Send + 'a>>;
+
+/// Every object of the peer's in `value`, appended to `found`.
+pub(crate) fn peer_objects(value: &Value, found: &mut Vec<ObjectId>) {
+    match value {
+        Value::Object(object) if object.holder == Holder::Sender => found.push(object.id),
+        Value::Tuple(items) | Value::FrozenSet(items) => {
+            items.iter().for_each(|i| peer_objects(i, found))
+        }
+        _ => {}
+    }
+}
+
+/// `value` with the peer's sequences read where `ty` wants a sequence. The
+/// peer's objects met in what was read are appended to `found`.
+pub(crate) fn fetch<'a>(
+    value: Value,
+    ty: &'a Type,
+    peer: &'a Peer,
+    found: &'a mut Vec<ObjectId>,
+) -> Fetching<'a> {
+    Box::pin(async move {
+        Ok(match (value, ty) {
+            (
+                Value::Object(object),
+                Type::List(_)
+                | Type::FixedLengthList(_)
+                | Type::Tuple(_)
+                | Type::Record(_)
+                | Type::Flags(_)
+                | Type::Map(_),
+            ) if object.holder == Holder::Sender => {
+                let items = read(peer, object.id, &object.class).await?;
+                items.iter().for_each(|item| peer_objects(item, found));
+                fetch(Value::Tuple(items), ty, peer, found).await?
+            }
+            (Value::Tuple(items), Type::List(list)) => {
+                Value::Tuple(each(items, |_| Some(list.ty()), peer, found).await?)
+            }
+            (Value::Tuple(items), Type::FixedLengthList(list)) => {
+                Value::Tuple(each(items, |_| Some(list.ty()), peer, found).await?)
+            }
+            (Value::Tuple(items), Type::Tuple(tuple)) => {
+                let types: Vec<Type> = tuple.types().collect();
+                Value::Tuple(each(items, |i| types.get(i).cloned(), peer, found).await?)
+            }
+            (Value::Tuple(items), Type::Record(record)) => {
+                let types: Vec<Type> = record.fields().map(|f| f.ty).collect();
+                Value::Tuple(each(items, |i| types.get(i).cloned(), peer, found).await?)
+            }
+            (Value::None, Type::Option(_)) => Value::None,
+            (value, Type::Option(option)) => fetch(value, &option.ty(), peer, found).await?,
+            (value, _) => value,
+        })
+    })
+}
+
+/// Fetches each item with the type `type_of` gives its position (none: as is).
+async fn each(
+    items: Vec<Value>,
+    type_of: impl Fn(usize) -> Option<Type>,
+    peer: &Peer,
+    found: &mut Vec<ObjectId>,
+) -> Result<Vec<Value>, Exception> {
+    let mut fetched = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        fetched.push(match type_of(i) {
+            Some(ty) => fetch(item, &ty, peer, found).await?,
+            None => item,
+        });
+    }
+    Ok(fetched)
+}
+
+async fn read(peer: &Peer, id: ObjectId, class: &str) -> Result<Vec<Value>, Exception> {
+    let items = peer
+        .read_items(id, MAX_FETCHED_ITEMS + 1)
+        .await
+        .map_err(|error| match error {
+            Error::Remote(exception) => exception,
+            other => Exception::new(
+                "RuntimeError",
+                format!("cannot read the {class} passed by reference: {other}"),
+            ),
+        })?;
+    if items.len() as u64 > MAX_FETCHED_ITEMS {
+        return Err(Exception::new(
+            "ValueError",
+            format!(
+                "a {class} of more than {MAX_FETCHED_ITEMS} items cannot be passed by reference; pass a tuple"
+            ),
+        ));
+    }
+    Ok(items)
+}

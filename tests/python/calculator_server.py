@@ -1,0 +1,26 @@
+"""The seed's CalculatorService, served by RPyC's own ThreadedServer on
+127.0.0.1 (on the port given, or a free one); prints the port first."""
+import sys
+
+import rpyc
+from rpyc.utils.server import ThreadedServer
+
+
+class CalculatorService(rpyc.Service):
+    def exposed_add(self, a, b):
+        return a + b
+    def exposed_sub(self, a, b):
+        return a - b
+    def exposed_mul(self, a, b):
+        return a * b
+    def exposed_div(self, a, b):
+        return a / b
+    def foo(self):
+        print("foo")
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = ThreadedServer(CalculatorService, hostname="127.0.0.1", port=port)
+    print(server.port, flush=True)
+    server.start()
