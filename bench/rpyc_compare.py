@@ -6,7 +6,9 @@ Run after `cargo build --release -p wasm-rpyc` (tests/run.sh builds it too):
 
 Both servers run as separate processes. Prints calls/s and median latency
 for `conn.root.add(4, 7)` (GETATTR + CALL + async DEL per call) and for a
-cached `add(4, 7)` (one CALL per call), and the ratios.
+cached `add(4, 7)` (one CALL per call), and the ratios. Rounds alternate
+between the two servers and each figure is the median of the rounds, so a
+slow moment of the machine does not land on one side only.
 """
 import os
 import pathlib
@@ -20,8 +22,9 @@ import rpyc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-CALLS = 5000
-WARMUP = 500
+CALLS = 3000
+WARMUP = 300
+ROUNDS = 5
 
 
 def start_host():
@@ -70,13 +73,20 @@ def main():
     host, host_port = start_host()
     python, python_port = start_threaded_server()
     try:
-        ours = cases(host_port)
-        theirs = cases(python_port)
+        rounds = [(cases(host_port), cases(python_port)) for _ in range(ROUNDS)]
     finally:
         for process in (host, python):
             process.terminate()
             process.wait()
-    print(f"rpyc {rpyc.__version__} client, {CALLS} calls per case, one run on this machine")
+    def median_of(side, case):
+        rates = [r[side][case][0] for r in rounds]
+        medians = [r[side][case][1] for r in rounds]
+        return statistics.median(rates), statistics.median(medians)
+
+    names = rounds[0][0].keys()
+    ours = {case: median_of(0, case) for case in names}
+    theirs = {case: median_of(1, case) for case in names}
+    print(f"rpyc {rpyc.__version__} client, {ROUNDS} alternating rounds of {CALLS} calls per case, one run on this machine")
     print(f"{'':24} {'wasm-rpyc host':>22} {'rpyc ThreadedServer':>22} {'ratio':>8}")
     for case in ours:
         (our_rate, our_median), (their_rate, their_median) = ours[case], theirs[case]

@@ -47,8 +47,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let mut connection = connection::Config::default();
+        connection.read_spin = connection::DEFAULT_SERVER_READ_SPIN;
         ServerConfig {
-            connection: connection::Config::default(),
+            connection,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

@@ -131,6 +131,36 @@ async fn truncated_and_stalled_frames_end_the_connection() {
     socket.write_all(&whole[..whole.len() - 3]).await.unwrap();
     expect_closed(&mut socket).await;
 
+    // A frame trickled a byte at a time: the timeout is for the whole frame, not each read.
+    let mut socket = TcpStream::connect(host.addr).await.unwrap();
+    socket.write_all(&whole[..6]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut dropped = false;
+    for byte in &whole[6..whole.len() - 1] {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if socket.write_all(&[*byte]).await.is_err() {
+            dropped = true;
+            break;
+        }
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), socket.read(&mut probe)).await
+        {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(
+        dropped,
+        "a trickling client was kept for {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "dropped only after {:?}",
+        started.elapsed()
+    );
+
     // Nothing at all: dropped after the hello timeout.
     let mut silent = TcpStream::connect(host.addr).await.unwrap();
     expect_closed(&mut silent).await;

@@ -55,6 +55,11 @@ const OUTBOX_CAPACITY: usize = 1024;
 /// sends half a frame and stalls is dropped instead of holding a buffer.
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long an idle connection polls for the next request before it sleeps
+/// (see [`Config::read_spin`]). A server's default: a request that follows
+/// within it is read without waking a sleeping core. Clients do not spin.
+pub const DEFAULT_SERVER_READ_SPIN: Duration = Duration::from_micros(100);
+
 /// How long a write may wait for a peer that does not read.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -76,6 +81,11 @@ pub struct Config {
     pub frame_timeout: Duration,
     /// See [`DEFAULT_WRITE_TIMEOUT`].
     pub write_timeout: Duration,
+    /// How long an idle connection polls for the next frame before it
+    /// sleeps, yielding to other tasks meanwhile: spends otherwise idle CPU
+    /// to save a core's wake-up per request. Zero (the default) never polls;
+    /// servers use [`DEFAULT_SERVER_READ_SPIN`].
+    pub read_spin: Duration,
 }
 
 impl Default for Config {
@@ -88,6 +98,7 @@ impl Default for Config {
             max_lent_objects: DEFAULT_MAX_LENT_OBJECTS,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            read_spin: Duration::ZERO,
         }
     }
 }
