@@ -4,6 +4,7 @@ import threading
 
 import pytest
 import rpyc
+from rpyc.core import consts
 
 
 def test_the_seed_snippets(calculator_port):
@@ -106,3 +107,24 @@ def test_32_clients_on_32_threads_at_once(calculator_port):
     for t in threads:
         t.join(timeout=60)
     assert not errors, errors
+
+
+def test_the_client_spends_one_inspect_per_connection_and_none_on_methods(calculator_port):
+    conn = rpyc.connect("localhost", calculator_port)
+    handlers = []
+    send = conn._send
+
+    def counting_send(msg, seq, args):
+        if msg == consts.MSG_REQUEST:
+            handlers.append(args[0])
+        return send(msg, seq, args)
+
+    conn._send = counting_send
+    for _ in range(3):
+        assert conn.root.add(4, 7) == 11
+    add = conn.root.add
+    assert add(1, 2) == 3
+    assert handlers.count(consts.HANDLE_INSPECT) == 1, handlers
+    assert handlers.count(consts.HANDLE_GETROOT) == 1, handlers
+    assert handlers.count(consts.HANDLE_CALL) == 4, handlers
+    conn.close()
