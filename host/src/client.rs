@@ -32,14 +32,7 @@ pub async fn connect_with<S: Service>(
 ) -> Result<Connection, Error> {
     let (reader, writer, peer) = open(addr).await?;
     let codec = NativeCodec::new(config.max_frame);
-    let transport = Transport {
-        reader,
-        writer,
-        decoder: codec,
-        encoder: codec,
-        already_read: BytesMut::new(),
-        peer,
-    };
+    let transport = Transport::new(reader, writer, (codec, codec), BytesMut::new(), peer);
     let (connection, _task) =
         Connection::spawn(transport, service, config, CancellationToken::new());
     Ok(connection)
@@ -59,15 +52,8 @@ pub async fn connect_rpyc_with<S: Service>(
     config: Config,
 ) -> Result<Connection, Error> {
     let (reader, writer, peer) = open(addr).await?;
-    let (decoder, encoder) = RpycCodec::pair(config.max_frame, config.max_lent_objects);
-    let transport = Transport {
-        reader,
-        writer,
-        decoder,
-        encoder,
-        already_read: BytesMut::new(),
-        peer,
-    };
+    let codecs = RpycCodec::pair(config.max_frame, config.max_lent_objects);
+    let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
     let (connection, _task) =
         Connection::spawn(transport, service, config, CancellationToken::new());
     connection.fetch_root().await?;

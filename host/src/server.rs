@@ -167,27 +167,13 @@ async fn serve_socket(
     let (connection, task) = if &hello[..] == MAGIC {
         tracing::debug!(%peer, "connected (native protocol)");
         let codec = NativeCodec::new(max_frame);
-        let transport = Transport {
-            reader,
-            writer,
-            decoder: codec,
-            encoder: codec,
-            already_read: hello,
-            peer: peer_name,
-        };
+        let transport = Transport::new(reader, writer, (codec, codec), hello, peer_name);
         Connection::spawn(transport, service, config.connection, stop)
     } else {
         // Anything else is RPyC: the four bytes are its first frame's length.
         tracing::debug!(%peer, "connected (rpyc protocol)");
-        let (decoder, encoder) = RpycCodec::pair(max_frame, config.connection.max_lent_objects);
-        let transport = Transport {
-            reader,
-            writer,
-            decoder,
-            encoder,
-            already_read: hello,
-            peer: peer_name,
-        };
+        let codecs = RpycCodec::pair(max_frame, config.connection.max_lent_objects);
+        let transport = Transport::new(reader, writer, codecs, hello, peer_name);
         Connection::spawn(transport, service, config.connection, stop)
     };
     if let Err(error) = task.await {

@@ -9,6 +9,7 @@
 mod dispatch;
 mod in_flight;
 mod objects;
+mod remote;
 mod transport;
 
 use std::sync::Arc;
@@ -24,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::protocol::{Codec, Holder, Message, ObjectId, ROOT, Request};
 use crate::service::Service;
-use crate::value::{FromValue, IntoArgs, Value};
+use crate::value::Value;
 use in_flight::InFlight;
+pub use remote::{Peer, RemoteObject};
 
 /// RPyC's `sync_request_timeout`: how long a call waits for its reply.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -152,45 +154,36 @@ impl Shared {
     }
 }
 
-/// A service's handle on the peer of its connection (RPyC's `self._conn`):
-/// it calls the peer's objects, and does not keep the connection open.
-#[derive(Clone)]
-pub struct Peer {
-    shared: Arc<Shared>,
-}
-
-impl Peer {
-    /// Reads up to `count` items of the peer's iterable object `id` in one
-    /// round trip (RPyC's BUFFITER).
-    pub async fn read_items(&self, id: ObjectId, count: u64) -> Result<Vec<Value>, Error> {
-        match self
-            .shared
-            .request(Request::BuffIter { target: id, count })
-            .await?
-        {
-            Value::Tuple(items) => Ok(items),
-            other => Err(Error::UnexpectedResult(crate::value::ValueError {
-                expected: "a tuple of items".into(),
-                got: other.to_string(),
-            })),
-        }
-    }
-
-    /// Releases the peer's object `id`; does not wait for the peer.
-    pub async fn release(&self, id: ObjectId) {
-        self.shared.release(id).await;
-    }
-}
-
 /// The two halves of a stream, the codec of each direction, and any bytes
 /// already read from it (the server reads a few to tell the protocol).
 pub(crate) struct Transport<R, W, C> {
-    pub(crate) reader: R,
-    pub(crate) writer: W,
-    pub(crate) decoder: C,
-    pub(crate) encoder: C,
-    pub(crate) already_read: BytesMut,
-    pub(crate) peer: String,
+    reader: R,
+    writer: W,
+    decoder: C,
+    encoder: C,
+    already_read: BytesMut,
+    peer: String,
+}
+
+impl<R, W, C> Transport<R, W, C> {
+    /// A stream's halves with the codecs of its two directions (`(decoder,
+    /// encoder)`), the bytes already read from it, and the peer's name.
+    pub(crate) fn new(
+        reader: R,
+        writer: W,
+        (decoder, encoder): (C, C),
+        already_read: BytesMut,
+        peer: String,
+    ) -> Self {
+        Transport {
+            reader,
+            writer,
+            decoder,
+            encoder,
+            already_read,
+            peer,
+        }
+    }
 }
 
 /// A handle on a live connection. Clones share it; when the last handle is
@@ -349,45 +342,6 @@ impl Connection {
     }
 }
 
-/// An object on the peer's side (for now: its root), whose methods this side
-/// calls.
-#[derive(Clone)]
-pub struct RemoteObject {
-    connection: Connection,
-    id: ObjectId,
-}
-
-impl RemoteObject {
-    /// Calls the method `name` with positional `args` and converts the result:
-    /// `let sum: i64 = root.call("add", (4, 7)).await?`.
-    pub async fn call<R: FromValue>(&self, name: &str, args: impl IntoArgs) -> Result<R, Error> {
-        self.call_kw(name, args, Vec::<(String, Value)>::new())
-            .await
-    }
-
-    /// Calls the method `name` with positional and keyword arguments.
-    pub async fn call_kw<R: FromValue>(
-        &self,
-        name: &str,
-        args: impl IntoArgs,
-        kwargs: impl IntoIterator<Item = (impl Into<String>, Value)>,
-    ) -> Result<R, Error> {
-        let request = Request::CallAttr {
-            target: self.id,
-            name: name.to_owned(),
-            args: args.into_args(),
-            kwargs: kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
-        };
-        let value = self.connection.request(request).await?;
-        Ok(R::from_value(value)?)
-    }
-
-    /// The connection this object lives on.
-    pub fn connection(&self) -> &Connection {
-        &self.connection
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,14 +381,13 @@ mod tests {
     fn end(stream: tokio::io::DuplexStream, name: &str) -> Connection {
         let (reader, writer) = tokio::io::split(stream);
         let codec = NativeCodec::new(DEFAULT_MAX_FRAME);
-        let transport = Transport {
+        let transport = Transport::new(
             reader,
             writer,
-            decoder: codec,
-            encoder: codec,
-            already_read: BytesMut::new(),
-            peer: name.to_owned(),
-        };
+            (codec, codec),
+            BytesMut::new(),
+            name.to_owned(),
+        );
         let service = Named(vec![name.to_uppercase()]);
         Connection::spawn(
             transport,

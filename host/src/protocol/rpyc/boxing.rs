@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use super::brine;
 use crate::protocol::{FrameError, Holder, ObjectId, ObjectRef};
 use crate::value::Value;
 
@@ -158,36 +159,37 @@ impl PeerObjects {
     }
 }
 
-/// Boxes `value` for sending.
-pub fn box_value(value: Value, peer: &PeerObjects) -> Result<Value, FrameError> {
-    let boxed = |label: i128, value: Value| Value::Tuple(vec![Value::Int(label), value]);
-    if !holds_objects(&value) {
-        return Ok(boxed(LABEL_VALUE, value));
+/// Writes the brine of `value` boxed for sending, straight from the value.
+pub fn write_boxed(value: &Value, peer: &PeerObjects, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let put = |value: &Value, out: &mut Vec<u8>| {
+        brine::encode(value, out).map_err(|e| FrameError::Malformed(e.to_string()))
+    };
+    brine::tuple_header(2, out);
+    if !holds_objects(value) {
+        put(&Value::Int(LABEL_VALUE), out)?;
+        return put(value, out);
     }
-    Ok(match value {
-        Value::Tuple(items) => boxed(
-            LABEL_TUPLE,
-            Value::Tuple(
-                items
-                    .into_iter()
-                    .map(|i| box_value(i, peer))
-                    .collect::<Result<_, _>>()?,
-            ),
-        ),
-        Value::Object(object) => match object.holder {
-            Holder::Sender => boxed(
-                LABEL_REMOTE_REF,
-                IdPack::of_ours(object.id, &object.class).to_value(),
-            ),
-            Holder::Receiver => boxed(LABEL_LOCAL_REF, peer.pack(object.id)?.to_value()),
-        },
-        other => {
-            return Err(FrameError::Malformed(format!(
-                "a {} holding netrefs cannot be sent",
-                other.type_name()
-            )));
+    match value {
+        Value::Tuple(items) => {
+            put(&Value::Int(LABEL_TUPLE), out)?;
+            brine::tuple_header(items.len(), out);
+            items
+                .iter()
+                .try_for_each(|item| write_boxed(item, peer, out))
         }
-    })
+        Value::Object(object) => {
+            let (label, pack) = match object.holder {
+                Holder::Sender => (LABEL_REMOTE_REF, IdPack::of_ours(object.id, &object.class)),
+                Holder::Receiver => (LABEL_LOCAL_REF, peer.pack(object.id)?.clone()),
+            };
+            put(&Value::Int(label), out)?;
+            put(&pack.to_value(), out)
+        }
+        other => Err(FrameError::Malformed(format!(
+            "a {} holding netrefs cannot be sent",
+            other.type_name()
+        ))),
+    }
 }
 
 /// Unboxes a received `(label, value)`.
@@ -245,6 +247,13 @@ mod tests {
 
     fn int(i: i128) -> Value {
         Value::Int(i)
+    }
+
+    /// What `write_boxed` writes, read back.
+    fn box_value(value: Value, peer: &PeerObjects) -> Result<Value, FrameError> {
+        let mut out = Vec::new();
+        write_boxed(&value, peer, &mut out)?;
+        Ok(brine::decode(&out).expect("valid brine"))
     }
 
     #[test]

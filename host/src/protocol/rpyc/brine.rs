@@ -140,6 +140,18 @@ fn bytes(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(data);
 }
 
+/// Writes the header of a tuple of `len` items; the items follow.
+pub fn tuple_header(len: usize, out: &mut Vec<u8>) {
+    sized(
+        len,
+        tag::EMPTY_TUPLE,
+        tag::TUP1,
+        tag::TUP_L1,
+        tag::TUP_L4,
+        out,
+    );
+}
+
 fn tuple(items: &[Value], out: &mut Vec<u8>) -> Result<(), BrineError> {
     sized(
         items.len(),

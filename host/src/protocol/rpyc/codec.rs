@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::boxing::{PeerObjects, box_value, our_id, unbox};
+use super::boxing::{PeerObjects, our_id, unbox, write_boxed};
 use super::{brine, channel, vinegar};
 use crate::exception::Exception;
 use crate::protocol::{Codec, FrameError, Holder, Message, ObjectId, ObjectRef, Request, Seq};
@@ -191,38 +191,43 @@ impl RpycCodec {
     /// Writes one payload.
     fn payload(&self, message: &Message) -> Result<Vec<u8>, FrameError> {
         let mut state = self.state();
-        let (kind, seq, args) = match message {
-            Message::Request { seq, request } => {
+        let (kind, seq) = match message {
+            Message::Request { seq, .. } => (MSG_REQUEST, seq),
+            Message::Reply { seq, result: Ok(_) } => (MSG_REPLY, seq),
+            Message::Reply {
+                seq,
+                result: Err(_),
+            } => (MSG_EXCEPTION, seq),
+        };
+        let mut out = Vec::new();
+        let put = |value: &Value, out: &mut Vec<u8>| brine::encode(value, out).map_err(malformed);
+        if state.rpyc5 {
+            brine::tuple_header(3, &mut out);
+            put(&Value::Int(kind.into()), &mut out)?;
+        } else {
+            out.push(kind);
+            brine::tuple_header(2, &mut out);
+        }
+        put(&Value::Int((*seq).into()), &mut out)?;
+        match message {
+            Message::Request { request, .. } => {
                 let (handler, args) = handler_and_args(request, &state.peer)?;
-                let boxed = box_value(Value::Tuple(args), &state.peer)?;
+                brine::tuple_header(2, &mut out);
+                put(&Value::Int(handler), &mut out)?;
+                write_boxed(&Value::Tuple(args), &state.peer, &mut out)?;
                 if let Request::Del { target, .. } = request {
                     state.peer.forget(*target);
                 }
-                (
-                    MSG_REQUEST,
-                    *seq,
-                    Value::Tuple(vec![Value::Int(handler), boxed]),
-                )
             }
             Message::Reply {
-                seq,
-                result: Ok(value),
-            } => (MSG_REPLY, *seq, box_value(value.clone(), &state.peer)?),
+                result: Ok(value), ..
+            } => write_boxed(value, &state.peer, &mut out)?,
             Message::Reply {
-                seq,
                 result: Err(exception),
-            } => (MSG_EXCEPTION, *seq, vinegar::dump(exception)),
-        };
-        let mut payload = Vec::new();
-        let seq = Value::Int(seq.into());
-        let envelope = if state.rpyc5 {
-            Value::Tuple(vec![Value::Int(kind.into()), seq, args])
-        } else {
-            payload.push(kind);
-            Value::Tuple(vec![seq, args])
-        };
-        brine::encode(&envelope, &mut payload).map_err(malformed)?;
-        Ok(payload)
+                ..
+            } => put(&vinegar::dump(exception), &mut out)?,
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,78 @@
+//! Handles on the peer's side: an object of the peer's that this side calls,
+//! and a service's view of the peer it serves.
+
+use std::sync::Arc;
+
+use super::{Connection, Shared};
+use crate::error::Error;
+use crate::protocol::{ObjectId, Request};
+use crate::value::{FromValue, IntoArgs, Value};
+
+/// An object on the peer's side (for now: its root), whose methods this side
+/// calls.
+#[derive(Clone)]
+pub struct RemoteObject {
+    pub(super) connection: Connection,
+    pub(super) id: ObjectId,
+}
+
+impl RemoteObject {
+    /// Calls the method `name` with positional `args` and converts the result:
+    /// `let sum: i64 = root.call("add", (4, 7)).await?`.
+    pub async fn call<R: FromValue>(&self, name: &str, args: impl IntoArgs) -> Result<R, Error> {
+        self.call_kw(name, args, Vec::<(String, Value)>::new())
+            .await
+    }
+
+    /// Calls the method `name` with positional and keyword arguments.
+    pub async fn call_kw<R: FromValue>(
+        &self,
+        name: &str,
+        args: impl IntoArgs,
+        kwargs: impl IntoIterator<Item = (impl Into<String>, Value)>,
+    ) -> Result<R, Error> {
+        let request = Request::CallAttr {
+            target: self.id,
+            name: name.to_owned(),
+            args: args.into_args(),
+            kwargs: kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        };
+        let value = self.connection.request(request).await?;
+        Ok(R::from_value(value)?)
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+/// A service's handle on the peer of its connection (RPyC's `self._conn`):
+/// it calls the peer's objects, and does not keep the connection open.
+#[derive(Clone)]
+pub struct Peer {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Peer {
+    /// Reads up to `count` items of the peer's iterable object `id` in one
+    /// round trip (RPyC's BUFFITER).
+    pub async fn read_items(&self, id: ObjectId, count: u64) -> Result<Vec<Value>, Error> {
+        match self
+            .shared
+            .request(Request::BuffIter { target: id, count })
+            .await?
+        {
+            Value::Tuple(items) => Ok(items),
+            other => Err(Error::UnexpectedResult(crate::value::ValueError {
+                expected: "a tuple of items".into(),
+                got: other.to_string(),
+            })),
+        }
+    }
+
+    /// Releases the peer's object `id`; does not wait for the peer.
+    pub async fn release(&self, id: ObjectId) {
+        self.shared.release(id).await;
+    }
+}
