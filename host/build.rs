@@ -6,7 +6,10 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// The bundled examples: package, service name, default port.
-const EXAMPLES: &[(&str, &str, u16)] = &[("calculator", "calculator", 18861)];
+const EXAMPLES: &[(&str, &str, u16)] = &[
+    ("calculator", "calculator", 18861),
+    ("decoupled", "decoupled", 18863),
+];
 
 fn main() {
     let out = env::var("OUT_DIR").expect("set by cargo");

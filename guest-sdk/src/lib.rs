@@ -12,8 +12,11 @@
 //! ```ignore
 //! wit_bindgen::generate!({
 //!     path: ["../../wit", "wit"],
-//!     world: "calculator",
-//!     with: { "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types },
+//!     world: "example:calculator/calculator",
+//!     with: {
+//!         "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types,
+//!         "wasm-rpyc:service/peer@0.1.0": wasm_rpyc_guest::peer,
+//!     },
 //! });
 //! ```
 
@@ -29,6 +32,11 @@ mod bindings {
 /// The shared interface `wasm-rpyc:service/types`: pass this module to your
 /// bindings' `with:` so they reuse these types.
 pub use bindings::wasm_rpyc::service::types;
+
+/// The other side of the connection (the seed's `self._conn`): pass this
+/// module to your bindings' `with:` as `wasm-rpyc:service/peer@0.1.0`, then
+/// `peer::call_root("foo", vec![], vec![])` calls the peer's `root.foo()`.
+pub use bindings::wasm_rpyc::service::peer;
 pub use types::{Error, Netref, Node, Value};
 
 impl Error {
@@ -56,10 +64,79 @@ impl Error {
     }
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.type_name, self.message)
+impl Value {
+    /// A value of one node and no netrefs.
+    fn leaf(node: Node) -> Self {
+        Value {
+            nodes: vec![node],
+            netrefs: Vec::new(),
+        }
+    }
+
+    /// Python's `None`.
+    pub fn none() -> Self {
+        Self::leaf(Node::None)
+    }
+
+    /// The string this value is, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self.nodes.first() {
+            Some(Node::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer this value is, if it is one that fits 64 bits.
+    pub fn as_int(&self) -> Option<i64> {
+        match self.nodes.first() {
+            Some(Node::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The float this value is, if it is one.
+    pub fn as_float(&self) -> Option<f64> {
+        match self.nodes.first() {
+            Some(Node::Float(x)) => Some(*x),
+            _ => None,
+        }
+    }
+
+    /// The bool this value is, if it is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.nodes.first() {
+            Some(Node::Boolean(b)) => Some(*b),
+            _ => None,
+        }
     }
 }
 
-impl std::error::Error for Error {}
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Self::leaf(Node::Str(s.to_owned()))
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Self::leaf(Node::Str(s))
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Self::leaf(Node::Int(i))
+    }
+}
+
+impl From<f64> for Value {
+    fn from(x: f64) -> Self {
+        Self::leaf(Node::Float(x))
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Self::leaf(Node::Boolean(b))
+    }
+}

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Config, Connection, Transport};
 use crate::error::Error;
+use crate::protocol::ROOT;
 use crate::protocol::native::NativeCodec;
 use crate::protocol::rpyc::RpycCodec;
 use crate::service::{Service, VoidService};
@@ -35,6 +36,7 @@ pub async fn connect_with<S: Service>(
     let transport = Transport::new(reader, writer, (codec, codec), BytesMut::new(), peer);
     let (connection, _task) =
         Connection::spawn(transport, service, config, CancellationToken::new());
+    connection.know_root(ROOT);
     Ok(connection)
 }
 

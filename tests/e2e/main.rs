@@ -2,6 +2,7 @@
 //! called by the Rust client. One module per topic.
 
 mod calculator;
+mod decoupled;
 mod hooks;
 mod hostile;
 mod loading;

@@ -50,7 +50,7 @@ class Host:
 
 @pytest.fixture(scope="session")
 def host():
-    served = Host(GUESTS / "calculator.wasm", GUESTS / "testbed.wasm")
+    served = Host(GUESTS / "calculator.wasm", GUESTS / "testbed.wasm", GUESTS / "decoupled.wasm")
     yield served
     assert served.alive(), "the host died during the tests"
     served.stop()
@@ -64,3 +64,8 @@ def calculator_port(host):
 @pytest.fixture
 def testbed_port(host):
     return host.ports["TESTBED"]
+
+
+@pytest.fixture
+def decoupled_port(host):
+    return host.ports["SERVER"]

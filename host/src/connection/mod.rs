@@ -13,12 +13,11 @@ mod remote;
 mod transport;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{OnceCell, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -116,12 +115,26 @@ struct Shared {
     config: Config,
     /// The peer's address, for logs.
     peer: String,
-    /// The id of the peer's root object: [`ROOT`] unless the peer's protocol
-    /// names it otherwise (RPyC's GETROOT).
-    root: AtomicU64,
+    /// The id of the peer's root object, once known: a native client knows it
+    /// ([`ROOT`]); otherwise the first use asks the peer (GETROOT).
+    root: OnceCell<ObjectId>,
 }
 
 impl Shared {
+    /// The id of the peer's root object, asking the peer the first time.
+    async fn root(&self) -> Result<ObjectId, Error> {
+        let fetch = || async {
+            match self.request(Request::GetRoot).await? {
+                Value::Object(root) if root.holder == Holder::Sender => Ok(root.id),
+                other => Err(Error::UnexpectedResult(crate::value::ValueError {
+                    expected: "the peer's root object".into(),
+                    got: other.to_string(),
+                })),
+            }
+        };
+        self.root.get_or_try_init(fetch).await.copied()
+    }
+
     /// Sends `request` and waits for its outcome, at most the call timeout.
     async fn request(&self, request: Request) -> Result<Value, Error> {
         let mut pending = self.in_flight.start()?;
@@ -229,7 +242,7 @@ impl Connection {
             finished: CancellationToken::new(),
             config,
             peer: transport.peer,
-            root: AtomicU64::new(ROOT),
+            root: OnceCell::new(),
         });
         let driver = Arc::clone(&shared);
         let task = tokio::spawn(async move {
@@ -279,23 +292,20 @@ impl Connection {
     pub fn root(&self) -> RemoteObject {
         RemoteObject {
             connection: self.clone(),
-            id: self.shared().root.load(Ordering::Relaxed),
+            id: self.shared().root.get().copied().unwrap_or(ROOT),
         }
     }
 
-    /// Asks the peer for its root object (a GETROOT round trip), for
-    /// protocols whose root has no well-known id.
+    /// Records the id of the peer's root, for protocols that name it
+    /// without asking (native: [`ROOT`]).
+    pub(crate) fn know_root(&self, id: ObjectId) {
+        let _ = self.shared().root.set(id);
+    }
+
+    /// Asks the peer for its root now (a GETROOT round trip), so that
+    /// [`Connection::root`] can name it.
     pub(crate) async fn fetch_root(&self) -> Result<(), Error> {
-        match self.request(Request::GetRoot).await? {
-            Value::Object(root) if root.holder == Holder::Sender => {
-                self.shared().root.store(root.id, Ordering::Relaxed);
-                Ok(())
-            }
-            other => Err(Error::UnexpectedResult(crate::value::ValueError {
-                expected: "the peer's root object".into(),
-                got: other.to_string(),
-            })),
-        }
+        self.shared().root().await.map(drop)
     }
 
     /// Sends `request` and waits for its outcome, at most the call timeout.

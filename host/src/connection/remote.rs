@@ -71,6 +71,23 @@ impl Peer {
         }
     }
 
+    /// Calls the method `name` of the peer's root (its service).
+    pub async fn call_root(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> Result<Value, Error> {
+        let target = self.shared.root().await?;
+        let request = Request::CallAttr {
+            target,
+            name: name.to_owned(),
+            args,
+            kwargs,
+        };
+        self.shared.request(request).await
+    }
+
     /// Releases the peer's object `id`; does not wait for the peer.
     pub async fn release(&self, id: ObjectId) {
         self.shared.release(id).await;

@@ -13,6 +13,8 @@ use wasmtime::{Engine, StoreLimits};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::connection::Peer;
+
 /// The shared interface every service may import.
 pub(crate) const TYPES_INTERFACE: &str = "wasm-rpyc:service/types@0.1.0";
 
@@ -31,12 +33,14 @@ pub(crate) struct HostState {
     pub(crate) ticks_left: u64,
     /// What the guest wrote to stdout and stderr.
     pub(crate) output: GuestOutput,
+    /// The other side of the connection, for the `peer` interface.
+    pub(crate) peer: Option<Peer>,
 }
 
 impl HostState {
     /// A state with no capabilities beyond what WASI needs to start; the
     /// guest's stdout and stderr go to the log, tagged with `service`.
-    pub(crate) fn new(service: &str, limits: StoreLimits) -> Self {
+    pub(crate) fn new(service: &str, limits: StoreLimits, peer: Option<Peer>) -> Self {
         let output = GuestOutput::new(service);
         let wasi = WasiCtx::builder()
             .stdout(output.clone())
@@ -48,6 +52,7 @@ impl HostState {
             limits,
             ticks_left: 0,
             output,
+            peer,
         }
     }
 }
@@ -66,7 +71,7 @@ impl WasiView for HostState {
 struct NetrefResource;
 
 /// A linker with everything a service may import: WASI (with no grants in
-/// its context) and the shared `types` interface.
+/// its context), the shared `types` interface and the `peer` interface.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -75,6 +80,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         ResourceType::host::<NetrefResource>(),
         |_, _| Ok(()),
     )?;
+    super::peer::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

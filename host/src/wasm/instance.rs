@@ -29,15 +29,16 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    /// A new store and instance of `component`.
-    pub(crate) async fn new(component: &Inner) -> Result<Self, Exception> {
+    /// A new store and instance of `component`, whose `peer` interface
+    /// reaches `peer`.
+    pub(crate) async fn new(component: &Inner, peer: Option<Peer>) -> Result<Self, Exception> {
         let runtime = &component.runtime;
         let limits = StoreLimitsBuilder::new()
             .memory_size(runtime.limits().max_memory)
             .build();
         let mut store = Store::new(
             runtime.engine(),
-            HostState::new(&component.aliases[0], limits),
+            HostState::new(&component.aliases[0], limits, peer),
         );
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|mut store| {
@@ -140,7 +141,7 @@ impl WasmService {
     /// if there is none: at connect, and after a trap.
     async fn ensure_live(&mut self) -> Result<(), Exception> {
         if self.live.is_none() {
-            self.live = Some(Live::new(&self.component).await?);
+            self.live = Some(Live::new(&self.component, self.peer.clone()).await?);
             if let Some(hook) = &self.component.on_connect {
                 call_method(&mut self.live, &self.component, hook, &[]).await?;
             }

@@ -8,6 +8,7 @@ mod fetch;
 mod host;
 mod instance;
 mod method;
+mod peer;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,10 @@
 wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     world: "example:calculator/calculator",
-    with: { "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types },
+    with: {
+        "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types,
+        "wasm-rpyc:service/peer@0.1.0": wasm_rpyc_guest::peer,
+    },
 });
 
 struct CalculatorService;

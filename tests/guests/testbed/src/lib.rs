@@ -4,7 +4,10 @@
 wit_bindgen::generate!({
     path: ["../../../wit", "wit"],
     world: "test:testbed/testbed",
-    with: { "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types },
+    with: {
+        "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types,
+        "wasm-rpyc:service/peer@0.1.0": wasm_rpyc_guest::peer,
+    },
 });
 
 use std::sync::Mutex;

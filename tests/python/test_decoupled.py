@@ -1,0 +1,44 @@
+"""The seed's decoupled services: both ends expose a service, and the wasm
+service calls the client's (`self._conn.root.foo()`)."""
+import pytest
+import rpyc
+
+
+def test_the_seed_snippet(decoupled_port):
+    class ClientService(rpyc.Service):
+        def exposed_foo(self):
+            return "foo"
+
+    conn = rpyc.connect("localhost", decoupled_port, service = ClientService)
+    assert conn.root.bar() == "foobar"
+    assert conn.root.get_service_name() == "SERVER"
+    conn.close()
+
+
+def test_what_the_client_raises_reaches_it_back_through_the_service(decoupled_port):
+    class Failing(rpyc.Service):
+        def exposed_foo(self):
+            raise KeyError("no foo today")
+
+    conn = rpyc.connect("localhost", decoupled_port, service=Failing)
+    with pytest.raises(KeyError, match="no foo today"):
+        conn.root.bar()
+    conn.close()
+
+
+def test_a_client_without_foo_gets_attribute_error(decoupled_port):
+    conn = rpyc.connect("localhost", decoupled_port)
+    with pytest.raises(AttributeError, match="cannot access 'foo'"):
+        conn.root.bar()
+    conn.close()
+
+
+def test_foo_must_return_a_str(decoupled_port):
+    class Numeric(rpyc.Service):
+        def exposed_foo(self):
+            return 42
+
+    conn = rpyc.connect("localhost", decoupled_port, service=Numeric)
+    with pytest.raises(TypeError, match="did not return a str"):
+        conn.root.bar()
+    conn.close()
