@@ -2,9 +2,7 @@
 //! native service, and the wasm service calls it back.
 
 use wasm_rpyc::connection::Config;
-use wasm_rpyc::{
-    Exception, Peer, Service, ServiceComponent, Value, bundled, connect, connect_with,
-};
+use wasm_rpyc::{Exception, Service, ServiceComponent, Value, bundled, connect, connect_with};
 use wasm_rpyc_tests::{runtime, serve};
 
 /// The seed's `ClientService`: `foo()` returns `"foo"`.
