@@ -1,5 +1,7 @@
 """The seed's decoupled services: both ends expose a service, and the wasm
 service calls the client's (`self._conn.root.foo()`)."""
+import time
+
 import pytest
 import rpyc
 
@@ -42,3 +44,43 @@ def test_foo_must_return_a_str(decoupled_port):
     with pytest.raises(TypeError, match="did not return a str"):
         conn.root.bar()
     conn.close()
+
+
+def test_a_call_back_into_the_waiting_service_fails_at_once_and_pings_are_served(decoupled_port):
+    class Reentrant(rpyc.Service):
+        def on_connect(self, conn):
+            self.conn = conn
+
+        def exposed_foo(self):
+            self.conn.ping()  # answered while the service waits on this client
+            return self.conn.root.bar()  # the service cannot be entered again
+
+    conn = rpyc.connect("localhost", decoupled_port, service=Reentrant)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="the service is busy"):
+        conn.root.bar()
+    assert time.monotonic() - started < 5, "no deadlock waiting for a timeout"
+    assert conn.root.get_service_name() == "SERVER", "the connection goes on"
+    conn.close()
+
+
+def test_a_client_that_disconnects_while_the_service_waits_on_it_harms_no_one(decoupled_port):
+    class Vanishing(rpyc.Service):
+        def on_connect(self, conn):
+            self.conn = conn
+
+        def exposed_foo(self):
+            self.conn.close()
+            return "foo"
+
+    conn = rpyc.connect("localhost", decoupled_port, service=Vanishing)
+    with pytest.raises(EOFError):
+        conn.root.bar()
+
+    class ClientService(rpyc.Service):
+        def exposed_foo(self):
+            return "foo"
+
+    other = rpyc.connect("localhost", decoupled_port, service=ClientService)
+    assert other.root.bar() == "foobar"
+    other.close()

@@ -36,11 +36,30 @@ pub(super) async fn serve<S: Service>(
         shared.closing.cancel();
         return;
     }
+    let mut waiting = shared.waiting_on_peer.subscribe();
+    // DELs that arrive while the service waits on the peer, applied after.
+    let mut deferred = Vec::new();
     while let Some((seq, request)) = inbox.recv().await {
         if shared.closing.is_cancelled() {
             break;
         }
-        let Some(result) = dispatch.handle(request).await else {
+        let result = {
+            let handling = dispatch.handle(request);
+            tokio::pin!(handling);
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut handling => break result,
+                    _ = waiting.changed() => {}
+                    Some((seq, nested)) = inbox.recv(), if *waiting.borrow() > 0 => {
+                        if let Some((seq, result)) = while_waiting(seq, nested, &mut deferred) {
+                            let _ = shared.outbox.send(Message::Reply { seq, result }).await;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(result) = result else {
             break;
         };
         if shared
@@ -51,9 +70,43 @@ pub(super) async fn serve<S: Service>(
         {
             break;
         }
+        for (seq, del) in deferred.drain(..) {
+            if let Some(result) = dispatch.handle(del).await {
+                let _ = shared.outbox.send(Message::Reply { seq, result }).await;
+            }
+        }
     }
     shared.closing.cancel();
     dispatch.service.on_disconnect().await;
+}
+
+/// Answers a request that arrives while the service waits on the peer (for
+/// a reply to a call it made). The service cannot be entered again until
+/// its call ends, so a call into it fails at once, instead of waiting on a
+/// reply that waits on it. DELs are kept for after the call; `None` means no
+/// answer is due now.
+fn while_waiting(
+    seq: Seq,
+    request: Request,
+    deferred: &mut Vec<(Seq, Request)>,
+) -> Option<(Seq, Result<Value, Exception>)> {
+    match request {
+        Request::Ping(data) => Some((seq, Ok(data))),
+        Request::Del { .. } => {
+            deferred.push((seq, request));
+            None
+        }
+        // The reader stops at Close; the waiting call then fails as closed.
+        Request::Close => None,
+        _ => Some((
+            seq,
+            Err(Exception::new(
+                "RuntimeError",
+                "the service is busy: it is waiting for this side to answer its own call, and cannot be \
+                 called again until then",
+            )),
+        )),
+    }
 }
 
 /// This side's service and the objects lent of it.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::{OnceCell, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -115,6 +115,9 @@ struct Shared {
     config: Config,
     /// The peer's address, for logs.
     peer: String,
+    /// How many calls this side's service has waiting on the peer: while
+    /// any does, the peer's requests are answered without entering it.
+    waiting_on_peer: watch::Sender<usize>,
     /// The id of the peer's root object, once known: a native client knows it
     /// ([`ROOT`]); otherwise the first use asks the peer (GETROOT).
     root: OnceCell<ObjectId>,
@@ -242,6 +245,7 @@ impl Connection {
             finished: CancellationToken::new(),
             config,
             peer: transport.peer,
+            waiting_on_peer: watch::Sender::new(0),
             root: OnceCell::new(),
         });
         let driver = Arc::clone(&shared);

@@ -59,7 +59,6 @@ impl Peer {
     /// round trip (RPyC's BUFFITER).
     pub async fn read_items(&self, id: ObjectId, count: u64) -> Result<Vec<Value>, Error> {
         match self
-            .shared
             .request(Request::BuffIter { target: id, count })
             .await?
         {
@@ -69,6 +68,13 @@ impl Peer {
                 got: other.to_string(),
             })),
         }
+    }
+
+    /// Sends `request` on behalf of the service, which waits meanwhile.
+    async fn request(&self, request: Request) -> Result<Value, Error> {
+        self.shared.waiting_on_peer.send_modify(|n| *n += 1);
+        let _done = Waited(&self.shared);
+        self.shared.request(request).await
     }
 
     /// Calls the method `name` of the peer's root (its service).
@@ -85,11 +91,20 @@ impl Peer {
             args,
             kwargs,
         };
-        self.shared.request(request).await
+        self.request(request).await
     }
 
     /// Releases the peer's object `id`; does not wait for the peer.
     pub async fn release(&self, id: ObjectId) {
         self.shared.release(id).await;
+    }
+}
+
+/// Marks the end of a service's wait on the peer.
+struct Waited<'a>(&'a Shared);
+
+impl Drop for Waited<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_on_peer.send_modify(|n| *n -= 1);
     }
 }
