@@ -9,6 +9,7 @@ use std::path::Path;
 const EXAMPLES: &[(&str, &str, u16)] = &[
     ("calculator", "calculator", 18861),
     ("decoupled", "decoupled", 18863),
+    ("callback", "callback", 18864),
 ];
 
 fn main() {

@@ -16,7 +16,8 @@ GUESTS = TARGET / "guests" / "wasm32-wasip2" / "release"
 
 
 class Host:
-    """A running `wasm-rpyc serve`: the port of each service, by name."""
+    """A running `wasm-rpyc serve`: the port of each component, by file stem
+    (it serves them in the order given and logs each as it starts)."""
 
     def __init__(self, *components):
         for component in components:
@@ -29,12 +30,13 @@ class Host:
         )
         self.log = queue.Queue()
         threading.Thread(target=self._read_log, daemon=True).start()
-        self.ports = {}
-        while len(self.ports) < len(components):
+        ports = []
+        while len(ports) < len(components):
             line = self.log.get(timeout=30)
-            match = re.search(r"serving service=(\S+) address=127\.0\.0\.1:(\d+)", line)
+            match = re.search(r"serving service=\S+ address=127\.0\.0\.1:(\d+)", line)
             if match:
-                self.ports[match[1]] = int(match[2])
+                ports.append(int(match[1]))
+        self.ports = {component.stem: port for component, port in zip(components, ports)}
 
     def _read_log(self):
         for line in self.process.stderr:
@@ -50,7 +52,7 @@ class Host:
 
 @pytest.fixture(scope="session")
 def host():
-    served = Host(GUESTS / "calculator.wasm", GUESTS / "testbed.wasm", GUESTS / "decoupled.wasm")
+    served = Host(*(GUESTS / f"{name}.wasm" for name in ("calculator", "testbed", "decoupled", "callback")))
     yield served
     assert served.alive(), "the host died during the tests"
     served.stop()
@@ -58,14 +60,19 @@ def host():
 
 @pytest.fixture
 def calculator_port(host):
-    return host.ports["CALCULATOR"]
+    return host.ports["calculator"]
 
 
 @pytest.fixture
 def testbed_port(host):
-    return host.ports["TESTBED"]
+    return host.ports["testbed"]
 
 
 @pytest.fixture
 def decoupled_port(host):
-    return host.ports["SERVER"]
+    return host.ports["decoupled"]
+
+
+@pytest.fixture
+def callback_port(host):
+    return host.ports["callback"]

@@ -70,6 +70,7 @@ pub(super) async fn serve<S: Service>(
         {
             break;
         }
+        shared.send_releases().await;
         for (seq, del) in deferred.drain(..) {
             if let Some(result) = dispatch.handle(del).await {
                 let _ = shared.outbox.send(Message::Reply { seq, result }).await;

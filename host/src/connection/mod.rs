@@ -115,6 +115,9 @@ struct Shared {
     config: Config,
     /// The peer's address, for logs.
     peer: String,
+    /// The peer's objects the service released, to be released on the peer
+    /// once the reply in progress is sent.
+    releases: std::sync::Mutex<Vec<ObjectId>>,
     /// How many calls this side's service has waiting on the peer: while
     /// any does, the peer's requests are answered without entering it.
     waiting_on_peer: watch::Sender<usize>,
@@ -150,6 +153,15 @@ impl Shared {
         tokio::time::timeout(limit, pending.outcome())
             .await
             .map_err(|_| Error::Timeout(limit))?
+    }
+
+    /// Sends the releases the service asked for, after the reply it just
+    /// sent (see [`Peer::release`]).
+    async fn send_releases(&self) {
+        let ids = std::mem::take(&mut *self.releases.lock().expect("releases poisoned"));
+        for id in ids {
+            self.release(id).await;
+        }
     }
 
     /// Releases the peer's object `id` without waiting for the peer's answer.
@@ -245,6 +257,7 @@ impl Connection {
             finished: CancellationToken::new(),
             config,
             peer: transport.peer,
+            releases: std::sync::Mutex::new(Vec::new()),
             waiting_on_peer: watch::Sender::new(0),
             root: OnceCell::new(),
         });

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, ResourceType, Type, Val};
 
 use super::Runtime;
 use super::convert;
-use super::host::HostState;
+use super::host::{HostState, TYPES_INTERFACE};
 use super::instance::{self, Live};
 use super::method::{Method, python_name};
 use crate::service::service_aliases;
@@ -89,6 +89,9 @@ pub(crate) struct Inner {
     pub(crate) methods: HashMap<String, Method>,
     pub(crate) on_connect: Option<Method>,
     pub(crate) on_disconnect: Option<Method>,
+    /// The `netref` resource as this component's signatures name it (the
+    /// type it imports), if it imports one.
+    pub(crate) netref: Option<ResourceType>,
 }
 
 /// The exports the host reads, found by name.
@@ -97,6 +100,7 @@ struct Exports {
     methods: HashMap<String, Method>,
     on_connect: Option<Method>,
     on_disconnect: Option<Method>,
+    netref: Option<ResourceType>,
     service_aliases: Option<ComponentExportIndex>,
 }
 
@@ -146,6 +150,7 @@ impl ServiceComponent {
             methods: exports.methods,
             on_connect: exports.on_connect,
             on_disconnect: exports.on_disconnect,
+            netref: exports.netref,
         };
         if let Some(export) = exports.service_aliases {
             let declared =
@@ -200,8 +205,11 @@ fn discover(component: &Component, runtime: &Runtime, name: &str) -> Result<Expo
         export: export.to_owned(),
         reason,
     };
-    let mut exports = Exports::default();
     let engine = runtime.engine();
+    let mut exports = Exports {
+        netref: imported_netref(component, runtime),
+        ..Exports::default()
+    };
     for (export, item) in component.component_type().exports(engine) {
         match item.ty {
             ComponentItem::ComponentFunc(func) => {
@@ -252,6 +260,23 @@ fn discover(component: &Component, runtime: &Runtime, name: &str) -> Result<Expo
     Ok(exports)
 }
 
+/// The `netref` resource the component imports from the shared types.
+fn imported_netref(component: &Component, runtime: &Runtime) -> Option<ResourceType> {
+    let engine = runtime.engine();
+    component
+        .component_type()
+        .imports(engine)
+        .find_map(|(name, item)| match item.ty {
+            ComponentItem::ComponentInstance(instance) if name == TYPES_INTERFACE => instance
+                .exports(engine)
+                .find_map(|(member, item)| match item.ty {
+                    ComponentItem::Resource(ty) if member == "netref" => Some(ty),
+                    _ => None,
+                }),
+            _ => None,
+        })
+}
+
 impl Exports {
     /// Records `export` as a method if its name makes it one.
     fn add_method(
@@ -269,14 +294,14 @@ impl Exports {
         let name = python_name(wit_name);
         let mut params = Vec::new();
         for (param, ty) in func.params() {
-            check_supported(&ty).map_err(|what| {
+            check_supported(&ty, self.netref.as_ref()).map_err(|what| {
                 format!("has a parameter `{param}` of type {what}, which services cannot use")
             })?;
             params.push((python_name(param), ty));
         }
         let result = func.results().next();
         if let Some(ty) = &result {
-            check_supported(ty)
+            check_supported(ty, self.netref.as_ref())
                 .map_err(|what| format!("returns a {what}, which services cannot use"))?;
         }
         let method = Method {
@@ -309,29 +334,25 @@ fn hook(export: &str, index: ComponentExportIndex, func: &ComponentFunc) -> Resu
     })
 }
 
-/// Refuses types no wire value can carry yet (resources, futures, streams).
-fn check_supported(ty: &Type) -> Result<(), String> {
+/// Refuses types no wire value can carry (resources other than `netref`,
+/// futures, streams).
+fn check_supported(ty: &Type, netref: Option<&ResourceType>) -> Result<(), String> {
+    let check = |ty: &Type| check_supported(ty, netref);
     match ty {
         Type::Record(_) if convert::is_dynamic_value(ty) => Ok(()),
+        Type::Own(resource) | Type::Borrow(resource) if Some(resource) == netref => Ok(()),
         Type::Own(_) | Type::Borrow(_) => Err("resource".into()),
         Type::Future(_) => Err("future".into()),
         Type::Stream(_) => Err("stream".into()),
         Type::ErrorContext => Err("error-context".into()),
-        Type::List(l) => check_supported(&l.ty()),
-        Type::FixedLengthList(l) => check_supported(&l.ty()),
-        Type::Map(m) => check_supported(&m.key()).and(check_supported(&m.value())),
-        Type::Option(o) => check_supported(&o.ty()),
-        Type::Tuple(t) => t.types().try_for_each(|t| check_supported(&t)),
-        Type::Record(r) => r.fields().try_for_each(|f| check_supported(&f.ty)),
-        Type::Variant(v) => v
-            .cases()
-            .filter_map(|c| c.ty)
-            .try_for_each(|t| check_supported(&t)),
-        Type::Result(r) => r
-            .ok()
-            .iter()
-            .chain(r.err().iter())
-            .try_for_each(check_supported),
+        Type::List(l) => check(&l.ty()),
+        Type::FixedLengthList(l) => check(&l.ty()),
+        Type::Map(m) => check(&m.key()).and(check(&m.value())),
+        Type::Option(o) => check(&o.ty()),
+        Type::Tuple(t) => t.types().try_for_each(|t| check(&t)),
+        Type::Record(r) => r.fields().try_for_each(|f| check(&f.ty)),
+        Type::Variant(v) => v.cases().filter_map(|c| c.ty).try_for_each(|t| check(&t)),
+        Type::Result(r) => r.ok().iter().chain(r.err().iter()).try_for_each(check),
         _ => Ok(()),
     }
 }

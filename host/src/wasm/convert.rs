@@ -24,6 +24,7 @@
 
 use wasmtime::component::{Type, Val};
 
+use crate::protocol::{Holder, ObjectRef};
 use crate::value::Value;
 
 /// A value that does not fit the WIT type asked for.
@@ -40,7 +41,7 @@ pub(crate) struct Mismatch {
 }
 
 impl Mismatch {
-    fn new(expected: impl Into<String>, got: &Value) -> Self {
+    pub(crate) fn new(expected: impl Into<String>, got: &Value) -> Self {
         let mut shown = got.to_string();
         if shown.len() > 60 {
             shown.truncate(shown.floor_char_boundary(57));
@@ -58,6 +59,16 @@ impl Mismatch {
         self.path = format!("{step}{}", self.path);
         self
     }
+}
+
+/// Hands the peer's objects to a guest as `netref` handles (it needs the
+/// guest's store).
+pub(crate) trait Lend {
+    /// An owned `netref` handle (a `Val::Resource`) naming `object`.
+    fn lend(&mut self, object: ObjectRef) -> Result<Val, Mismatch>;
+
+    /// Whether `ty` is the `netref` resource.
+    fn is_netref(&self, ty: &wasmtime::component::ResourceType) -> bool;
 }
 
 /// The field names of the shared dynamic `value` record.
@@ -118,7 +129,7 @@ fn wit_name(ty: &Type) -> String {
 }
 
 /// Converts `value` to a [`Val`] of type `ty`.
-pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
+pub(crate) fn to_val(value: Value, ty: &Type, lend: &mut dyn Lend) -> Result<Val, Mismatch> {
     macro_rules! int {
         ($variant:ident, $t:ty) => {
             match value {
@@ -168,13 +179,13 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
                 Value::Bytes(bytes) if item == Type::U8 => {
                     Ok(Val::List(bytes.into_iter().map(Val::U8).collect()))
                 }
-                Value::Tuple(items) => items_to_vals(items, |_| item.clone()).map(Val::List),
+                Value::Tuple(items) => items_to_vals(items, lend, |_| item.clone()).map(Val::List),
                 other => Err(Mismatch::new(format!("tuple ({})", wit_name(ty)), &other)),
             }
         }
         Type::FixedLengthList(list) => match value {
             Value::Tuple(items) if items.len() == list.len() as usize => {
-                items_to_vals(items, |_| list.ty()).map(Val::FixedLengthList)
+                items_to_vals(items, lend, |_| list.ty()).map(Val::FixedLengthList)
             }
             other => Err(Mismatch::new(
                 format!("tuple of {} ({})", list.len(), wit_name(ty)),
@@ -183,23 +194,23 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
         },
         Type::Map(map) => match value {
             Value::Tuple(pairs) => {
-                let pair = |value: Value| match value {
-                    Value::Tuple(kv) if kv.len() == 2 => {
-                        let mut kv = kv.into_iter();
-                        let key = to_val(kv.next().expect("two items"), &map.key())
-                            .map_err(|e| e.within("[key]"))?;
-                        let value = to_val(kv.next().expect("two items"), &map.value())
-                            .map_err(|e| e.within("[value]"))?;
-                        Ok((key, value))
-                    }
-                    other => Err(Mismatch::new("a (key, value) tuple", &other)),
-                };
-                pairs
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, p)| pair(p).map_err(|e| e.within(format_args!("[{i}]"))))
-                    .collect::<Result<_, _>>()
-                    .map(Val::Map)
+                let mut vals = Vec::with_capacity(pairs.len());
+                for (i, pair) in pairs.into_iter().enumerate() {
+                    let Value::Tuple(kv) = pair else {
+                        return Err(Mismatch::new("a (key, value) tuple", &pair)
+                            .within(format_args!("[{i}]")));
+                    };
+                    let Ok([key, value]) = <[Value; 2]>::try_from(kv) else {
+                        return Err(Mismatch::new("a (key, value) tuple", &Value::None)
+                            .within(format_args!("[{i}]")));
+                    };
+                    let key = to_val(key, &map.key(), lend)
+                        .map_err(|e| e.within(format_args!("[{i}][key]")))?;
+                    let value = to_val(value, &map.value(), lend)
+                        .map_err(|e| e.within(format_args!("[{i}][value]")))?;
+                    vals.push((key, value));
+                }
+                Ok(Val::Map(vals))
             }
             other => Err(Mismatch::new(
                 format!("tuple of (key, value) ({})", wit_name(ty)),
@@ -210,7 +221,7 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
             let types: Vec<Type> = tuple.types().collect();
             match value {
                 Value::Tuple(items) if items.len() == types.len() => {
-                    items_to_vals(items, |i| types[i].clone()).map(Val::Tuple)
+                    items_to_vals(items, lend, |i| types[i].clone()).map(Val::Tuple)
                 }
                 other => Err(Mismatch::new(
                     format!("tuple of {} ({})", types.len(), wit_name(ty)),
@@ -218,12 +229,12 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
                 )),
             }
         }
-        Type::Record(_) if is_dynamic_value(ty) => dynamic::to_val(value),
+        Type::Record(_) if is_dynamic_value(ty) => dynamic::to_val(value, lend),
         Type::Record(record) => {
             let fields: Vec<_> = record.fields().map(|f| (f.name.to_owned(), f.ty)).collect();
             match value {
                 Value::Tuple(items) if items.len() == fields.len() => {
-                    let vals = items_to_vals(items, |i| fields[i].1.clone())?;
+                    let vals = items_to_vals(items, lend, |i| fields[i].1.clone())?;
                     Ok(Val::Record(
                         fields.into_iter().map(|(name, _)| name).zip(vals).collect(),
                     ))
@@ -237,7 +248,7 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
         Type::Variant(variant) => {
             let cases: Vec<(String, Option<Type>)> =
                 variant.cases().map(|c| (c.name.to_owned(), c.ty)).collect();
-            let (name, payload) = case(value, &cases, ty)?;
+            let (name, payload) = case(value, &cases, ty, lend)?;
             Ok(Val::Variant(name, payload))
         }
         Type::Result(result) => {
@@ -245,7 +256,7 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
                 ("ok".to_owned(), result.ok()),
                 ("err".to_owned(), result.err()),
             ];
-            let (name, payload) = case(value, &cases, ty)?;
+            let (name, payload) = case(value, &cases, ty, lend)?;
             Ok(Val::Result(if name == "ok" {
                 Ok(payload)
             } else {
@@ -283,7 +294,14 @@ pub(crate) fn to_val(value: Value, ty: &Type) -> Result<Val, Mismatch> {
         },
         Type::Option(option) => match value {
             Value::None => Ok(Val::Option(None)),
-            other => to_val(other, &option.ty()).map(|v| Val::Option(Some(Box::new(v)))),
+            other => to_val(other, &option.ty(), lend).map(|v| Val::Option(Some(Box::new(v)))),
+        },
+        Type::Own(resource) | Type::Borrow(resource) if lend.is_netref(resource) => match value {
+            Value::Object(object) if object.holder == Holder::Sender => lend.lend(object),
+            other => Err(Mismatch::new(
+                "a netref (an object passed by reference)",
+                &other,
+            )),
         },
         Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
             Err(Mismatch::new(
@@ -303,11 +321,17 @@ fn float(value: Value, ty: &Type) -> Result<f64, Mismatch> {
 }
 
 /// Converts the items of a sequence, the i-th to `type_of(i)`.
-fn items_to_vals(items: Vec<Value>, type_of: impl Fn(usize) -> Type) -> Result<Vec<Val>, Mismatch> {
+fn items_to_vals(
+    items: Vec<Value>,
+    lend: &mut dyn Lend,
+    type_of: impl Fn(usize) -> Type,
+) -> Result<Vec<Val>, Mismatch> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| to_val(item, &type_of(i)).map_err(|e| e.within(format_args!("[{i}]"))))
+        .map(|(i, item)| {
+            to_val(item, &type_of(i), lend).map_err(|e| e.within(format_args!("[{i}]")))
+        })
         .collect()
 }
 
@@ -316,6 +340,7 @@ fn case(
     value: Value,
     cases: &[(String, Option<Type>)],
     ty: &Type,
+    lend: &mut dyn Lend,
 ) -> Result<(String, Option<Box<Val>>), Mismatch> {
     let expected = || format!("a case name or (name, payload) ({})", wit_name(ty));
     let (name, payload) = match value {
@@ -337,7 +362,7 @@ fn case(
     let payload = match (case_type, payload) {
         (None, None) => None,
         (Some(t), Some(p)) => Some(Box::new(
-            to_val(p, t).map_err(|e| e.within(format_args!("[{name}]")))?,
+            to_val(p, t, lend).map_err(|e| e.within(format_args!("[{name}]")))?,
         )),
         (None, Some(p)) => return Err(Mismatch::new(format!("no payload for case {name}"), &p)),
         (Some(t), None) => {
@@ -455,44 +480,65 @@ fn case_value(
 mod dynamic {
     use wasmtime::component::Val;
 
-    use super::{Malformed, Mismatch};
+    use super::{Lend, Malformed, Mismatch};
+    use crate::protocol::Holder;
     use crate::value::{MAX_DEPTH, Value};
 
-    /// Flattens `value` into the `value` record's nodes.
-    pub(super) fn to_val(value: Value) -> Result<Val, Mismatch> {
-        let mut nodes = Vec::new();
-        push(value, &mut nodes)?;
+    /// Flattens `value` into the `value` record's nodes; the peer's objects
+    /// become `netref` handles in its `netrefs`.
+    pub(super) fn to_val(value: Value, lend: &mut dyn Lend) -> Result<Val, Mismatch> {
+        let mut flat = Flat {
+            nodes: Vec::new(),
+            netrefs: Vec::new(),
+            lend,
+        };
+        flat.push(value)?;
         Ok(Val::Record(vec![
-            ("nodes".into(), Val::List(nodes)),
-            ("netrefs".into(), Val::List(Vec::new())),
+            ("nodes".into(), Val::List(flat.nodes)),
+            ("netrefs".into(), Val::List(flat.netrefs)),
         ]))
+    }
+
+    /// A value being flattened.
+    struct Flat<'a> {
+        nodes: Vec<Val>,
+        netrefs: Vec<Val>,
+        lend: &'a mut dyn Lend,
     }
 
     fn node(case: &str, payload: Val) -> Val {
         Val::Variant(case.into(), Some(Box::new(payload)))
     }
 
-    /// Appends `value`'s node, then its children's, fixing up the indices.
-    fn push(value: Value, nodes: &mut Vec<Val>) -> Result<(), Mismatch> {
-        let (case, items) = match value {
-            Value::Tuple(items) => ("tuple", items),
-            Value::FrozenSet(items) => ("frozenset", items),
-            leaf => {
-                nodes.push(leaf_node(leaf)?);
-                return Ok(());
+    impl Flat<'_> {
+        /// Appends `value`'s node, then its children's, fixing up the indices.
+        fn push(&mut self, value: Value) -> Result<(), Mismatch> {
+            let (case, items) = match value {
+                Value::Tuple(items) => ("tuple", items),
+                Value::FrozenSet(items) => ("frozenset", items),
+                Value::Object(object) if object.holder == Holder::Sender => {
+                    let index = u32::try_from(self.netrefs.len()).expect("netrefs are bounded");
+                    self.netrefs.push(self.lend.lend(object)?);
+                    self.nodes.push(node("netref", Val::U32(index)));
+                    return Ok(());
+                }
+                leaf => {
+                    self.nodes.push(leaf_node(leaf)?);
+                    return Ok(());
+                }
+            };
+            let at = self.nodes.len();
+            self.nodes.push(Val::Bool(false));
+            let mut children = Vec::with_capacity(items.len());
+            for item in items {
+                children.push(Val::U32(
+                    u32::try_from(self.nodes.len()).expect("nodes fit a frame"),
+                ));
+                self.push(item)?;
             }
-        };
-        let at = nodes.len();
-        nodes.push(Val::Bool(false));
-        let mut children = Vec::with_capacity(items.len());
-        for item in items {
-            children.push(Val::U32(
-                u32::try_from(nodes.len()).expect("nodes fit a frame"),
-            ));
-            push(item, nodes)?;
+            self.nodes[at] = node(case, Val::List(children));
+            Ok(())
         }
-        nodes[at] = node(case, Val::List(children));
-        Ok(())
     }
 
     fn leaf_node(value: Value) -> Result<Val, Mismatch> {
@@ -519,7 +565,7 @@ mod dynamic {
             | Value::Ellipsis
             | Value::Object(_)) => {
                 return Err(Mismatch::new(
-                    "a value a service can receive (not a slice, NotImplemented, Ellipsis or netref)",
+                    "a value a service can receive (not a slice, NotImplemented, Ellipsis or one of its own netrefs)",
                     &other,
                 ));
             }

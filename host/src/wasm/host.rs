@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime::component::{Linker, ResourceTable, ResourceType};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, StoreLimits};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::netrefs::{GuestNetrefs, netref_type};
 use crate::connection::Peer;
 
 /// The shared interface every service may import.
@@ -35,6 +36,8 @@ pub(crate) struct HostState {
     pub(crate) output: GuestOutput,
     /// The other side of the connection, for the `peer` interface.
     pub(crate) peer: Option<Peer>,
+    /// The peer's objects the guest holds as netrefs.
+    pub(crate) netrefs: GuestNetrefs,
 }
 
 impl HostState {
@@ -53,6 +56,7 @@ impl HostState {
             ticks_left: 0,
             output,
             peer,
+            netrefs: GuestNetrefs::default(),
         }
     }
 }
@@ -66,20 +70,21 @@ impl WasiView for HostState {
     }
 }
 
-/// The host side of the `netref` resource; netrefs are handed out by the
-/// peer interface.
-struct NetrefResource;
-
 /// A linker with everything a service may import: WASI (with no grants in
 /// its context), the shared `types` interface and the `peer` interface.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
+    let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    linker.instance(TYPES_INTERFACE)?.resource(
-        "netref",
-        ResourceType::host::<NetrefResource>(),
-        |_, _| Ok(()),
-    )?;
+    // Dropping a guest's last handle to an object releases it on the peer.
+    linker
+        .instance(TYPES_INTERFACE)?
+        .resource("netref", netref_type(), |mut store, rep| {
+            let state = store.data_mut();
+            if let (Some(id), Some(peer)) = (state.netrefs.drop_handle(rep), &state.peer) {
+                peer.release(id);
+            }
+            Ok(())
+        })?;
     super::peer::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use wasmtime::component::{ComponentExportIndex, Instance, Val};
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{AsContextMut, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 use super::component::{Inner, ServiceComponent};
 use super::fetch;
 use super::host::HostState;
 use super::method::Method;
+use super::netrefs::StoreLend;
 use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::protocol::ObjectId;
@@ -162,7 +163,15 @@ async fn call_method(
     match call_export(instance, component, &method.export, params, &mut results).await {
         Ok(()) => method.outcome(results.pop()),
         Err(exception) => {
-            *live = None;
+            // The store is poisoned and goes; the peer's objects it held are released.
+            if let Some(dead) = live.take() {
+                let state = dead.store.data();
+                if let Some(peer) = &state.peer {
+                    for id in state.netrefs.objects() {
+                        peer.release(id);
+                    }
+                }
+            }
             Err(exception)
         }
     }
@@ -181,6 +190,46 @@ async fn fetch_lent(
         }
     }
     Ok(())
+}
+
+impl WasmService {
+    /// Converts bound arguments for `method` in the live instance; the
+    /// peer's objects become the guest's netrefs.
+    async fn convert(
+        &mut self,
+        method: &Method,
+        slots: Vec<Option<Value>>,
+    ) -> Result<Vec<Val>, Exception> {
+        self.ensure_live().await?;
+        let live = self.live.as_mut().expect("just made live");
+        let mut store = live.store.as_context_mut();
+        let mut lend = StoreLend::new(&mut store, self.component.netref);
+        match method.convert(slots, &mut lend) {
+            Ok(params) => Ok(params),
+            Err(exception) => {
+                lend.take_back().await;
+                Err(exception)
+            }
+        }
+    }
+
+    /// Releases the peer's objects of one call that the guest did not keep.
+    fn release_unheld(&mut self, mut lent: Vec<ObjectId>) {
+        let Some(peer) = &self.peer else {
+            return;
+        };
+        lent.sort_unstable();
+        lent.dedup();
+        for id in lent {
+            let kept = self
+                .live
+                .as_ref()
+                .is_some_and(|live| live.store.data().netrefs.holds(id));
+            if !kept {
+                peer.release(id);
+            }
+        }
+    }
 }
 
 impl Service for WasmService {
@@ -213,19 +262,16 @@ impl Service for WasmService {
             .iter()
             .flatten()
             .for_each(|value| fetch::peer_objects(value, &mut lent));
-        if let Some(peer) = &self.peer {
-            let fetched = fetch_lent(peer, &mut slots, method, &mut lent).await;
-            // Nothing keeps what the peer lent for this call: release it all.
-            lent.sort_unstable();
-            lent.dedup();
-            for id in lent {
-                peer.release(id).await;
-            }
-            fetched?;
-        }
-        let params = method.convert(slots)?;
-        self.ensure_live().await?;
-        call_method(&mut self.live, &component, method, &params).await
+        let fetched = match &self.peer {
+            Some(peer) => fetch_lent(peer, &mut slots, method, &mut lent).await,
+            None => Ok(()),
+        };
+        let params = match fetched {
+            Ok(()) => self.convert(method, slots).await,
+            Err(exception) => Err(exception),
+        };
+        self.release_unheld(lent);
+        call_method(&mut self.live, &component, method, &params?).await
     }
 
     async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {

@@ -4,7 +4,7 @@
 
 use wasmtime::component::{ComponentExportIndex, Type, Val};
 
-use super::convert::{self, Mismatch};
+use super::convert::{self, Lend, Mismatch};
 use crate::exception::Exception;
 use crate::value::Value;
 
@@ -75,13 +75,19 @@ impl Method {
 
     /// Converts bound arguments to the parameters' types; a left-out
     /// `option<T>` is `none`.
-    pub(crate) fn convert(&self, slots: Vec<Option<Value>>) -> Result<Vec<Val>, Exception> {
+    pub(crate) fn convert(
+        &self,
+        slots: Vec<Option<Value>>,
+        lend: &mut dyn Lend,
+    ) -> Result<Vec<Val>, Exception> {
         self.params
             .iter()
             .zip(slots)
             .map(|((param, ty), slot)| match slot {
                 None => Ok(Val::Option(None)),
-                Some(value) => convert::to_val(value, ty).map_err(|m| self.mismatch(param, m)),
+                Some(value) => {
+                    convert::to_val(value, ty, lend).map_err(|m| self.mismatch(param, m))
+                }
             })
             .collect()
     }

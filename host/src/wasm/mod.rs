@@ -8,6 +8,7 @@ mod fetch;
 mod host;
 mod instance;
 mod method;
+mod netrefs;
 mod peer;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
 pub use fetch::MAX_FETCHED_ITEMS;
 pub use instance::WasmService;
+pub use netrefs::MAX_GUEST_NETREFS;
 
 use host::HostState;
 

@@ -1,111 +1,162 @@
 //! The `peer` interface the host imports into guests: calls from a service
-//! to the other side of its connection (the seed's `self._conn.root.foo()`).
+//! to the other side of its connection: its root (the seed's
+//! `self._conn.root.foo()`) and the objects it lent (a callback `func()`).
 
+use wasmtime::StoreContextMut;
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::{Linker, Type, Val};
 
 use super::convert;
 use super::host::HostState;
-use crate::connection::Peer;
+use super::netrefs::{StoreLend, named};
 use crate::error::Error;
 use crate::exception::Exception;
+use crate::protocol::ObjectId;
 use crate::value::Value;
 
 /// The interface's name, as guests import it.
 pub(crate) const PEER_INTERFACE: &str = "wasm-rpyc:service/peer@0.1.0";
 
-/// Defines the `peer` interface in `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker
-        .instance(PEER_INTERFACE)?
-        .func_new_async("call-root", |store, ty, params, results| {
-            let peer = store.data().peer.clone();
-            Box::new(async move {
-                let outcome = call_root(peer, &ty, params).await;
-                results[0] = outcome_val(outcome, &ty)?;
-                Ok(())
-            })
-        })
+/// What a guest asks of its peer.
+#[derive(Clone, Copy)]
+enum Operation {
+    CallRoot,
+    Call,
+    CallMethod,
+    GetAttr,
 }
 
-/// `call-root(name, args, kwargs)`: the peer's answer, or why there is none.
-async fn call_root(
-    peer: Option<Peer>,
+/// Defines the `peer` interface in `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let mut interface = linker.instance(PEER_INTERFACE)?;
+    for (name, operation) in [
+        ("call-root", Operation::CallRoot),
+        ("call", Operation::Call),
+        ("call-method", Operation::CallMethod),
+        ("get-attr", Operation::GetAttr),
+    ] {
+        interface.func_new_async(name, move |mut store, ty, params, results| {
+            Box::new(async move {
+                let outcome = ask(&mut store, operation, &ty, params).await;
+                results[0] = outcome_val(&mut store, outcome, &ty).await?;
+                Ok(())
+            })
+        })?;
+    }
+    Ok(())
+}
+
+/// Sends what the guest asks and waits for the peer's answer.
+async fn ask(
+    store: &mut StoreContextMut<'_, HostState>,
+    operation: Operation,
     ty: &ComponentFunc,
     params: &[Val],
 ) -> Result<Value, Exception> {
-    let peer = peer.ok_or_else(|| Exception::new("EOFError", "this service has no peer"))?;
+    let peer = store
+        .data()
+        .peer
+        .clone()
+        .ok_or_else(|| Exception::new("EOFError", "this service has no peer"))?;
     let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
-    let [Val::String(name), args, kwargs] = params else {
-        return Err(Exception::type_error(
-            "call-root takes a name, args and kwargs",
-        ));
+    let received = |at: usize| {
+        convert::from_val(params[at].clone(), &types[at])
+            .map_err(|e| Exception::type_error(e.to_string()))
     };
-    let received = |val: &Val, ty: &Type| {
-        convert::from_val(val.clone(), ty).map_err(|e| Exception::type_error(e.to_string()))
+    let text = |at: usize| match &params[at] {
+        Val::String(s) => Ok(s.clone()),
+        _ => Err(Exception::type_error("a name must be a string")),
     };
-    let Value::Tuple(args) = received(args, &types[1])? else {
-        return Err(Exception::type_error("args must be a list of values"));
+    let answer = match operation {
+        Operation::CallRoot => {
+            peer.call_root(&text(0)?, args(received(1)?)?, kwargs(received(2)?)?)
+                .await
+        }
+        Operation::Call => {
+            let target = named(store, &params[0])?;
+            peer.call(target, args(received(1)?)?, kwargs(received(2)?)?)
+                .await
+        }
+        Operation::CallMethod => {
+            let target: ObjectId = named(store, &params[0])?;
+            peer.call_method(
+                target,
+                &text(1)?,
+                args(received(2)?)?,
+                kwargs(received(3)?)?,
+            )
+            .await
+        }
+        Operation::GetAttr => {
+            let target = named(store, &params[0])?;
+            peer.get_attr(target, &text(1)?).await
+        }
     };
-    let Value::Tuple(pairs) = received(kwargs, &types[2])? else {
-        return Err(Exception::type_error(
-            "kwargs must be a list of (name, value)",
-        ));
+    answer.map_err(|error| match error {
+        Error::Remote(exception) => exception,
+        Error::Closed => Exception::new("EOFError", "the peer is gone: the connection is closed"),
+        Error::Timeout(limit) => Exception::new(
+            "TimeoutError",
+            format!("the peer did not answer within {limit:?}"),
+        ),
+        other => Exception::new("RuntimeError", format!("cannot call the peer: {other}")),
+    })
+}
+
+fn args(value: Value) -> Result<Vec<Value>, Exception> {
+    match value {
+        Value::Tuple(args) => Ok(args),
+        _ => Err(Exception::type_error("args must be a list of values")),
+    }
+}
+
+fn kwargs(value: Value) -> Result<Vec<(String, Value)>, Exception> {
+    let wrong = || Exception::type_error("a keyword argument must be (name, value)");
+    let Value::Tuple(pairs) = value else {
+        return Err(wrong());
     };
-    let kwargs = pairs
+    pairs
         .into_iter()
         .map(|pair| match pair {
             Value::Tuple(kv) => match <[Value; 2]>::try_from(kv) {
                 Ok([Value::Str(key), value]) => Ok((key, value)),
-                _ => Err(Exception::type_error(
-                    "a keyword argument must be (name, value)",
-                )),
+                _ => Err(wrong()),
             },
-            _ => Err(Exception::type_error(
-                "a keyword argument must be (name, value)",
-            )),
+            _ => Err(wrong()),
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    peer.call_root(name, args, kwargs)
-        .await
-        .map_err(|error| match error {
-            Error::Remote(exception) => exception,
-            Error::Closed => {
-                Exception::new("EOFError", "the peer is gone: the connection is closed")
-            }
-            Error::Timeout(limit) => Exception::new(
-                "TimeoutError",
-                format!("the peer did not answer within {limit:?}"),
-            ),
-            other => Exception::new("RuntimeError", format!("cannot call the peer: {other}")),
-        })
+        .collect()
 }
 
-/// The `result<value, error>` a guest receives.
-fn outcome_val(outcome: Result<Value, Exception>, ty: &ComponentFunc) -> wasmtime::Result<Val> {
-    let result_type = ty.results().next().expect("call-root returns a result");
-    let as_case = match outcome {
-        Ok(value) => Value::Tuple(vec![Value::Str("ok".into()), value]),
-        Err(e) => Value::Tuple(vec![
+/// The `result<value, error>` a guest receives; the peer's objects in the
+/// answer become the guest's netrefs.
+async fn outcome_val(
+    store: &mut StoreContextMut<'_, HostState>,
+    outcome: Result<Value, Exception>,
+    ty: &ComponentFunc,
+) -> wasmtime::Result<Val> {
+    let result_type = ty.results().next().expect("peer functions return a result");
+    let err = |e: Exception| {
+        Value::Tuple(vec![
             Value::Str("err".into()),
             Value::Tuple(vec![Value::Str(e.type_name), Value::Str(e.message)]),
-        ]),
+        ])
     };
-    match convert::to_val(as_case, &result_type) {
+    let as_case = match outcome {
+        Ok(value) => Value::Tuple(vec![Value::Str("ok".into()), value]),
+        Err(e) => err(e),
+    };
+    // Netrefs in the answer are inside `value`s: no netref type is needed.
+    let mut lend = StoreLend::new(store, None);
+    match convert::to_val(as_case, &result_type, &mut lend) {
         Ok(val) => Ok(val),
-        // The peer's answer cannot cross into the guest (a netref, for now).
         Err(mismatch) => {
-            let error = Value::Tuple(vec![
-                Value::Str("err".into()),
-                Value::Tuple(vec![
-                    Value::Str("TypeError".into()),
-                    Value::Str(format!(
-                        "the peer's answer cannot be passed to the service: expected {}, got {}",
-                        mismatch.expected, mismatch.got
-                    )),
-                ]),
-            ]);
-            convert::to_val(error, &result_type).map_err(|m| wasmtime::Error::msg(format!("{m:?}")))
+            lend.take_back().await;
+            let refused = Exception::type_error(format!(
+                "the peer's answer cannot be passed to the service: expected {}, got {}",
+                mismatch.expected, mismatch.got
+            ));
+            convert::to_val(err(refused), &result_type, &mut StoreLend::new(store, None))
+                .map_err(|m| wasmtime::Error::msg(format!("{m:?}")))
         }
     }
 }

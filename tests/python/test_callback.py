@@ -1,0 +1,65 @@
+"""The seed's callbacks: a function passed as an argument reaches the wasm
+service as a netref it calls back; the host releases it when the service
+drops it."""
+import pytest
+import rpyc
+
+
+def test_the_seed_snippet(callback_port):
+    def foofunc():
+        return "foo"
+
+    conn = rpyc.connect("localhost", callback_port)
+    assert conn.root.bar(foofunc) == "foobar"
+    conn.close()
+
+
+def test_any_callable_and_by_keyword(callback_port):
+    conn = rpyc.connect("localhost", callback_port)
+    assert conn.root.bar(lambda: "baz") == "bazbar"
+    assert conn.root.bar(func=str.upper.__get__("qux")) == "QUXbar"
+
+    class Callable:
+        def __call__(self):
+            return "obj"
+
+    assert conn.root.bar(Callable()) == "objbar"
+    conn.close()
+
+
+def test_callbacks_are_released_when_the_service_drops_them(callback_port):
+    conn = rpyc.connect("localhost", callback_port)
+    for i in range(200):
+        assert conn.root.bar(lambda: str(i)) == f"{i}bar"
+    conn.ping()  # the releases follow the replies; let the client read them
+    assert len(conn._local_objects._dict) == 0, "the host released every callback"
+    conn.close()
+
+
+def test_errors_in_and_around_the_callback(callback_port):
+    conn = rpyc.connect("localhost", callback_port)
+    with pytest.raises(TypeError, match="did not return a str"):
+        conn.root.bar(lambda: 1)
+    with pytest.raises(TypeError, match="expected a netref"):
+        conn.root.bar(5)
+
+    def failing():
+        raise KeyError("inside the callback")
+
+    with pytest.raises(KeyError, match="inside the callback"):
+        conn.root.bar(failing)
+    conn.ping()  # the releases follow the replies; let the client read them
+    assert len(conn._local_objects._dict) == 0
+    conn.close()
+
+
+def test_a_callback_that_calls_the_service_again_gets_a_clear_error(callback_port):
+    conn = rpyc.connect("localhost", callback_port)
+
+    def reentrant():
+        return conn.root.bar(lambda: "inner")
+
+    with pytest.raises(RuntimeError, match="the service is busy"):
+        conn.root.bar(reentrant)
+    assert conn.root.bar(lambda: "after") == "afterbar", "the connection goes on"
+    conn.close()
