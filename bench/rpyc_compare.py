@@ -5,8 +5,9 @@ Run after `cargo build --release -p wasm-rpyc` (tests/run.sh builds it too):
     .venv/bin/python bench/rpyc_compare.py
 
 Both servers run as separate processes. Prints calls/s and median latency
-for `conn.root.add(4, 7)` (GETATTR + CALL + async DEL per call) and for a
-cached `add(4, 7)` (one CALL per call), and the ratios. Rounds alternate
+for `conn.root.add(4, 7)` (GETATTR + CALL + async DEL per call), a cached
+`add(4, 7)` (one CALL per call), and the seed's callback `bar(func)` (the
+server calls the client back, then releases the function), and the ratios. Rounds alternate
 between the two servers and each figure is the median of the rounds, so a
 slow moment of the machine does not land on one side only.
 """
@@ -28,22 +29,32 @@ ROUNDS = 5
 
 
 def start_host():
+    """Our host serving the calculator and the callback service."""
+    guests = TARGET / "guests" / "wasm32-wasip2" / "release"
     process = subprocess.Popen(
         [str(TARGET / "release" / "wasm-rpyc"), "serve", "--port", "0",
-         str(TARGET / "guests" / "wasm32-wasip2" / "release" / "calculator.wasm")],
+         str(guests / "calculator.wasm"), str(guests / "callback.wasm")],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1", "RUST_LOG": "info"},
     )
+    ports = []
     for line in process.stderr:
         match = re.search(r"address=127\.0\.0\.1:(\d+)", line)
         if match:
-            return process, int(match[1])
+            ports.append(int(match[1]))
+            if len(ports) == 2:
+                return [process], ports
     raise RuntimeError("the host did not start")
 
 
-def start_threaded_server():
-    script = ROOT / "tests" / "python" / "calculator_server.py"
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    return process, int(process.stdout.readline())
+def start_threaded_servers():
+    """RPyC's ThreadedServer serving the same two services in Python."""
+    processes, ports = [], []
+    for script in ("calculator_server.py", "callback_server.py"):
+        path = ROOT / "tests" / "python" / script
+        process = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
+        processes.append(process)
+        ports.append(int(process.stdout.readline()))
+    return processes, ports
 
 
 def measure(call):
@@ -59,23 +70,33 @@ def measure(call):
     return CALLS / elapsed, statistics.median(samples) * 1e6
 
 
-def cases(port):
-    conn = rpyc.connect("127.0.0.1", port)
+def foofunc():
+    return "foo"
+
+
+def cases(ports):
+    calculator, callback = ports
+    conn = rpyc.connect("127.0.0.1", calculator)
     assert conn.root.add(4, 7) == 11
     uncached = measure(lambda: conn.root.add(4, 7))
     add = conn.root.add
     cached = measure(lambda: add(4, 7))
     conn.close()
-    return {"conn.root.add(4, 7)": uncached, "cached add(4, 7)": cached}
+    conn = rpyc.connect("127.0.0.1", callback)
+    bar = conn.root.bar
+    assert bar(foofunc) == "foobar"
+    called_back = measure(lambda: bar(foofunc))
+    conn.close()
+    return {"conn.root.add(4, 7)": uncached, "cached add(4, 7)": cached, "cached bar(foofunc)": called_back}
 
 
 def main():
-    host, host_port = start_host()
-    python, python_port = start_threaded_server()
+    host, host_ports = start_host()
+    python, python_ports = start_threaded_servers()
     try:
-        rounds = [(cases(host_port), cases(python_port)) for _ in range(ROUNDS)]
+        rounds = [(cases(host_ports), cases(python_ports)) for _ in range(ROUNDS)]
     finally:
-        for process in (host, python):
+        for process in host + python:
             process.terminate()
             process.wait()
     def median_of(side, case):
