@@ -96,6 +96,30 @@ impl Value {
     }
 }
 
+impl Value {
+    /// Reads keyword arguments as they travel: a tuple of `(name, value)`
+    /// pairs (a name may arrive as UTF-8 bytes, as RPyC allows). `None` if the
+    /// value has another shape.
+    pub fn into_keyword_pairs(self) -> Option<Vec<(String, Value)>> {
+        let Value::Tuple(pairs) = self else {
+            return None;
+        };
+        pairs
+            .into_iter()
+            .map(|pair| match pair {
+                Value::Tuple(kv) => match <[Value; 2]>::try_from(kv) {
+                    Ok([Value::Str(key), value]) => Some((key, value)),
+                    Ok([Value::Bytes(key), value]) => {
+                        String::from_utf8(key).ok().map(|key| (key, value))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for Value {
     /// Python's `repr` of the value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -137,20 +137,6 @@ impl ServiceComponent {
     }
 }
 
-impl WasmService {
-    /// The live instance, instantiating it (and running `on-connect`) first
-    /// if there is none: at connect, and after a trap.
-    async fn ensure_live(&mut self) -> Result<(), Exception> {
-        if self.live.is_none() {
-            self.live = Some(Live::new(&self.component, self.peer.clone()).await?);
-            if let Some(hook) = &self.component.on_connect {
-                call_method(&mut self.live, &self.component, hook, &[]).await?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Calls `method` on `live`; a trap poisons the store, so `live` is cleared.
 async fn call_method(
     live: &mut Option<Live>,
@@ -193,6 +179,18 @@ async fn fetch_lent(
 }
 
 impl WasmService {
+    /// The live instance, instantiating it (and running `on-connect`) first
+    /// if there is none: at connect, and after a trap.
+    async fn ensure_live(&mut self) -> Result<(), Exception> {
+        if self.live.is_none() {
+            self.live = Some(Live::new(&self.component, self.peer.clone()).await?);
+            if let Some(hook) = &self.component.on_connect {
+                call_method(&mut self.live, &self.component, hook, &[]).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Converts bound arguments for `method` in the live instance; the
     /// peer's objects become the guest's netrefs.
     async fn convert(
@@ -214,7 +212,7 @@ impl WasmService {
     }
 
     /// Releases the peer's objects of one call that the guest did not keep.
-    fn release_unheld(&mut self, mut lent: Vec<ObjectId>) {
+    fn release_unheld(&self, mut lent: Vec<ObjectId>) {
         let Some(peer) = &self.peer else {
             return;
         };

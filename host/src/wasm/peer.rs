@@ -111,20 +111,9 @@ fn args(value: Value) -> Result<Vec<Value>, Exception> {
 }
 
 fn kwargs(value: Value) -> Result<Vec<(String, Value)>, Exception> {
-    let wrong = || Exception::type_error("a keyword argument must be (name, value)");
-    let Value::Tuple(pairs) = value else {
-        return Err(wrong());
-    };
-    pairs
-        .into_iter()
-        .map(|pair| match pair {
-            Value::Tuple(kv) => match <[Value; 2]>::try_from(kv) {
-                Ok([Value::Str(key), value]) => Ok((key, value)),
-                _ => Err(wrong()),
-            },
-            _ => Err(wrong()),
-        })
-        .collect()
+    value
+        .into_keyword_pairs()
+        .ok_or_else(|| Exception::type_error("a keyword argument must be (name, value)"))
 }
 
 /// The `result<value, error>` a guest receives; the peer's objects in the

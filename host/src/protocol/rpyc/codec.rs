@@ -342,21 +342,7 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
         Value::Bytes(b) => String::from_utf8(b).map_err(|_| wrong()),
         _ => Err(wrong()),
     };
-    let kwargs = |value: Value| -> Result<Vec<(String, Value)>, Exception> {
-        let Value::Tuple(pairs) = value else {
-            return Err(wrong());
-        };
-        pairs
-            .into_iter()
-            .map(|pair| match pair {
-                Value::Tuple(kv) => match <[Value; 2]>::try_from(kv) {
-                    Ok([key, value]) => Ok((text(key)?, value)),
-                    Err(_) => Err(wrong()),
-                },
-                _ => Err(wrong()),
-            })
-            .collect()
-    };
+    let kwargs = |value: Value| value.into_keyword_pairs().ok_or_else(wrong);
     let positional = |value: Value| match value {
         Value::Tuple(args) => Ok(args),
         _ => Err(wrong()),
