@@ -128,3 +128,12 @@ def test_the_client_spends_one_inspect_per_connection_and_none_on_methods(calcul
     assert handlers.count(consts.HANDLE_GETROOT) == 1, handlers
     assert handlers.count(consts.HANDLE_CALL) == 4, handlers
     conn.close()
+
+
+def test_twelve_thousand_lent_methods_are_all_released(calculator_port):
+    # The host lends a method object for each `conn.root.add` and holds at
+    # most 10,000 at once: 12,000 calls only succeed if each DEL frees one.
+    conn = rpyc.connect("localhost", calculator_port)
+    for i in range(12_000):
+        assert conn.root.add(i, 1) == i + 1
+    conn.close()

@@ -63,3 +63,16 @@ def test_a_callback_that_calls_the_service_again_gets_a_clear_error(callback_por
         conn.root.bar(reentrant)
     assert conn.root.bar(lambda: "after") == "afterbar", "the connection goes on"
     conn.close()
+
+
+def test_twelve_thousand_callbacks_leave_no_table_behind(callback_port):
+    # Each table on the way (the codec's table of the client's objects, the
+    # guest's netref handles) holds at most 10,000 entries: 12,000 callbacks
+    # only all succeed if every one is released.
+    conn = rpyc.connect("localhost", callback_port)
+    bar = conn.root.bar
+    for i in range(12_000):
+        assert bar(lambda: "x") == "xbar"
+    conn.ping()
+    assert len(conn._local_objects._dict) == 0
+    conn.close()
