@@ -134,7 +134,15 @@ impl Guest for Testbed {
     }
     fn on_disconnect() {
         DISCONNECTS.fetch_add(1, Ordering::Relaxed);
-        println!("on-disconnect {}", TAG.lock().unwrap());
+        // The peer is gone: the call must fail at once, with a clear error.
+        let peer_call = match wasm_rpyc_guest::peer::call_root("foo", Vec::new(), Vec::new()) {
+            Ok(_) => "answered".to_owned(),
+            Err(error) => format!("{}: {}", error.type_name, error.message),
+        };
+        println!(
+            "on-disconnect {} (peer call: {peer_call})",
+            TAG.lock().unwrap()
+        );
     }
     fn service_aliases() -> Vec<String> {
         vec!["testbed".into(), "bench".into()]
