@@ -5,15 +5,14 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Config, Connection, Transport};
 use crate::error::Error;
-use crate::protocol::ROOT;
 use crate::protocol::native::NativeCodec;
 use crate::protocol::rpyc::RpycCodec;
+use crate::protocol::{Codec, ROOT};
 use crate::service::{Service, VoidService};
 
 /// How long [`connect`] waits for the TCP connection to open.
@@ -31,11 +30,8 @@ pub async fn connect_with<S: Service>(
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
-    let (reader, writer, peer) = open(addr).await?;
     let codec = NativeCodec::new(config.max_frame);
-    let transport = Transport::new(reader, writer, (codec, codec), BytesMut::new(), peer);
-    let (connection, _task) =
-        Connection::spawn(transport, service, config, CancellationToken::new());
+    let connection = open(addr, (codec, codec), service, config).await?;
     connection.know_root(ROOT);
     Ok(connection)
 }
@@ -53,22 +49,28 @@ pub async fn connect_rpyc_with<S: Service>(
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
-    let (reader, writer, peer) = open(addr).await?;
     let codecs = RpycCodec::pair(config.max_frame, config.max_lent_objects);
-    let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
-    let (connection, _task) =
-        Connection::spawn(transport, service, config, CancellationToken::new());
+    let connection = open(addr, codecs, service, config).await?;
     connection.fetch_root().await?;
     Ok(connection)
 }
 
-/// Opens a TCP connection with TCP_NODELAY, within the connect timeout.
-async fn open(addr: impl ToSocketAddrs) -> Result<(OwnedReadHalf, OwnedWriteHalf, String), Error> {
+/// Opens a TCP connection (TCP_NODELAY, within the connect timeout) and
+/// starts a connection over it with `codecs` (decoder, encoder).
+async fn open<C: Codec, S: Service>(
+    addr: impl ToSocketAddrs,
+    codecs: (C, C),
+    service: S,
+    config: Config,
+) -> Result<Connection, Error> {
     let socket = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
     socket.set_nodelay(true)?;
     let peer = socket.peer_addr()?.to_string();
     let (reader, writer) = socket.into_split();
-    Ok((reader, writer, peer))
+    let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
+    let (connection, _task) =
+        Connection::spawn(transport, service, config, CancellationToken::new());
+    Ok(connection)
 }

@@ -200,10 +200,10 @@ pub(crate) fn to_val(value: Value, ty: &Type, lend: &mut dyn Lend) -> Result<Val
                         return Err(Mismatch::new("a (key, value) tuple", &pair)
                             .within(format_args!("[{i}]")));
                     };
-                    let Ok([key, value]) = <[Value; 2]>::try_from(kv) else {
-                        return Err(Mismatch::new("a (key, value) tuple", &Value::None)
-                            .within(format_args!("[{i}]")));
-                    };
+                    let [key, value] = <[Value; 2]>::try_from(kv).map_err(|kv| {
+                        Mismatch::new("a (key, value) tuple", &Value::Tuple(kv))
+                            .within(format_args!("[{i}]"))
+                    })?;
                     let key = to_val(key, &map.key(), lend)
                         .map_err(|e| e.within(format_args!("[{i}][key]")))?;
                     let value = to_val(value, &map.value(), lend)
