@@ -8,6 +8,7 @@ use std::path::Path;
 /// The bundled examples: package, service name, default port.
 const EXAMPLES: &[(&str, &str, u16)] = &[
     ("calculator", "calculator", 18861),
+    ("my-service", "my-service", 18862),
     ("decoupled", "decoupled", 18863),
     ("callback", "callback", 18864),
 ];

@@ -23,6 +23,10 @@ pub enum Error {
     /// This side already has as many calls in flight as it allows.
     #[error("too many calls in flight (the limit is {0})")]
     TooManyInFlight(usize),
+    /// An argument could not be lent to the peer: this side already lends
+    /// it as many objects as it may.
+    #[error("cannot lend an argument: {0}")]
+    Lend(Exception),
     /// A message could not be framed (too large) or the peer sent bytes that
     /// are not a message.
     #[error(transparent)]

@@ -19,6 +19,8 @@
 //!
 //! - [`value`]: the dynamic value every codec and the wasm bridge share.
 //! - [`exception`]: what a call raises on the side that served it.
+//! - [`local`]: this side's objects lent by reference (native callbacks,
+//!   service objects).
 //! - [`protocol`]: messages, independent of the wire, and their codecs.
 //! - [`connection`]: one symmetric connection: replies matched to calls,
 //!   requests served, every queue and wait bounded.
@@ -32,6 +34,7 @@ pub mod client;
 pub mod connection;
 mod error;
 pub mod exception;
+pub mod local;
 pub mod protocol;
 pub mod server;
 pub mod service;
@@ -48,6 +51,7 @@ pub use client::{connect, connect_rpyc, connect_rpyc_with, connect_with};
 pub use connection::{Connection, Peer, RemoteObject};
 pub use error::Error;
 pub use exception::Exception;
+pub use local::Function;
 pub use server::{Server, ServerConfig};
 pub use service::{Service, VoidService};
 pub use value::{FromValue, IntoArgs, IntoValue, Value};

@@ -1,38 +1,68 @@
 //! The service abstraction: the root object a side exposes to its peer, with
 //! a name, aliases, exposed methods and connection hooks.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use crate::connection::Peer;
 use crate::exception::Exception;
+use crate::local::ServiceObject;
 use crate::value::Value;
 
 /// The service one side of a connection exposes; one value per connection.
 ///
-/// Names passed to [`Service::exposes`] and [`Service::call`] are snake_case
-/// without the `exposed_` prefix: the connection strips it, so `add` and
-/// `exposed_add` reach the same method. Every root also answers
-/// `get_service_name()` and `get_service_aliases()` from [`Service::aliases`]
-/// unless it exposes methods of those names itself.
+/// Names passed to [`Service::call`] are snake_case without the `exposed_`
+/// prefix: the connection strips it, so `add` and `exposed_add` reach the
+/// same method. Every root also answers `get_service_name()` and
+/// `get_service_aliases()` from [`Service::aliases`] unless it exposes
+/// methods of those names itself.
 pub trait Service: Send + 'static {
     /// The service's names, upper-cased, the proper name first (RPyC's
     /// `get_service_aliases()`); never empty.
     fn aliases(&self) -> &[String];
 
-    /// Whether `name` is an exposed method. A name that is not exposed and
-    /// one that does not exist are the same to the peer: `AttributeError`.
-    fn exposes(&self, name: &str) -> bool;
-
-    /// The names of the exposed methods (for `dir()` and RPyC's INSPECT).
+    /// The names of the exposed methods. A name that is not exposed and one
+    /// that does not exist are the same to the peer: `AttributeError`. Read
+    /// once per connection, after [`Service::on_connect`].
     fn exposed_names(&self) -> Vec<String>;
 
-    /// Calls the exposed method `name`.
+    /// The exposed classes (RPyC's `exposed_MyClass`), each with the names of
+    /// its exposed methods. A peer constructs one by calling the class's name
+    /// on the root, which reaches [`Service::call`]; the service answers with
+    /// a [`Local::Service`](crate::local::Local::Service) value, which the
+    /// peer then holds by reference. Read once per connection.
+    fn exposed_classes(&self) -> Vec<(String, Vec<String>)> {
+        Vec::new()
+    }
+
+    /// Calls the exposed method `name` (or constructs the exposed class
+    /// `name`).
     fn call(
         &mut self,
         name: &str,
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> impl Future<Output = Result<Value, Exception>> + Send;
+
+    /// Calls the exposed method `name` of the service's own `object`; `name`
+    /// is one of its class's methods.
+    fn call_object(
+        &mut self,
+        object: &ServiceObject,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> impl Future<Output = Result<Value, Exception>> + Send {
+        let _ = (object, args, kwargs);
+        let error = Exception::no_attribute(name);
+        async { Err(error) }
+    }
+
+    /// The peer no longer holds `object`: the service may let it go.
+    fn release_object(&mut self, object: ServiceObject) -> impl Future<Output = ()> + Send {
+        let _ = object;
+        async {}
+    }
 
     /// Runs once when the connection is established, before any request is
     /// served; `peer` reaches the other side. An error closes the connection.
@@ -41,7 +71,8 @@ pub trait Service: Send + 'static {
         async { Ok(()) }
     }
 
-    /// Runs once when the connection has ended; the peer is already gone.
+    /// Runs once when the connection has ended and every object lent to the
+    /// peer has been released; the peer is already gone.
     fn on_disconnect(&mut self) -> impl Future<Output = ()> + Send {
         async {}
     }
@@ -64,10 +95,6 @@ impl Default for VoidService {
 impl Service for VoidService {
     fn aliases(&self) -> &[String] {
         &self.aliases
-    }
-
-    fn exposes(&self, _name: &str) -> bool {
-        false
     }
 
     fn exposed_names(&self) -> Vec<String> {
@@ -104,45 +131,87 @@ pub fn service_aliases(declared: &[String], type_name: &str) -> Vec<String> {
 /// The methods every root answers, as RPyC's `Service` does.
 const ROOT_METHODS: [&str; 2] = ["get_service_name", "get_service_aliases"];
 
-/// The method `name` asks for on a root, without the `exposed_` prefix, if
-/// the root has it.
-pub(crate) fn root_method<'a, S: Service>(service: &S, name: &'a str) -> Option<&'a str> {
-    let name = name.strip_prefix("exposed_").unwrap_or(name);
-    (service.exposes(name) || ROOT_METHODS.contains(&name)).then_some(name)
+/// What a service exposes, read once per connection, so that names,
+/// attributes and the methods every root has are answered without entering
+/// the service (even while it waits on the peer).
+#[derive(Debug)]
+pub(crate) struct Exposed {
+    aliases: Vec<String>,
+    methods: Vec<String>,
+    classes: HashMap<String, Vec<String>>,
 }
 
-/// Every method name of a root, sorted.
-pub(crate) fn root_methods<S: Service>(service: &S) -> Vec<String> {
-    let mut names = service.exposed_names();
-    names.extend(ROOT_METHODS.iter().map(|n| n.to_string()));
-    names.sort_unstable();
-    names.dedup();
-    names
-}
+impl Exposed {
+    /// What `service` exposes.
+    pub(crate) fn of<S: Service>(service: &S) -> Self {
+        Exposed {
+            aliases: service.aliases().to_vec(),
+            methods: service.exposed_names(),
+            classes: service.exposed_classes().into_iter().collect(),
+        }
+    }
 
-/// Calls `name` on the root `service` of a connection: the `exposed_` rule,
-/// then the service's own methods, then the methods every root has.
-pub(crate) async fn call_root<S: Service>(
-    service: &mut S,
-    name: &str,
-    args: Vec<Value>,
-    kwargs: Vec<(String, Value)>,
-) -> Result<Value, Exception> {
-    let Some(method) = root_method(service, name) else {
-        return Err(Exception::no_attribute(name));
-    };
-    if service.exposes(method) {
-        return service.call(method, args, kwargs).await;
+    /// The service's proper name.
+    pub(crate) fn name(&self) -> &str {
+        &self.aliases[0]
     }
-    if !args.is_empty() || !kwargs.is_empty() {
-        return Err(Exception::type_error(format!(
-            "{method}() takes no arguments"
-        )));
+
+    /// The member of the root `name` asks for (a method, a class or a method
+    /// every root has), without the `exposed_` prefix, if the root has it.
+    pub(crate) fn root_member<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let name = name.strip_prefix("exposed_").unwrap_or(name);
+        let known = self.methods.iter().any(|m| m == name)
+            || self.classes.contains_key(name)
+            || ROOT_METHODS.contains(&name);
+        known.then_some(name)
     }
-    Ok(match method {
-        "get_service_name" => Value::Str(service.aliases()[0].clone()),
-        _ => Value::Tuple(service.aliases().iter().cloned().map(Value::Str).collect()),
-    })
+
+    /// Every member name of the root, sorted.
+    pub(crate) fn root_members(&self) -> Vec<String> {
+        let mut names = self.methods.clone();
+        names.extend(self.classes.keys().cloned());
+        names.extend(ROOT_METHODS.iter().map(|n| n.to_string()));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The answer of a method every root has, when `member` is one and the
+    /// service does not expose its own of that name.
+    pub(crate) fn builtin(
+        &self,
+        member: &str,
+        args: &[Value],
+        kwargs: &[(String, Value)],
+    ) -> Option<Result<Value, Exception>> {
+        if !ROOT_METHODS.contains(&member) || self.methods.iter().any(|m| m == member) {
+            return None;
+        }
+        if !args.is_empty() || !kwargs.is_empty() {
+            return Some(Err(Exception::type_error(format!(
+                "{member}() takes no arguments"
+            ))));
+        }
+        Some(Ok(match member {
+            "get_service_name" => Value::Str(self.aliases[0].clone()),
+            _ => Value::Tuple(self.aliases.iter().cloned().map(Value::Str).collect()),
+        }))
+    }
+
+    /// The exposed methods of `class`, sorted.
+    pub(crate) fn class_methods(&self, class: &str) -> Vec<String> {
+        let mut names = self.classes.get(class).cloned().unwrap_or_default();
+        names.sort_unstable();
+        names
+    }
+
+    /// The method of `class` that `name` asks for, without the `exposed_`
+    /// prefix, if the class exposes it.
+    pub(crate) fn class_method<'a>(&self, class: &str, name: &'a str) -> Option<&'a str> {
+        let name = name.strip_prefix("exposed_").unwrap_or(name);
+        let methods = self.classes.get(class)?;
+        methods.iter().any(|m| m == name).then_some(name)
+    }
 }
 
 #[cfg(test)]
@@ -162,18 +231,24 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn every_root_answers_its_name_and_hides_the_rest() {
-        let mut void = VoidService::default();
-        let name = call_root(&mut void, "get_service_name", vec![], vec![]).await;
-        assert_eq!(name, Ok(Value::Str("VOID".into())));
-        let name = call_root(&mut void, "exposed_get_service_aliases", vec![], vec![]).await;
-        assert_eq!(name, Ok(Value::Tuple(vec![Value::Str("VOID".into())])));
-        let err = call_root(&mut void, "get_service_name", vec![Value::None], vec![]).await;
-        assert!(err.unwrap_err().is("TypeError"));
-        let err = call_root(&mut void, "add", vec![], vec![])
-            .await
-            .unwrap_err();
-        assert_eq!(err, Exception::no_attribute("add"));
+    #[test]
+    fn every_root_answers_its_name_and_hides_the_rest() {
+        let exposed = Exposed::of(&VoidService::default());
+        assert_eq!(
+            exposed.builtin("get_service_name", &[], &[]),
+            Some(Ok(Value::Str("VOID".into())))
+        );
+        let aliases = exposed.root_member("exposed_get_service_aliases").unwrap();
+        assert_eq!(
+            exposed.builtin(aliases, &[], &[]),
+            Some(Ok(Value::Tuple(vec![Value::Str("VOID".into())])))
+        );
+        let err = exposed.builtin("get_service_name", &[Value::None], &[]);
+        assert!(err.unwrap().unwrap_err().is("TypeError"));
+        assert_eq!(exposed.root_member("add"), None);
+        assert_eq!(
+            exposed.root_members(),
+            ["get_service_aliases", "get_service_name"]
+        );
     }
 }

@@ -10,6 +10,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::connection::RemoteObject;
+use crate::local::Local;
+
 /// How deeply values may nest (a tuple in a tuple in ...). Decoding and
 /// conversion recurse once per level; the bound keeps hostile input far from
 /// the end of the stack. Python itself stops at about 1,000 frames.
@@ -73,6 +76,15 @@ pub enum Value {
     Ellipsis,
     /// An object passed by reference (a method, a callback, a list).
     Object(ObjectRef),
+    /// One of this side's objects, lent to the peer when the value is sent
+    /// (it travels as an [`Value::Object`]). Never encoded itself.
+    #[serde(skip)]
+    Local(Local),
+    /// An object of the peer's, held by this side's client code: calls
+    /// return it where the peer lent an object, and it goes back to the peer
+    /// as the peer's own. Never encoded itself.
+    #[serde(skip)]
+    Remote(RemoteObject),
 }
 
 impl Value {
@@ -92,6 +104,9 @@ impl Value {
             Value::NotImplemented => "NotImplementedType",
             Value::Ellipsis => "ellipsis",
             Value::Object(_) => "netref",
+            Value::Local(Local::Function(_)) => "function",
+            Value::Local(Local::Service(_)) => "object",
+            Value::Remote(_) => "netref",
         }
     }
 }
@@ -163,6 +178,8 @@ impl fmt::Display for Value {
             Value::NotImplemented => f.write_str("NotImplemented"),
             Value::Ellipsis => f.write_str("Ellipsis"),
             Value::Object(object) => write!(f, "<netref {} {}>", object.class, object.id),
+            Value::Local(local) => write!(f, "<{}>", local.class()),
+            Value::Remote(object) => write!(f, "{object:?}"),
         }
     }
 }
@@ -217,7 +234,7 @@ pub struct ValueError {
 }
 
 impl ValueError {
-    fn new(expected: impl Into<String>, got: &Value) -> Self {
+    pub(crate) fn new(expected: impl Into<String>, got: &Value) -> Self {
         let mut got = got.to_string();
         if got.len() > 80 {
             got.truncate(got.floor_char_boundary(77));

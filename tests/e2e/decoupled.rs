@@ -2,8 +2,8 @@
 //! native service, and the wasm service calls it back.
 
 use wasm_rpyc::connection::Config;
-use wasm_rpyc::{Exception, Service, ServiceComponent, Value, bundled, connect, connect_with};
-use wasm_rpyc_tests::{runtime, serve};
+use wasm_rpyc::{Exception, Service, ServiceComponent, Value, connect, connect_with};
+use wasm_rpyc_tests::{example, runtime, serve};
 
 /// The seed's `ClientService`: `foo()` returns `"foo"`.
 struct ClientService {
@@ -13,10 +13,6 @@ struct ClientService {
 impl Service for ClientService {
     fn aliases(&self) -> &[String] {
         &self.aliases
-    }
-
-    fn exposes(&self, name: &str) -> bool {
-        name == "foo"
     }
 
     fn exposed_names(&self) -> Vec<String> {
@@ -34,13 +30,7 @@ impl Service for ClientService {
 }
 
 async fn decoupled() -> ServiceComponent {
-    let (name, _, bytes) = bundled::EXAMPLES
-        .iter()
-        .find(|(name, ..)| *name == "decoupled")
-        .unwrap();
-    ServiceComponent::from_bytes(&runtime(), name, bytes)
-        .await
-        .unwrap()
+    example(&runtime(), "decoupled").await
 }
 
 #[tokio::test]

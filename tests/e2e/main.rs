@@ -2,6 +2,8 @@
 //! called by the Rust client. One module per topic.
 
 mod calculator;
+mod callbacks;
+mod classes;
 mod decoupled;
 mod hooks;
 mod hostile;

@@ -52,7 +52,7 @@ class Host:
 
 @pytest.fixture(scope="session")
 def host():
-    served = Host(*(GUESTS / f"{name}.wasm" for name in ("calculator", "testbed", "decoupled", "callback")))
+    served = Host(*(GUESTS / f"{name}.wasm" for name in ("calculator", "testbed", "decoupled", "callback", "my_service")))
     yield served
     assert served.alive(), "the host died during the tests"
     served.stop()
@@ -76,3 +76,8 @@ def decoupled_port(host):
 @pytest.fixture
 def callback_port(host):
     return host.ports["callback"]
+
+
+@pytest.fixture
+def my_service_port(host):
+    return host.ports["my_service"]

@@ -65,6 +65,16 @@ def test_a_callback_that_calls_the_service_again_gets_a_clear_error(callback_por
     conn.close()
 
 
+def test_a_callback_may_ask_the_busy_service_what_does_not_enter_it(callback_port):
+    conn = rpyc.connect("localhost", callback_port)
+    # Names, attributes and inspection are answered while the service waits
+    # on the callback; only a call into the service itself is refused.
+    assert conn.root.bar(lambda: conn.root.get_service_name()) == "SERVERbar"
+    assert conn.root.bar(lambda: conn.root.bar.__name__) == "barbar"
+    assert conn.root.bar(lambda: ",".join(dir(conn.root))) == "bar,get_service_aliases,get_service_namebar"
+    conn.close()
+
+
 def test_twelve_thousand_callbacks_leave_no_table_behind(callback_port):
     # Each table on the way (the codec's table of the client's objects, the
     # guest's netref handles) holds at most 10,000 entries: 12,000 callbacks

@@ -21,15 +21,21 @@ pub fn runtime() -> Runtime {
     Runtime::new(Limits::default()).expect("the engine starts")
 }
 
-/// The bundled calculator (the seed's `CalculatorService`).
-pub async fn calculator(runtime: &Runtime) -> ServiceComponent {
+/// The bundled example `name` (the seed's services: `calculator`,
+/// `my-service`, `decoupled`, `callback`).
+pub async fn example(runtime: &Runtime, name: &str) -> ServiceComponent {
     let (name, _, bytes) = bundled::EXAMPLES
         .iter()
-        .find(|(name, ..)| *name == "calculator")
-        .expect("the calculator is bundled");
+        .find(|(example, ..)| *example == name)
+        .unwrap_or_else(|| panic!("{name} is bundled"));
     ServiceComponent::from_bytes(runtime, name, bytes)
         .await
-        .expect("the calculator loads")
+        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+}
+
+/// The bundled calculator (the seed's `CalculatorService`).
+pub async fn calculator(runtime: &Runtime) -> ServiceComponent {
+    example(runtime, "calculator").await
 }
 
 /// A component built by this crate's build script.

@@ -1,155 +1,205 @@
 //! Serving the peer's requests: each request becomes an operation on this
-//! side's lent objects (its service and the methods of it), in arrival
-//! order, and its result goes back as a reply.
-
-use tokio::sync::mpsc;
+//! side's lent objects (its service, the service's methods and objects, and
+//! native functions), in arrival order, and its result goes back as a reply.
+//!
+//! Only calls into the service need the service itself. Everything else
+//! (names, attributes, inspection, releases, native functions) is answered
+//! from the lent objects and what the service exposes, so it is answered
+//! even while the service waits on the peer.
 
 use std::sync::Arc;
 
-use super::objects::{Lent, Objects};
+use tokio::sync::mpsc;
+
+use super::objects::{Lent, METHOD_CLASS};
 use super::{Peer, Shared};
 use crate::exception::Exception;
+use crate::local::{Local, ServiceObject};
 use crate::protocol::{Holder, Message, ObjectId, ObjectRef, Request, Seq};
-use crate::service::{Service, call_root, root_method, root_methods};
+use crate::service::{Exposed, Service};
 use crate::value::Value;
 
-/// The class of a lent method: a client knows it without asking (RPyC's
-/// clients pre-build `builtins.method` netrefs, so no INSPECT is spent).
-const METHOD_CLASS: &str = "builtins.method";
-
 /// Runs `service` for one connection: `on_connect`, every request until the
-/// inbox closes or the peer sends `Close`, then `on_disconnect`.
+/// inbox closes or the peer sends `Close`, then the release of everything
+/// the peer held, then `on_disconnect`.
 pub(super) async fn serve<S: Service>(
-    service: S,
+    mut service: S,
     mut inbox: mpsc::Receiver<(Seq, Request)>,
     shared: &Arc<Shared>,
 ) {
-    let mut dispatch = Dispatch {
-        objects: Objects::new(shared.config.max_lent_objects),
-        service,
-    };
     let peer = Peer {
         shared: Arc::clone(shared),
     };
-    if let Err(error) = dispatch.service.on_connect(peer).await {
+    if let Err(error) = service.on_connect(peer).await {
         tracing::warn!(peer = %shared.peer, %error, "on_connect failed; closing the connection");
         shared.closing.cancel();
         return;
     }
+    let answers = Answers {
+        shared,
+        exposed: Exposed::of(&service),
+    };
     let mut waiting = shared.waiting_on_peer.subscribe();
-    // DELs that arrive while the service waits on the peer, applied after.
-    let mut deferred = Vec::new();
+    // The service's objects the peer released, for the service to let go
+    // once it is free.
+    let mut released = Vec::new();
     while let Some((seq, request)) = inbox.recv().await {
         if shared.closing.is_cancelled() {
             break;
         }
-        let result = {
-            let handling = dispatch.handle(request);
-            tokio::pin!(handling);
-            loop {
-                tokio::select! {
-                    biased;
-                    result = &mut handling => break result,
-                    _ = waiting.changed() => {}
-                    Some((seq, nested)) = inbox.recv(), if *waiting.borrow() > 0 => {
-                        if let Some((seq, result)) = while_waiting(seq, nested, &mut deferred) {
-                            let _ = shared.outbox.send(Message::Reply { seq, result }).await;
+        let result = match answers.answer(request, &mut released).await {
+            Answer::Reply(result) => result,
+            Answer::Close => break,
+            Answer::Service(call) => {
+                let calling = call.run(&mut service);
+                tokio::pin!(calling);
+                loop {
+                    tokio::select! {
+                        biased;
+                        result = &mut calling => break result,
+                        _ = waiting.changed() => {}
+                        Some((seq, nested)) = inbox.recv(), if *waiting.borrow() > 0 => {
+                            let result = match answers.answer(nested, &mut released).await {
+                                Answer::Reply(result) => result,
+                                // The reader stops at Close; the waiting call then fails as closed.
+                                Answer::Close => continue,
+                                Answer::Service(_) => Err(busy()),
+                            };
+                            answers.reply(seq, result).await;
                         }
                     }
                 }
             }
         };
-        let Some(result) = result else {
-            break;
-        };
-        if shared
-            .outbox
-            .send(Message::Reply { seq, result })
-            .await
-            .is_err()
-        {
+        if !answers.reply(seq, result).await {
             break;
         }
         shared.send_releases().await;
-        for (seq, del) in deferred.drain(..) {
-            if let Some(result) = dispatch.handle(del).await {
-                let _ = shared.outbox.send(Message::Reply { seq, result }).await;
-            }
+        for object in released.drain(..) {
+            service.release_object(object).await;
         }
     }
     shared.closing.cancel();
-    dispatch.service.on_disconnect().await;
+    let lent = shared.objects().clear();
+    for object in released.into_iter().chain(lent) {
+        service.release_object(object).await;
+    }
+    service.on_disconnect().await;
 }
 
-/// Answers a request that arrives while the service waits on the peer (for
-/// a reply to a call it made). The service cannot be entered again until
-/// its call ends, so a call into it fails at once, instead of waiting on a
-/// reply that waits on it. DELs are kept for after the call; `None` means no
-/// answer is due now.
-fn while_waiting(
-    seq: Seq,
-    request: Request,
-    deferred: &mut Vec<(Seq, Request)>,
-) -> Option<(Seq, Result<Value, Exception>)> {
-    match request {
-        Request::Ping(data) => Some((seq, Ok(data))),
-        Request::Del { .. } => {
-            deferred.push((seq, request));
-            None
+/// The answer to a request that enters the service while it waits on the
+/// peer (for a reply to a call it made): it cannot be entered again until its
+/// call ends, so the request fails at once instead of waiting on a reply that
+/// waits on it.
+fn busy() -> Exception {
+    Exception::new(
+        "RuntimeError",
+        "the service is busy: it is waiting for this side to answer its own call, and cannot be \
+         called again until then",
+    )
+}
+
+/// What a request comes to.
+enum Answer {
+    /// Answered without the service.
+    Reply(Result<Value, Exception>),
+    /// A call into the service.
+    Service(ServiceCall),
+    /// The peer is closing.
+    Close,
+}
+
+/// A call that enters the service.
+enum ServiceCall {
+    /// A member of the root: an exposed method or class.
+    Root {
+        name: String,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    },
+    /// A method of one of the service's objects.
+    Object {
+        object: ServiceObject,
+        name: String,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    },
+}
+
+impl ServiceCall {
+    async fn run<S: Service>(self, service: &mut S) -> Result<Value, Exception> {
+        match self {
+            ServiceCall::Root { name, args, kwargs } => service.call(&name, args, kwargs).await,
+            ServiceCall::Object {
+                object,
+                name,
+                args,
+                kwargs,
+            } => service.call_object(&object, &name, args, kwargs).await,
         }
-        // The reader stops at Close; the waiting call then fails as closed.
-        Request::Close => None,
-        _ => Some((
-            seq,
-            Err(Exception::new(
-                "RuntimeError",
-                "the service is busy: it is waiting for this side to answer its own call, and cannot be \
-                 called again until then",
-            )),
-        )),
     }
 }
 
-/// This side's service and the objects lent of it.
-struct Dispatch<S> {
-    service: S,
-    objects: Objects,
+/// Answers requests from the lent objects and what the service exposes.
+struct Answers<'a> {
+    shared: &'a Shared,
+    exposed: Exposed,
 }
 
-impl<S: Service> Dispatch<S> {
-    /// The reply to `request`; `None` when the peer is closing.
-    async fn handle(&mut self, request: Request) -> Option<Result<Value, Exception>> {
-        Some(match request {
+impl Answers<'_> {
+    /// Sends the reply to request `seq`, lending the objects in it first;
+    /// `false` when the connection is gone.
+    async fn reply(&self, seq: Seq, mut result: Result<Value, Exception>) -> bool {
+        let mut kept = Vec::new();
+        if let Ok(value) = &mut result
+            && let Err(exception) = self.shared.prepare(value, &mut kept)
+        {
+            result = Err(exception);
+        }
+        let sent = self
+            .shared
+            .outbox
+            .send(Message::Reply { seq, result })
+            .await;
+        drop(kept);
+        sent.is_ok()
+    }
+
+    /// The answer to `request`. Service objects the peer releases are added
+    /// to `released`.
+    async fn answer(&self, request: Request, released: &mut Vec<ServiceObject>) -> Answer {
+        Answer::Reply(match request {
             Request::GetRoot => self.lend(Lent::Root),
             Request::GetAttr { target, name } => self.get_attr(target, &name),
             Request::Call {
                 target,
                 args,
                 kwargs,
-            } => self.call(target, args, kwargs).await,
+            } => return self.call(target, None, args, kwargs).await,
             Request::CallAttr {
                 target,
                 name,
                 args,
                 kwargs,
-            } => self.call_attr(target, &name, args, kwargs).await,
+            } => return self.call(target, Some(&name), args, kwargs).await,
             Request::Del { target, count } => {
-                self.objects.release(target, count).map(|()| Value::None)
+                self.shared.objects().release(target, count).map(|freed| {
+                    released.extend(freed);
+                    Value::None
+                })
             }
             Request::Inspect { target } => self.inspect(target),
             Request::Repr { target } | Request::Str { target } => {
                 self.describe(target).map(Value::Str)
             }
-            Request::Hash { target } => self.objects.get(target).map(|_| Value::Int(target.into())),
+            Request::Hash { target } => self.lent(target).map(|_| Value::Int(target.into())),
             Request::Dir { target } => self.dir(target),
             Request::Cmp { target, other, op } => self.compare(target, &other, &op),
-            Request::SetAttr { target, name, .. } | Request::DelAttr { target, name } => self
-                .objects
-                .get(target)
-                .and(Err(Exception::no_attribute(&name))),
+            Request::SetAttr { target, name, .. } | Request::DelAttr { target, name } => {
+                self.lent(target).and(Err(Exception::no_attribute(&name)))
+            }
             Request::BuffIter { target, .. } => self
-                .objects
-                .get(target)
+                .lent(target)
                 .and(Err(Exception::type_error("the object is not iterable"))),
             Request::Pickle { .. } => Err(Exception::new("ValueError", "pickling is disabled")),
             Request::Unsupported { operation } => Err(Exception::new(
@@ -158,16 +208,21 @@ impl<S: Service> Dispatch<S> {
             )),
             Request::Invalid(exception) => Err(exception),
             Request::Ping(data) => Ok(data),
-            Request::Close => return None,
+            Request::Close => return Answer::Close,
         })
     }
 
-    fn lend(&mut self, object: Lent) -> Result<Value, Exception> {
+    fn lent(&self, id: ObjectId) -> Result<Lent, Exception> {
+        self.shared.objects().get(id).cloned()
+    }
+
+    fn lend(&self, object: Lent) -> Result<Value, Exception> {
         let class = match &object {
-            Lent::Root => format!("wasm_rpyc.{}", self.service.aliases()[0]),
-            Lent::Method(_) => METHOD_CLASS.to_owned(),
+            Lent::Root => format!("wasm_rpyc.{}", self.exposed.name()),
+            Lent::Method(_) | Lent::BoundMethod { .. } => METHOD_CLASS.to_owned(),
+            Lent::Local(local) => local.class().to_owned(),
         };
-        let id = self.objects.lend(object)?;
+        let id = self.shared.objects().lend(object)?;
         Ok(Value::Object(ObjectRef {
             holder: Holder::Sender,
             id,
@@ -175,60 +230,125 @@ impl<S: Service> Dispatch<S> {
         }))
     }
 
-    fn get_attr(&mut self, target: ObjectId, name: &str) -> Result<Value, Exception> {
-        match self.objects.get(target)? {
-            Lent::Root => match root_method(&self.service, name) {
-                Some(method) => self.lend(Lent::Method(method.to_owned())),
+    fn get_attr(&self, target: ObjectId, name: &str) -> Result<Value, Exception> {
+        match self.lent(target)? {
+            Lent::Root => match self.exposed.root_member(name) {
+                Some(member) => self.lend(Lent::Method(member.to_owned())),
                 None => Err(Exception::no_attribute(name)),
             },
-            Lent::Method(method) => match name {
-                "__name__" => Ok(Value::Str(method.clone())),
+            Lent::Method(method) | Lent::BoundMethod { name: method, .. } => match name {
+                "__name__" => Ok(Value::Str(method)),
                 "__doc__" => Ok(Value::None),
                 _ => Err(Exception::no_attribute(name)),
             },
-        }
-    }
-
-    async fn call(
-        &mut self,
-        target: ObjectId,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> Result<Value, Exception> {
-        match self.objects.get(target)? {
-            Lent::Root => Err(Exception::type_error(format!(
-                "'{}' object is not callable",
-                self.service.aliases()[0]
-            ))),
-            Lent::Method(method) => {
-                let method = method.clone();
-                call_root(&mut self.service, &method, args, kwargs).await
+            Lent::Local(Local::Service(object)) => {
+                match self.exposed.class_method(&object.class, name) {
+                    Some(method) => {
+                        let mut objects = self.shared.objects();
+                        objects.add_ref(target)?;
+                        let bound = Lent::BoundMethod {
+                            of: target,
+                            name: method.to_owned(),
+                        };
+                        drop(objects);
+                        self.lend(bound)
+                    }
+                    None => Err(Exception::no_attribute(name)),
+                }
             }
+            Lent::Local(Local::Function(_)) => Err(Exception::no_attribute(name)),
         }
     }
 
-    async fn call_attr(
-        &mut self,
+    /// Calls the object `target` itself (`name` is `None`) or its method
+    /// `name`.
+    async fn call(
+        &self,
         target: ObjectId,
-        name: &str,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> Result<Value, Exception> {
-        match self.objects.get(target)? {
-            Lent::Root => call_root(&mut self.service, name, args, kwargs).await,
-            Lent::Method(_) if name == "__call__" => self.call(target, args, kwargs).await,
-            Lent::Method(_) => Err(Exception::no_attribute(name)),
+        name: Option<&str>,
+        mut args: Vec<Value>,
+        mut kwargs: Vec<(String, Value)>,
+    ) -> Answer {
+        let lent = match self.lent(target) {
+            Ok(lent) => lent,
+            Err(exception) => return Answer::Reply(Err(exception)),
+        };
+        let not_callable = |what: &str| {
+            Answer::Reply(Err(Exception::type_error(format!(
+                "'{what}' object is not callable"
+            ))))
+        };
+        // What is called, and by which name (`__call__` calls the object).
+        let member = match (name, &lent) {
+            (None | Some("__call__"), Lent::Root) => return not_callable(self.exposed.name()),
+            (Some(name), Lent::Root) => match self.exposed.root_member(name) {
+                Some(member) => member.to_owned(),
+                None => return Answer::Reply(Err(Exception::no_attribute(name))),
+            },
+            (None | Some("__call__"), Lent::Method(method)) => method.clone(),
+            (None | Some("__call__"), Lent::BoundMethod { name, .. }) => name.clone(),
+            (None | Some("__call__"), Lent::Local(Local::Function(_))) => String::new(),
+            (None, Lent::Local(Local::Service(object))) => return not_callable(&object.class),
+            (Some(name), Lent::Local(Local::Service(object))) => {
+                match self.exposed.class_method(&object.class, name) {
+                    Some(method) => method.to_owned(),
+                    None => return Answer::Reply(Err(Exception::no_attribute(name))),
+                }
+            }
+            (Some(name), _) => return Answer::Reply(Err(Exception::no_attribute(name))),
+        };
+        self.shared.resolve_locals(&mut args, &mut kwargs);
+        match lent {
+            Lent::Local(Local::Function(function)) => {
+                Answer::Reply(function.call(args, kwargs).await)
+            }
+            Lent::Root | Lent::Method(_) => match self.exposed.builtin(&member, &args, &kwargs) {
+                Some(result) => Answer::Reply(result),
+                None => Answer::Service(ServiceCall::Root {
+                    name: member,
+                    args,
+                    kwargs,
+                }),
+            },
+            Lent::BoundMethod { of, .. } => match self.lent(of) {
+                Ok(Lent::Local(Local::Service(object))) => Answer::Service(ServiceCall::Object {
+                    object,
+                    name: member,
+                    args,
+                    kwargs,
+                }),
+                Ok(_) | Err(_) => Answer::Reply(Err(Exception::new(
+                    "ReferenceError",
+                    "the method's object is gone",
+                ))),
+            },
+            Lent::Local(Local::Service(object)) => Answer::Service(ServiceCall::Object {
+                object,
+                name: member,
+                args,
+                kwargs,
+            }),
         }
     }
 
     /// The methods a client builds its netref class from: names only.
     fn inspect(&self, target: ObjectId) -> Result<Value, Exception> {
-        let names = match self.objects.get(target)? {
-            Lent::Root => root_methods(&self.service)
+        let names = match self.lent(target)? {
+            Lent::Root => self
+                .exposed
+                .root_members()
                 .into_iter()
                 .map(|n| format!("exposed_{n}"))
                 .collect(),
-            Lent::Method(_) => vec!["__call__".to_owned()],
+            Lent::Local(Local::Service(object)) => self
+                .exposed
+                .class_methods(&object.class)
+                .into_iter()
+                .map(|n| format!("exposed_{n}"))
+                .collect(),
+            Lent::Method(_) | Lent::BoundMethod { .. } | Lent::Local(Local::Function(_)) => {
+                vec!["__call__".to_owned()]
+            }
         };
         Ok(Value::Tuple(
             names
@@ -239,24 +359,38 @@ impl<S: Service> Dispatch<S> {
     }
 
     fn dir(&self, target: ObjectId) -> Result<Value, Exception> {
-        let names = match self.objects.get(target)? {
-            Lent::Root => root_methods(&self.service),
-            Lent::Method(_) => vec!["__call__".into(), "__doc__".into(), "__name__".into()],
+        let names = match self.lent(target)? {
+            Lent::Root => self.exposed.root_members(),
+            Lent::Local(Local::Service(object)) => self.exposed.class_methods(&object.class),
+            Lent::Method(_) | Lent::BoundMethod { .. } | Lent::Local(Local::Function(_)) => {
+                vec!["__call__".into(), "__doc__".into(), "__name__".into()]
+            }
         };
         Ok(Value::Tuple(names.into_iter().map(Value::Str).collect()))
     }
 
     fn describe(&self, target: ObjectId) -> Result<String, Exception> {
-        let service = &self.service.aliases()[0];
-        Ok(match self.objects.get(target)? {
+        let service = self.exposed.name();
+        Ok(match self.lent(target)? {
             Lent::Root => format!("<wasm-rpyc service {service}>"),
             Lent::Method(method) => format!("<bound method {service}.{method}>"),
+            Lent::BoundMethod { name, of } => {
+                let class = match self.lent(of) {
+                    Ok(Lent::Local(local)) => local.class().to_owned(),
+                    _ => "object".to_owned(),
+                };
+                format!("<bound method {class}.{name}>")
+            }
+            Lent::Local(Local::Service(object)) => {
+                format!("<{service}.{} object {target}>", object.class)
+            }
+            Lent::Local(Local::Function(_)) => format!("<native function {target}>"),
         })
     }
 
     /// Equality is identity; other comparisons are `NotImplemented`.
     fn compare(&self, target: ObjectId, other: &Value, op: &str) -> Result<Value, Exception> {
-        self.objects.get(target)?;
+        self.lent(target)?;
         let same =
             matches!(other, Value::Object(o) if o.holder == Holder::Receiver && o.id == target);
         Ok(match op {

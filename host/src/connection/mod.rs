@@ -12,7 +12,8 @@ mod objects;
 mod remote;
 mod transport;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -22,10 +23,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::protocol::{Codec, Holder, Message, ObjectId, ROOT, Request};
+use crate::exception::Exception;
+use crate::protocol::{Codec, Holder, Message, ObjectId, ObjectRef, ROOT, Request};
 use crate::service::Service;
 use crate::value::Value;
 use in_flight::InFlight;
+use objects::Objects;
+use remote::hand_back;
 pub use remote::{Peer, RemoteObject};
 
 /// RPyC's `sync_request_timeout`: how long a call waits for its reply.
@@ -124,6 +128,10 @@ struct Shared {
     /// The id of the peer's root object, once known: a native client knows it
     /// ([`ROOT`]); otherwise the first use asks the peer (GETROOT).
     root: OnceCell<ObjectId>,
+    /// This side's objects the peer holds.
+    objects: std::sync::Mutex<Objects>,
+    /// The peer's objects that client code holds, one handle each.
+    remotes: std::sync::Mutex<HashMap<ObjectId, Weak<remote::Reference>>>,
 }
 
 impl Shared {
@@ -141,18 +149,95 @@ impl Shared {
         self.root.get_or_try_init(fetch).await.copied()
     }
 
+    /// This side's objects the peer holds.
+    fn objects(&self) -> std::sync::MutexGuard<'_, Objects> {
+        self.objects.lock().expect("objects poisoned")
+    }
+
+    /// Lends the native functions and service objects in `value` to the peer.
+    fn lend_locals(&self, value: &mut Value) -> Result<(), Exception> {
+        if !objects::holds(value, |v| matches!(v, Value::Local(_))) {
+            return Ok(());
+        }
+        self.objects().lend_locals(value)
+    }
+
+    /// Readies `value` to be sent: this side's objects are lent, the peer's
+    /// objects held by client code go back as references the peer resolves
+    /// (their handles move to `kept`, so none is released before the value
+    /// is sent).
+    fn prepare(&self, value: &mut Value, kept: &mut Vec<RemoteObject>) -> Result<(), Exception> {
+        if objects::holds(value, |v| matches!(v, Value::Remote(_))) {
+            hand_back(value, kept);
+        }
+        self.lend_locals(value)
+    }
+
+    /// Forgets client code's handle on the peer's object `id` and releases it
+    /// on the peer, without waiting.
+    fn forget_remote(&self, id: ObjectId) {
+        let mut remotes = self.remotes.lock().expect("remotes poisoned");
+        if remotes.get(&id).is_some_and(|r| r.strong_count() == 0) {
+            remotes.remove(&id);
+        }
+        drop(remotes);
+        let Ok(pending) = self.in_flight.start() else {
+            return;
+        };
+        let del = Message::Request {
+            seq: pending.seq(),
+            request: Request::Del {
+                target: id,
+                count: 1,
+            },
+        };
+        drop(pending);
+        if let Err(mpsc::error::TrySendError::Full(del)) = self.outbox.try_send(del)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let outbox = self.outbox.clone();
+            runtime.spawn(async move { outbox.send(del).await });
+        }
+    }
+
+    /// Turns the peer's references to this side's objects in a call's
+    /// arguments back into the objects.
+    fn resolve_locals(&self, args: &mut [Value], kwargs: &mut [(String, Value)]) {
+        let ours = |v: &Value| matches!(v, Value::Object(o) if o.holder == Holder::Receiver);
+        let values = args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v));
+        let mut objects = None;
+        for value in values.filter(|v| objects::holds(v, ours)) {
+            objects
+                .get_or_insert_with(|| self.objects())
+                .resolve_locals(value);
+        }
+    }
+
     /// Sends `request` and waits for its outcome, at most the call timeout.
-    async fn request(&self, request: Request) -> Result<Value, Error> {
+    /// This side's objects in its arguments are lent to the peer; those in
+    /// the reply come back as themselves.
+    async fn request(&self, mut request: Request) -> Result<Value, Error> {
+        let mut kept = Vec::new();
+        if let Request::Call { args, kwargs, .. } | Request::CallAttr { args, kwargs, .. } =
+            &mut request
+        {
+            for value in args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v)) {
+                self.prepare(value, &mut kept).map_err(Error::Lend)?;
+            }
+        }
         let mut pending = self.in_flight.start()?;
         let message = Message::Request {
             seq: pending.seq(),
             request,
         };
         self.outbox.send(message).await.map_err(|_| Error::Closed)?;
+        drop(kept);
         let limit = self.config.call_timeout;
-        tokio::time::timeout(limit, pending.outcome())
+        let mut reply = tokio::time::timeout(limit, pending.outcome())
             .await
-            .map_err(|_| Error::Timeout(limit))?
+            .map_err(|_| Error::Timeout(limit))??;
+        self.resolve_locals(std::slice::from_mut(&mut reply), &mut []);
+        Ok(reply)
     }
 
     /// Sends the releases the service asked for, after the reply it just
@@ -253,6 +338,8 @@ impl Connection {
         let shared = Arc::new(Shared {
             outbox,
             in_flight: InFlight::new(config.max_in_flight),
+            objects: std::sync::Mutex::new(Objects::new(config.max_lent_objects)),
+            remotes: std::sync::Mutex::new(HashMap::new()),
             closing: stop.child_token(),
             finished: CancellationToken::new(),
             config,
@@ -307,9 +394,32 @@ impl Connection {
 
     /// The peer's root object: its service.
     pub fn root(&self) -> RemoteObject {
-        RemoteObject {
-            connection: self.clone(),
-            id: self.shared().root.get().copied().unwrap_or(ROOT),
+        let object = ObjectRef {
+            holder: Holder::Sender,
+            id: self.root_id(),
+            class: "root".into(),
+        };
+        RemoteObject::adopt(self, object, false)
+    }
+
+    fn root_id(&self) -> ObjectId {
+        self.shared().root.get().copied().unwrap_or(ROOT)
+    }
+
+    /// `value` with the objects the peer lent in it as [`RemoteObject`]s.
+    fn adopt_all(&self, value: Value) -> Value {
+        match value {
+            Value::Object(object) if object.holder == Holder::Sender => {
+                let owned = object.id != self.root_id();
+                Value::Remote(RemoteObject::adopt(self, object, owned))
+            }
+            Value::Tuple(items) => {
+                Value::Tuple(items.into_iter().map(|v| self.adopt_all(v)).collect())
+            }
+            Value::FrozenSet(items) => {
+                Value::FrozenSet(items.into_iter().map(|v| self.adopt_all(v)).collect())
+            }
+            other => other,
         }
     }
 
@@ -363,6 +473,12 @@ impl Connection {
         shared.finished.cancelled().await;
     }
 
+    /// How many of this side's objects (native functions, service objects,
+    /// methods) the peer holds.
+    pub fn lent_objects(&self) -> usize {
+        self.shared().objects().len()
+    }
+
     /// How many of this side's calls wait for replies.
     pub fn calls_in_flight(&self) -> usize {
         self.shared().in_flight.len()
@@ -381,10 +497,6 @@ mod tests {
     impl Service for Named {
         fn aliases(&self) -> &[String] {
             &self.0
-        }
-
-        fn exposes(&self, name: &str) -> bool {
-            matches!(name, "whoami" | "double")
         }
 
         fn exposed_names(&self) -> Vec<String> {

@@ -4,15 +4,31 @@
 use std::collections::HashMap;
 
 use crate::exception::Exception;
-use crate::protocol::{ObjectId, ROOT};
+use crate::local::{Local, ServiceObject};
+use crate::protocol::{Holder, ObjectId, ObjectRef, ROOT};
+use crate::value::Value;
 
-/// An object this side lends: its service, or a method of it.
+/// The class of a lent method: a client knows it without asking (RPyC's
+/// clients pre-build `builtins.method` netrefs, so no INSPECT is spent).
+pub(crate) const METHOD_CLASS: &str = "builtins.method";
+
+/// An object this side lends.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Lent {
     /// The root: the service itself. Always present, never released.
     Root,
-    /// A method of the service, by its Python name.
+    /// A member of the root called like a method (an exposed method or
+    /// class), by its Python name.
     Method(String),
+    /// A method of the lent service object `of`, which it keeps lent.
+    BoundMethod {
+        /// The object's id in this table.
+        of: ObjectId,
+        /// The method's Python name.
+        name: String,
+    },
+    /// A native function or an object of the service.
+    Local(Local),
 }
 
 /// The table of lent objects.
@@ -52,6 +68,14 @@ impl Objects {
         Ok(id)
     }
 
+    /// Counts one more reference to the lent object `id`.
+    pub(crate) fn add_ref(&mut self, id: ObjectId) -> Result<(), Exception> {
+        if id != ROOT {
+            self.entries.get_mut(&id).ok_or_else(|| unknown(id))?.1 += 1;
+        }
+        Ok(())
+    }
+
     /// What `id` names.
     pub(crate) fn get(&self, id: ObjectId) -> Result<&Lent, Exception> {
         if id == ROOT {
@@ -63,17 +87,122 @@ impl Objects {
             .ok_or_else(|| unknown(id))
     }
 
-    /// The peer drops `count` references; the object goes when none are left.
-    pub(crate) fn release(&mut self, id: ObjectId, count: u64) -> Result<(), Exception> {
+    /// The peer drops `count` references; the object goes when none are
+    /// left. Returns the service's objects that are no longer lent at all.
+    pub(crate) fn release(
+        &mut self,
+        id: ObjectId,
+        count: u64,
+    ) -> Result<Vec<ServiceObject>, Exception> {
+        let mut freed = Vec::new();
         if id == ROOT {
-            return Ok(());
+            return Ok(freed);
         }
         let (_, refs) = self.entries.get_mut(&id).ok_or_else(|| unknown(id))?;
         *refs = refs.saturating_sub(count);
         if *refs == 0 {
-            self.entries.remove(&id);
+            self.forget(id, &mut freed);
         }
-        Ok(())
+        Ok(freed)
+    }
+
+    fn forget(&mut self, id: ObjectId, freed: &mut Vec<ServiceObject>) {
+        match self.entries.remove(&id) {
+            Some((Lent::BoundMethod { of, .. }, _)) => {
+                if let Some((_, refs)) = self.entries.get_mut(&of) {
+                    *refs -= 1;
+                    if *refs == 0 {
+                        self.forget(of, freed);
+                    }
+                }
+            }
+            Some((Lent::Local(Local::Service(object)), _)) => freed.push(object),
+            _ => {}
+        }
+    }
+
+    /// Forgets every lent object (the connection has ended); returns the
+    /// service's objects among them.
+    pub(crate) fn clear(&mut self) -> Vec<ServiceObject> {
+        self.entries
+            .drain()
+            .filter_map(|(_, (object, _))| match object {
+                Lent::Local(Local::Service(object)) => Some(object),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many objects are lent (the root aside).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Lends every [`Value::Local`] in `value`, which then names it by id.
+    /// On failure nothing stays lent.
+    pub(crate) fn lend_locals(&mut self, value: &mut Value) -> Result<(), Exception> {
+        let mut lent = Vec::new();
+        let result = self.lend_within(value, &mut lent);
+        if result.is_err() {
+            for id in lent {
+                self.entries.remove(&id);
+            }
+        }
+        result
+    }
+
+    fn lend_within(
+        &mut self,
+        value: &mut Value,
+        lent: &mut Vec<ObjectId>,
+    ) -> Result<(), Exception> {
+        match value {
+            Value::Local(local) => {
+                let class = local.class().to_owned();
+                let id = self.lend(Lent::Local(local.clone()))?;
+                lent.push(id);
+                *value = Value::Object(ObjectRef {
+                    holder: Holder::Sender,
+                    id,
+                    class,
+                });
+                Ok(())
+            }
+            Value::Tuple(items) | Value::FrozenSet(items) => items
+                .iter_mut()
+                .try_for_each(|item| self.lend_within(item, lent)),
+            Value::Slice(parts) => parts
+                .iter_mut()
+                .try_for_each(|item| self.lend_within(item, lent)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns the peer's references to this side's native functions and
+    /// service objects in `value` back into the objects themselves.
+    pub(crate) fn resolve_locals(&self, value: &mut Value) {
+        match value {
+            Value::Object(object) if object.holder == Holder::Receiver => {
+                if let Ok(Lent::Local(local)) = self.get(object.id) {
+                    *value = Value::Local(local.clone());
+                }
+            }
+            Value::Tuple(items) | Value::FrozenSet(items) => {
+                items.iter_mut().for_each(|item| self.resolve_locals(item))
+            }
+            Value::Slice(parts) => parts.iter_mut().for_each(|item| self.resolve_locals(item)),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `value` holds a reference of the kind `wanted` anywhere, so that
+/// the table need not be locked for plain values.
+pub(crate) fn holds(value: &Value, wanted: fn(&Value) -> bool) -> bool {
+    match value {
+        Value::Tuple(items) | Value::FrozenSet(items) => items.iter().any(|v| holds(v, wanted)),
+        Value::Slice(parts) => parts.iter().any(|v| holds(v, wanted)),
+        other => wanted(other),
     }
 }
 
@@ -87,6 +216,13 @@ fn unknown(id: ObjectId) -> Exception {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn instance(handle: u64) -> Lent {
+        Lent::Local(Local::Service(ServiceObject {
+            handle,
+            class: "MyClass".into(),
+        }))
+    }
 
     #[test]
     fn objects_live_until_released_and_the_table_is_bounded() {
@@ -112,5 +248,54 @@ mod tests {
             objects.lend(Lent::Method("mul".into())).is_ok(),
             "released room is reused"
         );
+    }
+
+    #[test]
+    fn a_bound_method_keeps_its_object_lent() {
+        let mut objects = Objects::new(10);
+        let object = objects.lend(instance(7)).unwrap();
+        objects.add_ref(object).unwrap();
+        let foo = objects
+            .lend(Lent::BoundMethod {
+                of: object,
+                name: "foo".into(),
+            })
+            .unwrap();
+        assert_eq!(objects.release(object, 1), Ok(vec![]));
+        let freed = objects.release(foo, 1).unwrap();
+        assert_eq!(
+            freed.len(),
+            1,
+            "the method held the object's last reference"
+        );
+        assert_eq!(freed[0].handle, 7);
+        assert_eq!(objects.len(), 0);
+    }
+
+    #[test]
+    fn locals_are_lent_and_resolved_back() {
+        let mut objects = Objects::new(1);
+        let local = Value::Local(Local::Service(ServiceObject {
+            handle: 3,
+            class: "MyClass".into(),
+        }));
+        let mut sent = Value::Tuple(vec![Value::Int(1), local.clone()]);
+        objects.lend_locals(&mut sent).unwrap();
+        let Value::Tuple(items) = &sent else {
+            unreachable!()
+        };
+        let Value::Object(object) = &items[1] else {
+            panic!("not lent: {sent}")
+        };
+        let mut back = Value::Object(ObjectRef {
+            holder: Holder::Receiver,
+            ..object.clone()
+        });
+        objects.resolve_locals(&mut back);
+        assert_eq!(back, local);
+        let mut two = Value::Tuple(vec![local.clone(), local]);
+        assert!(objects.lend_locals(&mut two).unwrap_err().is("MemoryError"));
+        assert_eq!(objects.len(), 1, "a failed lend keeps nothing");
+        assert!(holds(&two, |v| matches!(v, Value::Local(_))));
     }
 }

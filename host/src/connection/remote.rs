@@ -1,22 +1,67 @@
 //! Handles on the peer's side: an object of the peer's that this side calls,
 //! and a service's view of the peer it serves.
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, Weak};
 
 use super::{Connection, Shared};
 use crate::error::Error;
-use crate::protocol::{ObjectId, Request};
-use crate::value::{FromValue, IntoArgs, Value};
+use crate::protocol::{Holder, ObjectId, ObjectRef, Request};
+use crate::value::{FromValue, IntoArgs, IntoValue, Value, ValueError};
 
-/// An object on the peer's side (for now: its root), whose methods this side
-/// calls.
+/// An object on the peer's side, whose methods this side calls: the root, or
+/// an object a call returned (`let obj: RemoteObject = root.call("MyClass",
+/// (1, 2)).await?`). Clones share one reference; when the last is dropped the
+/// peer is told to release the object. Passed as an argument, it reaches the
+/// peer as the peer's own object.
 #[derive(Clone)]
 pub struct RemoteObject {
     pub(super) connection: Connection,
+    pub(super) reference: Arc<Reference>,
+}
+
+/// One reference to a peer's object; releases it when dropped.
+pub(super) struct Reference {
     pub(super) id: ObjectId,
+    pub(super) class: String,
+    /// The root is never released.
+    pub(super) owned: bool,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        if self.owned {
+            self.shared.forget_remote(self.id);
+        }
+    }
 }
 
 impl RemoteObject {
+    /// The handle of the peer's object `object` (its root when `owned` is
+    /// false): one per object, however often the peer lends it.
+    pub(super) fn adopt(connection: &Connection, object: ObjectRef, owned: bool) -> Self {
+        let shared = &connection.handle.shared;
+        let mut remotes = shared.remotes.lock().expect("remotes poisoned");
+        let reference = match remotes.get(&object.id).and_then(Weak::upgrade) {
+            Some(reference) => reference,
+            None => {
+                let reference = Arc::new(Reference {
+                    id: object.id,
+                    class: object.class,
+                    owned,
+                    shared: Arc::clone(shared),
+                });
+                remotes.insert(object.id, Arc::downgrade(&reference));
+                reference
+            }
+        };
+        RemoteObject {
+            connection: connection.clone(),
+            reference,
+        }
+    }
+
     /// Calls the method `name` with positional `args` and converts the result:
     /// `let sum: i64 = root.call("add", (4, 7)).await?`.
     pub async fn call<R: FromValue>(&self, name: &str, args: impl IntoArgs) -> Result<R, Error> {
@@ -32,18 +77,106 @@ impl RemoteObject {
         kwargs: impl IntoIterator<Item = (impl Into<String>, Value)>,
     ) -> Result<R, Error> {
         let request = Request::CallAttr {
-            target: self.id,
+            target: self.reference.id,
             name: name.to_owned(),
             args: args.into_args(),
             kwargs: kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
         };
+        self.request(request).await
+    }
+
+    /// Calls the object itself (a function the peer lent): `obj(*args)`.
+    pub async fn invoke<R: FromValue>(&self, args: impl IntoArgs) -> Result<R, Error> {
+        let request = Request::Call {
+            target: self.reference.id,
+            args: args.into_args(),
+            kwargs: Vec::new(),
+        };
+        self.request(request).await
+    }
+
+    /// The attribute `name` of the object.
+    pub async fn get_attr<R: FromValue>(&self, name: &str) -> Result<R, Error> {
+        let request = Request::GetAttr {
+            target: self.reference.id,
+            name: name.to_owned(),
+        };
+        self.request(request).await
+    }
+
+    async fn request<R: FromValue>(&self, request: Request) -> Result<R, Error> {
         let value = self.connection.request(request).await?;
-        Ok(R::from_value(value)?)
+        Ok(R::from_value(self.connection.adopt_all(value))?)
+    }
+
+    /// The object's class, dotted as Python names it.
+    pub fn class(&self) -> &str {
+        &self.reference.class
     }
 
     /// The connection this object lives on.
     pub fn connection(&self) -> &Connection {
         &self.connection
+    }
+
+    /// The reference the peer reads as its own object.
+    pub(super) fn handed_back(&self) -> ObjectRef {
+        ObjectRef {
+            holder: Holder::Receiver,
+            id: self.reference.id,
+            class: self.reference.class.clone(),
+        }
+    }
+}
+
+/// Replaces the peer's objects held by client code in `value` with references
+/// the peer resolves to its own objects; their handles move to `kept`.
+pub(super) fn hand_back(value: &mut Value, kept: &mut Vec<RemoteObject>) {
+    match value {
+        Value::Remote(object) => {
+            let reference = Value::Object(object.handed_back());
+            if let Value::Remote(object) = std::mem::replace(value, reference) {
+                kept.push(object);
+            }
+        }
+        Value::Tuple(items) | Value::FrozenSet(items) => {
+            items.iter_mut().for_each(|item| hand_back(item, kept))
+        }
+        Value::Slice(parts) => parts.iter_mut().for_each(|item| hand_back(item, kept)),
+        _ => {}
+    }
+}
+
+impl PartialEq for RemoteObject {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.reference, &other.reference)
+    }
+}
+
+impl fmt::Debug for RemoteObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<netref {} {}>", self.reference.class, self.reference.id)
+    }
+}
+
+impl IntoValue for &RemoteObject {
+    fn into_value(self) -> Value {
+        Value::Remote(self.clone())
+    }
+}
+
+impl IntoValue for RemoteObject {
+    fn into_value(self) -> Value {
+        Value::Remote(self)
+    }
+}
+
+impl FromValue for RemoteObject {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Remote(object) => Ok(object),
+            other => Err(ValueError::new("an object of the peer's", &other)),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, ResourceType, Type, Val};
 
 use super::Runtime;
+use super::classes::{Class, class_name};
 use super::convert;
 use super::host::{HostState, TYPES_INTERFACE};
 use super::instance::{self, Live};
@@ -92,6 +93,8 @@ pub(crate) struct Inner {
     /// The `netref` resource as this component's signatures name it (the
     /// type it imports), if it imports one.
     pub(crate) netref: Option<ResourceType>,
+    /// The exposed classes; each one's constructor is in `methods`.
+    pub(crate) classes: Vec<Class>,
 }
 
 /// The exports the host reads, found by name.
@@ -101,6 +104,7 @@ struct Exports {
     on_connect: Option<Method>,
     on_disconnect: Option<Method>,
     netref: Option<ResourceType>,
+    classes: Vec<Class>,
     service_aliases: Option<ComponentExportIndex>,
 }
 
@@ -151,6 +155,7 @@ impl ServiceComponent {
             on_connect: exports.on_connect,
             on_disconnect: exports.on_disconnect,
             netref: exports.netref,
+            classes: exports.classes,
         };
         if let Some(export) = exports.service_aliases {
             let declared =
@@ -243,13 +248,25 @@ fn discover(component: &Component, runtime: &Runtime, name: &str) -> Result<Expo
                 let interface = component
                     .get_export_index(None, export)
                     .expect("listed export");
+                // Classes first: the functions' signatures name them.
+                for (member, item) in instance.exports(engine) {
+                    if let (ComponentItem::Resource(ty), Some(wit)) =
+                        (item.ty, member.strip_prefix(EXPOSED_PREFIX))
+                    {
+                        exports.classes.push(Class {
+                            name: class_name(wit),
+                            ty,
+                            methods: HashMap::new(),
+                        });
+                    }
+                }
                 for (member, item) in instance.exports(engine) {
                     if let ComponentItem::ComponentFunc(func) = item.ty {
                         let index = component
                             .get_export_index(Some(&interface), member)
                             .expect("listed export");
                         exports
-                            .add_method(member, index, &func)
+                            .add_member(member, index, &func)
                             .map_err(|r| bad(member, r))?;
                     }
                 }
@@ -278,6 +295,55 @@ fn imported_netref(component: &Component, runtime: &Runtime) -> Option<ResourceT
 }
 
 impl Exports {
+    /// Records a member of an exported interface: a method, or a class's
+    /// constructor (a method of the root named as the class) or method.
+    fn add_member(
+        &mut self,
+        member: &str,
+        index: ComponentExportIndex,
+        func: &ComponentFunc,
+    ) -> Result<(), String> {
+        if let Some(class) = member.strip_prefix("[constructor]") {
+            let Some(wit) = class.strip_prefix(EXPOSED_PREFIX) else {
+                return Ok(());
+            };
+            let method = self.method(class_name(wit), index, func, 0)?;
+            return self.insert(method);
+        }
+        if let Some(rest) = member.strip_prefix("[method]") {
+            let Some((class, name)) = rest.split_once('.') else {
+                return Ok(());
+            };
+            let (Some(class), Some(name)) = (
+                class.strip_prefix(EXPOSED_PREFIX),
+                name.strip_prefix(EXPOSED_PREFIX),
+            ) else {
+                return Ok(());
+            };
+            // The first parameter is the object itself.
+            let method = self.method(python_name(name), index, func, 1)?;
+            let class = class_name(class);
+            let methods = &mut self
+                .classes
+                .iter_mut()
+                .find(|c| c.name == class)
+                .ok_or_else(|| format!("is a method of `{class}`, which is not exported"))?
+                .methods;
+            if methods.insert(method.name.clone(), method).is_some() {
+                return Err(format!("is a second method of `{class}` of that name"));
+            }
+            return Ok(());
+        }
+        if member.starts_with("[static]") {
+            tracing::warn!(
+                member,
+                "static methods of exposed classes are not served yet"
+            );
+            return Ok(());
+        }
+        self.add_method(member, index, func)
+    }
+
     /// Records `export` as a method if its name makes it one.
     fn add_method(
         &mut self,
@@ -291,29 +357,75 @@ impl Exports {
         if wit_name.is_empty() {
             return Err("has no name after `exposed-`".into());
         }
-        let name = python_name(wit_name);
+        let method = self.method(python_name(wit_name), index, func, 0)?;
+        self.insert(method)
+    }
+
+    fn insert(&mut self, method: Method) -> Result<(), String> {
+        let name = method.name.clone();
+        if self.methods.insert(name.clone(), method).is_some() {
+            return Err(format!("is a second method named `{name}`"));
+        }
+        Ok(())
+    }
+
+    /// The method `name` that calls `func`, whose first `skip` parameters
+    /// the host passes itself.
+    fn method(
+        &self,
+        name: String,
+        index: ComponentExportIndex,
+        func: &ComponentFunc,
+        skip: usize,
+    ) -> Result<Method, String> {
         let mut params = Vec::new();
-        for (param, ty) in func.params() {
-            check_supported(&ty, self.netref.as_ref()).map_err(|what| {
+        for (param, ty) in func.params().skip(skip) {
+            self.check_supported(&ty, true).map_err(|what| {
                 format!("has a parameter `{param}` of type {what}, which services cannot use")
             })?;
             params.push((python_name(param), ty));
         }
         let result = func.results().next();
         if let Some(ty) = &result {
-            check_supported(ty, self.netref.as_ref())
+            self.check_supported(ty, false)
                 .map_err(|what| format!("returns a {what}, which services cannot use"))?;
         }
-        let method = Method {
-            name: name.clone(),
+        Ok(Method {
+            name,
             export: index,
             params,
             result,
-        };
-        if self.methods.insert(name.clone(), method).is_some() {
-            return Err(format!("is a second method named `{name}`"));
+        })
+    }
+
+    /// Refuses types no wire value can carry: resources other than `netref`
+    /// and the exposed classes, futures, streams. A parameter takes an
+    /// exposed class as a `borrow`: the object stays lent to the peer.
+    fn check_supported(&self, ty: &Type, param: bool) -> Result<(), String> {
+        let check = |ty: &Type| self.check_supported(ty, param);
+        let class = |r: &ResourceType| self.classes.iter().find(|c| c.ty == *r);
+        match ty {
+            Type::Record(_) if convert::is_dynamic_value(ty) => Ok(()),
+            Type::Own(r) | Type::Borrow(r) if Some(r) == self.netref.as_ref() => Ok(()),
+            Type::Own(r) if param && class(r).is_some() => Err(format!(
+                "own<{}> (take `borrow<>`: the peer keeps the object)",
+                class(r).map_or("", |c| &c.name)
+            )),
+            Type::Own(r) | Type::Borrow(r) if class(r).is_some() => Ok(()),
+            Type::Own(_) | Type::Borrow(_) => Err("resource".into()),
+            Type::Future(_) => Err("future".into()),
+            Type::Stream(_) => Err("stream".into()),
+            Type::ErrorContext => Err("error-context".into()),
+            Type::List(l) => check(&l.ty()),
+            Type::FixedLengthList(l) => check(&l.ty()),
+            Type::Map(m) => check(&m.key()).and(check(&m.value())),
+            Type::Option(o) => check(&o.ty()),
+            Type::Tuple(t) => t.types().try_for_each(|t| check(&t)),
+            Type::Record(r) => r.fields().try_for_each(|f| check(&f.ty)),
+            Type::Variant(v) => v.cases().filter_map(|c| c.ty).try_for_each(|t| check(&t)),
+            Type::Result(r) => r.ok().iter().chain(r.err().iter()).try_for_each(check),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -332,29 +444,6 @@ fn hook(export: &str, index: ComponentExportIndex, func: &ComponentFunc) -> Resu
         params: Vec::new(),
         result,
     })
-}
-
-/// Refuses types no wire value can carry (resources other than `netref`,
-/// futures, streams).
-fn check_supported(ty: &Type, netref: Option<&ResourceType>) -> Result<(), String> {
-    let check = |ty: &Type| check_supported(ty, netref);
-    match ty {
-        Type::Record(_) if convert::is_dynamic_value(ty) => Ok(()),
-        Type::Own(resource) | Type::Borrow(resource) if Some(resource) == netref => Ok(()),
-        Type::Own(_) | Type::Borrow(_) => Err("resource".into()),
-        Type::Future(_) => Err("future".into()),
-        Type::Stream(_) => Err("stream".into()),
-        Type::ErrorContext => Err("error-context".into()),
-        Type::List(l) => check(&l.ty()),
-        Type::FixedLengthList(l) => check(&l.ty()),
-        Type::Map(m) => check(&m.key()).and(check(&m.value())),
-        Type::Option(o) => check(&o.ty()),
-        Type::Tuple(t) => t.types().try_for_each(|t| check(&t)),
-        Type::Record(r) => r.fields().try_for_each(|f| check(&f.ty)),
-        Type::Variant(v) => v.cases().filter_map(|c| c.ty).try_for_each(|t| check(&t)),
-        Type::Result(r) => r.ok().iter().chain(r.err().iter()).try_for_each(check),
-        _ => Ok(()),
-    }
 }
 
 /// Calls `service-aliases` once on a throwaway instance.

@@ -22,9 +22,9 @@
 //! A value that does not fit is a [`Mismatch`], which the caller receives as a
 //! `TypeError` (or `OverflowError` for an integer out of range), never a trap.
 
-use wasmtime::component::{Type, Val};
+use wasmtime::component::{ResourceAny, ResourceType, Type, Val};
 
-use crate::protocol::{Holder, ObjectRef};
+use crate::protocol::ObjectRef;
 use crate::value::Value;
 
 /// A value that does not fit the WIT type asked for.
@@ -61,14 +61,30 @@ impl Mismatch {
     }
 }
 
-/// Hands the peer's objects to a guest as `netref` handles (it needs the
-/// guest's store).
+/// Hands resources to a guest (it needs the guest's store): the peer's
+/// objects as `netref` handles, and the guest's own objects back as
+/// themselves.
 pub(crate) trait Lend {
     /// An owned `netref` handle (a `Val::Resource`) naming `object`.
     fn lend(&mut self, object: ObjectRef) -> Result<Val, Mismatch>;
 
-    /// Whether `ty` is the `netref` resource.
-    fn is_netref(&self, ty: &wasmtime::component::ResourceType) -> bool;
+    /// `value` as the resource `ty` (a `netref` or an exposed class).
+    fn resource(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch>;
+}
+
+/// Takes the resources a guest returns (it needs the guest's store).
+pub(crate) trait Keep {
+    /// The value for the resource `resource` of type `ty` the guest gave up.
+    fn resource(&mut self, resource: ResourceAny, ty: &ResourceType) -> Result<Value, Malformed>;
+}
+
+/// Takes no resources: where a guest cannot hand any over.
+pub(crate) struct Refuse;
+
+impl Keep for Refuse {
+    fn resource(&mut self, _: ResourceAny, _: &ResourceType) -> Result<Value, Malformed> {
+        Err(Malformed("a resource cannot be passed here".into()))
+    }
 }
 
 /// The field names of the shared dynamic `value` record.
@@ -296,19 +312,11 @@ pub(crate) fn to_val(value: Value, ty: &Type, lend: &mut dyn Lend) -> Result<Val
             Value::None => Ok(Val::Option(None)),
             other => to_val(other, &option.ty(), lend).map(|v| Val::Option(Some(Box::new(v)))),
         },
-        Type::Own(resource) | Type::Borrow(resource) if lend.is_netref(resource) => match value {
-            Value::Object(object) if object.holder == Holder::Sender => lend.lend(object),
-            other => Err(Mismatch::new(
-                "a netref (an object passed by reference)",
-                &other,
-            )),
-        },
-        Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
-            Err(Mismatch::new(
-                format!("{} (not supported as a parameter yet)", wit_name(ty)),
-                &value,
-            ))
-        }
+        Type::Own(resource) | Type::Borrow(resource) => lend.resource(value, resource),
+        Type::Future(_) | Type::Stream(_) | Type::ErrorContext => Err(Mismatch::new(
+            format!("{} (not supported as a parameter yet)", wit_name(ty)),
+            &value,
+        )),
     }
 }
 
@@ -382,7 +390,7 @@ fn case(
 pub(crate) struct Malformed(pub(crate) String);
 
 /// Converts a [`Val`] of type `ty`, as a guest returned it, to a [`Value`].
-pub(crate) fn from_val(val: Val, ty: &Type) -> Result<Value, Malformed> {
+pub(crate) fn from_val(val: Val, ty: &Type, keep: &mut dyn Keep) -> Result<Value, Malformed> {
     Ok(match (val, ty) {
         (Val::Bool(b), _) => Value::Bool(b),
         (Val::S8(i), _) => Value::Int(i.into()),
@@ -406,24 +414,26 @@ pub(crate) fn from_val(val: Val, ty: &Type) -> Result<Value, Malformed> {
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        (Val::List(items), Type::List(list)) => Value::Tuple(vals_to_values(items, |_| list.ty())?),
+        (Val::List(items), Type::List(list)) => {
+            Value::Tuple(vals_to_values(items, |_| list.ty(), keep)?)
+        }
         (Val::FixedLengthList(items), Type::FixedLengthList(list)) => {
-            Value::Tuple(vals_to_values(items, |_| list.ty())?)
+            Value::Tuple(vals_to_values(items, |_| list.ty(), keep)?)
         }
         (Val::Map(pairs), Type::Map(map)) => Value::Tuple(
             pairs
                 .into_iter()
                 .map(|(k, v)| {
                     Ok(Value::Tuple(vec![
-                        from_val(k, &map.key())?,
-                        from_val(v, &map.value())?,
+                        from_val(k, &map.key(), keep)?,
+                        from_val(v, &map.value(), keep)?,
                     ]))
                 })
                 .collect::<Result<_, Malformed>>()?,
         ),
         (Val::Tuple(items), Type::Tuple(tuple)) => {
             let types: Vec<Type> = tuple.types().collect();
-            Value::Tuple(vals_to_values(items, |i| types[i].clone())?)
+            Value::Tuple(vals_to_values(items, |i| types[i].clone(), keep)?)
         }
         (val @ Val::Record(_), ty) if is_dynamic_value(ty) => dynamic::from_val(val)?,
         (Val::Record(fields), Type::Record(record)) => {
@@ -431,20 +441,22 @@ pub(crate) fn from_val(val: Val, ty: &Type) -> Result<Value, Malformed> {
             Value::Tuple(vals_to_values(
                 fields.into_iter().map(|(_, v)| v).collect(),
                 |i| types[i].clone(),
+                keep,
             )?)
         }
         (Val::Variant(name, payload), Type::Variant(variant)) => {
             let case_type = variant.cases().find(|c| c.name == name).and_then(|c| c.ty);
-            case_value(name, payload, case_type)?
+            case_value(name, payload, case_type, keep)?
         }
         (Val::Result(result), Type::Result(ty)) => match result {
-            Ok(payload) => case_value("ok".into(), payload, ty.ok())?,
-            Err(payload) => case_value("err".into(), payload, ty.err())?,
+            Ok(payload) => case_value("ok".into(), payload, ty.ok(), keep)?,
+            Err(payload) => case_value("err".into(), payload, ty.err(), keep)?,
         },
         (Val::Enum(name), _) => Value::Str(name),
         (Val::Flags(names), _) => Value::FrozenSet(names.into_iter().map(Value::Str).collect()),
         (Val::Option(None), _) => Value::None,
-        (Val::Option(Some(v)), Type::Option(option)) => from_val(*v, &option.ty())?,
+        (Val::Option(Some(v)), Type::Option(option)) => from_val(*v, &option.ty(), keep)?,
+        (Val::Resource(resource), Type::Own(ty)) => keep.resource(resource, ty)?,
         (val, ty) => {
             return Err(Malformed(format!(
                 "{val:?} cannot be sent (type {})",
@@ -457,11 +469,12 @@ pub(crate) fn from_val(val: Val, ty: &Type) -> Result<Value, Malformed> {
 fn vals_to_values(
     items: Vec<Val>,
     type_of: impl Fn(usize) -> Type,
+    keep: &mut dyn Keep,
 ) -> Result<Vec<Value>, Malformed> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, v)| from_val(v, &type_of(i)))
+        .map(|(i, v)| from_val(v, &type_of(i), keep))
         .collect()
 }
 
@@ -469,9 +482,12 @@ fn case_value(
     name: String,
     payload: Option<Box<Val>>,
     ty: Option<Type>,
+    keep: &mut dyn Keep,
 ) -> Result<Value, Malformed> {
     Ok(match (payload, ty) {
-        (Some(payload), Some(ty)) => Value::Tuple(vec![Value::Str(name), from_val(*payload, &ty)?]),
+        (Some(payload), Some(ty)) => {
+            Value::Tuple(vec![Value::Str(name), from_val(*payload, &ty, keep)?])
+        }
         _ => Value::Str(name),
     })
 }
@@ -563,7 +579,9 @@ mod dynamic {
             other @ (Value::Slice(_)
             | Value::NotImplemented
             | Value::Ellipsis
-            | Value::Object(_)) => {
+            | Value::Object(_)
+            | Value::Local(_)
+            | Value::Remote(_)) => {
                 return Err(Mismatch::new(
                     "a value a service can receive (not a slice, NotImplemented, Ellipsis or one of its own netrefs)",
                     &other,

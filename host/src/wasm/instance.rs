@@ -6,6 +6,7 @@ use std::sync::Arc;
 use wasmtime::component::{ComponentExportIndex, Instance, Val};
 use wasmtime::{AsContextMut, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
+use super::classes::{GuestObjects, StoreKeep};
 use super::component::{Inner, ServiceComponent};
 use super::fetch;
 use super::host::HostState;
@@ -13,6 +14,7 @@ use super::method::Method;
 use super::netrefs::StoreLend;
 use crate::connection::Peer;
 use crate::exception::Exception;
+use crate::local::ServiceObject;
 use crate::protocol::ObjectId;
 use crate::service::Service;
 use crate::value::Value;
@@ -123,6 +125,8 @@ pub struct WasmService {
     live: Option<Live>,
     /// The other side of the connection, from `on_connect` on.
     peer: Option<Peer>,
+    /// The instance's objects the peer holds.
+    objects: GuestObjects,
 }
 
 impl ServiceComponent {
@@ -133,32 +137,7 @@ impl ServiceComponent {
             component: Arc::clone(self.inner()),
             live: None,
             peer: None,
-        }
-    }
-}
-
-/// Calls `method` on `live`; a trap poisons the store, so `live` is cleared.
-async fn call_method(
-    live: &mut Option<Live>,
-    component: &Inner,
-    method: &Method,
-    params: &[Val],
-) -> Result<Value, Exception> {
-    let instance = live.as_mut().expect("a live instance");
-    let mut results = method.result_slots();
-    match call_export(instance, component, &method.export, params, &mut results).await {
-        Ok(()) => method.outcome(results.pop()),
-        Err(exception) => {
-            // The store is poisoned and goes; the peer's objects it held are released.
-            if let Some(dead) = live.take() {
-                let state = dead.store.data();
-                if let Some(peer) = &state.peer {
-                    for id in state.netrefs.objects() {
-                        peer.release(id);
-                    }
-                }
-            }
-            Err(exception)
+            objects: GuestObjects::default(),
         }
     }
 }
@@ -184,26 +163,108 @@ impl WasmService {
     async fn ensure_live(&mut self) -> Result<(), Exception> {
         if self.live.is_none() {
             self.live = Some(Live::new(&self.component, self.peer.clone()).await?);
-            if let Some(hook) = &self.component.on_connect {
-                call_method(&mut self.live, &self.component, hook, &[]).await?;
+            let component = Arc::clone(&self.component);
+            if let Some(hook) = &component.on_connect {
+                self.call_export(hook, Vec::new()).await?;
             }
         }
         Ok(())
     }
 
-    /// Converts bound arguments for `method` in the live instance; the
-    /// peer's objects become the guest's netrefs.
+    /// Calls `method` of the live instance with `params`; what it returns
+    /// is kept as [`StoreKeep`] says. A trap poisons the store, so the
+    /// instance goes, with every object of it.
+    async fn call_export(&mut self, method: &Method, params: Vec<Val>) -> Result<Value, Exception> {
+        let component = &self.component;
+        let live = self.live.as_mut().expect("a live instance");
+        let mut results = method.result_slots();
+        match call_export(live, component, &method.export, &params, &mut results).await {
+            Ok(()) => {
+                let mut store = live.store.as_context_mut();
+                let mut keep = StoreKeep {
+                    store: &mut store,
+                    classes: &component.classes,
+                    objects: &mut self.objects,
+                    returned: Vec::new(),
+                };
+                let outcome = method.outcome(results.pop(), &mut keep);
+                keep.finish().await;
+                outcome
+            }
+            Err(exception) => {
+                // The store is poisoned and goes; the peer's objects it held are released.
+                if let Some(dead) = self.live.take() {
+                    let state = dead.store.data();
+                    if let Some(peer) = &state.peer {
+                        for id in state.netrefs.objects() {
+                            peer.release(id);
+                        }
+                    }
+                }
+                self.objects.clear();
+                Err(exception)
+            }
+        }
+    }
+
+    /// Calls `method` with the caller's arguments, after `first` (the
+    /// object, for a method of an exposed class).
+    async fn invoke(
+        &mut self,
+        method: &Method,
+        first: Option<&ServiceObject>,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> Result<Value, Exception> {
+        let mut slots = method.bind(args, kwargs)?;
+        let mut lent = Vec::new();
+        slots
+            .iter()
+            .flatten()
+            .for_each(|value| fetch::peer_objects(value, &mut lent));
+        let fetched = match &self.peer {
+            Some(peer) => fetch_lent(peer, &mut slots, method, &mut lent).await,
+            None => Ok(()),
+        };
+        let params = match fetched {
+            Ok(()) => self.convert(method, first, slots).await,
+            Err(exception) => Err(exception),
+        };
+        self.release_unheld(lent);
+        self.call_export(method, params?).await
+    }
+
+    /// Converts bound arguments for `method` in the live instance, after
+    /// `first`; the peer's objects become the guest's netrefs.
     async fn convert(
         &mut self,
         method: &Method,
+        first: Option<&ServiceObject>,
         slots: Vec<Option<Value>>,
     ) -> Result<Vec<Val>, Exception> {
         self.ensure_live().await?;
+        let mut params = Vec::with_capacity(slots.len() + 1);
+        if let Some(object) = first {
+            let resource = self.objects.get(object).ok_or_else(|| {
+                Exception::new(
+                    "ReferenceError",
+                    format!(
+                        "the {} object was lost when the service trapped",
+                        object.class
+                    ),
+                )
+            })?;
+            params.push(Val::Resource(resource));
+        }
         let live = self.live.as_mut().expect("just made live");
         let mut store = live.store.as_context_mut();
-        let mut lend = StoreLend::new(&mut store, self.component.netref);
+        let mut lend = StoreLend::new(&mut store, self.component.netref)
+            .with_objects(&self.component.classes, &self.objects);
         match method.convert(slots, &mut lend) {
-            Ok(params) => Ok(params),
+            Ok(converted) => {
+                params.extend(converted);
+                Ok(params)
+            }
             Err(exception) => {
                 lend.take_back().await;
                 Err(exception)
@@ -235,12 +296,22 @@ impl Service for WasmService {
         &self.component.aliases
     }
 
-    fn exposes(&self, name: &str) -> bool {
-        self.component.methods.contains_key(name)
+    fn exposed_names(&self) -> Vec<String> {
+        let classes = &self.component.classes;
+        self.component
+            .methods
+            .keys()
+            .filter(|name| !classes.iter().any(|class| class.name == **name))
+            .cloned()
+            .collect()
     }
 
-    fn exposed_names(&self) -> Vec<String> {
-        self.component.methods.keys().cloned().collect()
+    fn exposed_classes(&self) -> Vec<(String, Vec<String>)> {
+        self.component
+            .classes
+            .iter()
+            .map(|class| (class.name.clone(), class.methods.keys().cloned().collect()))
+            .collect()
     }
 
     async fn call(
@@ -254,22 +325,38 @@ impl Service for WasmService {
             .methods
             .get(name)
             .ok_or_else(|| Exception::no_attribute(name))?;
-        let mut slots = method.bind(args, kwargs)?;
-        let mut lent = Vec::new();
-        slots
+        self.invoke(method, None, args, kwargs).await
+    }
+
+    async fn call_object(
+        &mut self,
+        object: &ServiceObject,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> Result<Value, Exception> {
+        let component = Arc::clone(&self.component);
+        let method = component
+            .classes
             .iter()
-            .flatten()
-            .for_each(|value| fetch::peer_objects(value, &mut lent));
-        let fetched = match &self.peer {
-            Some(peer) => fetch_lent(peer, &mut slots, method, &mut lent).await,
-            None => Ok(()),
+            .find(|class| class.name == object.class)
+            .and_then(|class| class.methods.get(name))
+            .ok_or_else(|| Exception::no_attribute(name))?;
+        self.invoke(method, Some(object), args, kwargs).await
+    }
+
+    async fn release_object(&mut self, object: ServiceObject) {
+        let (Some(resource), Some(live)) = (self.objects.remove(object.handle), &mut self.live)
+        else {
+            return;
         };
-        let params = match fetched {
-            Ok(()) => self.convert(method, slots).await,
-            Err(exception) => Err(exception),
-        };
-        self.release_unheld(lent);
-        call_method(&mut self.live, &component, method, &params?).await
+        start_budget(&mut live.store, &self.component);
+        if let Err(error) = resource.resource_drop_async(&mut live.store).await {
+            tracing::warn!(service = %self.component.aliases[0], %error, "an object's destructor failed");
+            let _ = trap_exception(&error, &live.store);
+            self.live = None;
+            self.objects.clear();
+        }
     }
 
     async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {
@@ -280,7 +367,7 @@ impl Service for WasmService {
     async fn on_disconnect(&mut self) {
         let component = Arc::clone(&self.component);
         if let (Some(_), Some(hook)) = (&self.live, &component.on_disconnect)
-            && let Err(error) = call_method(&mut self.live, &component, hook, &[]).await
+            && let Err(error) = self.call_export(hook, Vec::new()).await
         {
             tracing::warn!(service = %component.aliases[0], %error, "on-disconnect failed");
         }

@@ -4,7 +4,7 @@
 
 use wasmtime::component::{ComponentExportIndex, Type, Val};
 
-use super::convert::{self, Lend, Mismatch};
+use super::convert::{self, Keep, Lend, Mismatch};
 use crate::exception::Exception;
 use crate::value::Value;
 
@@ -115,20 +115,27 @@ impl Method {
     /// What the caller receives for the export's `result` (none when the
     /// export returns nothing). A top-level `result<T, E>` is unwrapped: `ok`
     /// is the value, `err` is raised.
-    pub(crate) fn outcome(&self, result: Option<Val>) -> Result<Value, Exception> {
+    /// Resources in it go to `keep`.
+    pub(crate) fn outcome(
+        &self,
+        result: Option<Val>,
+        keep: &mut dyn Keep,
+    ) -> Result<Value, Exception> {
         let (Some(val), Some(ty)) = (result, &self.result) else {
             return Ok(Value::None);
         };
         let malformed = |e: convert::Malformed| Exception::new("RuntimeError", e.to_string());
         match (val, ty) {
             (Val::Result(Ok(payload)), Type::Result(r)) => match (payload, r.ok()) {
-                (Some(payload), Some(ty)) => convert::from_val(*payload, &ty).map_err(malformed),
+                (Some(payload), Some(ty)) => {
+                    convert::from_val(*payload, &ty, keep).map_err(malformed)
+                }
                 _ => Ok(Value::None),
             },
             (Val::Result(Err(payload)), Type::Result(r)) => {
                 Err(raised(payload.map(|p| *p), r.err()))
             }
-            (val, ty) => convert::from_val(val, ty).map_err(malformed),
+            (val, ty) => convert::from_val(val, ty, keep).map_err(malformed),
         }
     }
 }
@@ -160,7 +167,7 @@ fn raised(payload: Option<Val>, ty: Option<Type>) -> Exception {
 
 fn shown(val: Val, ty: Option<Type>) -> Exception {
     let message = ty
-        .and_then(|ty| convert::from_val(val, &ty).ok())
+        .and_then(|ty| convert::from_val(val, &ty, &mut convert::Refuse).ok())
         .map_or_else(
             || "the service returned an error".to_owned(),
             |v| v.to_string(),

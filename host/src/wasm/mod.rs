@@ -2,6 +2,7 @@
 //! allocator and an epoch clock, components loaded once and pre-instantiated,
 //! and an instance of its own for every connection.
 
+mod classes;
 mod component;
 mod convert;
 mod fetch;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use classes::MAX_GUEST_OBJECTS;
 pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
 pub use fetch::MAX_FETCHED_ITEMS;
 pub use instance::WasmService;

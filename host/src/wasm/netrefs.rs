@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Resource, ResourceAny, ResourceType, Val};
 
+use super::classes::{Class, GuestObjects};
 use super::convert::{Lend, Mismatch};
 use super::host::HostState;
 use crate::exception::Exception;
-use crate::protocol::{ObjectId, ObjectRef};
+use crate::local::Local;
+use crate::protocol::{Holder, ObjectId, ObjectRef};
 use crate::value::Value;
 
 /// How many netrefs one guest may hold at once. A guest that keeps every
@@ -81,6 +83,8 @@ pub(crate) struct StoreLend<'a, 'b> {
     /// The `netref` type as the guest's signatures name it.
     netref: Option<ResourceType>,
     lent: Vec<ResourceAny>,
+    /// The guest's exposed classes and its objects the peer holds.
+    guest: Option<(&'a [Class], &'a GuestObjects)>,
 }
 
 impl<'a, 'b> StoreLend<'a, 'b> {
@@ -94,7 +98,14 @@ impl<'a, 'b> StoreLend<'a, 'b> {
             store,
             netref,
             lent: Vec::new(),
+            guest: None,
         }
+    }
+
+    /// Also hands the guest its own objects back, by their classes.
+    pub(crate) fn with_objects(mut self, classes: &'a [Class], objects: &'a GuestObjects) -> Self {
+        self.guest = Some((classes, objects));
+        self
     }
 
     /// Drops the handles lent so far (their objects are released as the
@@ -134,8 +145,39 @@ impl Lend for StoreLend<'_, '_> {
         Ok(Val::Resource(handle))
     }
 
-    fn is_netref(&self, ty: &ResourceType) -> bool {
-        self.netref.as_ref() == Some(ty)
+    fn resource(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch> {
+        if self.netref.as_ref() == Some(ty) {
+            return match value {
+                Value::Object(object) if object.holder == Holder::Sender => self.lend(object),
+                other => Err(Mismatch::new(
+                    "a netref (an object passed by reference)",
+                    &other,
+                )),
+            };
+        }
+        let Some((classes, objects)) = self.guest else {
+            return Err(Mismatch::new("a resource this service can receive", &value));
+        };
+        let Some(class) = classes.iter().find(|class| class.ty == *ty) else {
+            return Err(Mismatch::new("a resource this service can receive", &value));
+        };
+        match &value {
+            Value::Local(Local::Service(object)) if object.class == class.name => {
+                objects.get(object).map(Val::Resource).ok_or_else(|| {
+                    Mismatch::new(
+                        format!(
+                            "a live {} (this one was lost when the service trapped)",
+                            class.name
+                        ),
+                        &value,
+                    )
+                })
+            }
+            _ => Err(Mismatch::new(
+                format!("a {} object of this service", class.name),
+                &value,
+            )),
+        }
     }
 }
 
@@ -169,7 +211,6 @@ pub(crate) fn named(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Holder;
 
     fn object(id: ObjectId) -> ObjectRef {
         ObjectRef {

@@ -60,7 +60,7 @@ async fn ask(
         .ok_or_else(|| Exception::new("EOFError", "this service has no peer"))?;
     let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
     let received = |at: usize| {
-        convert::from_val(params[at].clone(), &types[at])
+        convert::from_val(params[at].clone(), &types[at], &mut convert::Refuse)
             .map_err(|e| Exception::type_error(e.to_string()))
     };
     let text = |at: usize| match &params[at] {

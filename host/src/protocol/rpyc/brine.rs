@@ -110,6 +110,8 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) -> Result<(), BrineError> {
             tuple(&parts[..], out)?;
         }
         Value::Object(object) => return Err(BrineError::ByReference(object.class.clone())),
+        Value::Local(local) => return Err(BrineError::ByReference(local.class().to_owned())),
+        Value::Remote(object) => return Err(BrineError::ByReference(object.class().to_owned())),
     }
     Ok(())
 }

@@ -1,0 +1,48 @@
+//! The seed's exposed classes with the Rust client over the native protocol:
+//! `MyClass(a, b).foo()`, instances passed back, destructors on release.
+
+use wasm_rpyc::{RemoteObject, connect};
+use wasm_rpyc_tests::{example, runtime, serve};
+
+#[tokio::test]
+async fn construct_call_pass_back_and_release() {
+    let host = serve(example(&runtime(), "my-service").await).await;
+    let conn = connect(host.addr).await.unwrap();
+    let root = conn.root();
+    let aliases: Vec<String> = root.call("get_service_aliases", ()).await.unwrap();
+    assert_eq!(aliases, ["FOO", "BAR", "SPAM"]);
+
+    let one: RemoteObject = root.call("MyClass", (1, 2)).await.unwrap();
+    assert_eq!(one.class(), "MyClass");
+    assert_eq!(one.call::<i64>("foo", ()).await.unwrap(), 3);
+    let two: RemoteObject = root.call("MyClass", (10, 20)).await.unwrap();
+    let three: RemoteObject = one.call("add", (&two,)).await.unwrap();
+    assert_eq!(three.call::<i64>("foo", ()).await.unwrap(), 33);
+    assert!(root.call::<bool>("same", (&one, &one)).await.unwrap());
+    assert!(!root.call::<bool>("same", (&one, &two)).await.unwrap());
+    let error = one.call::<i64>("secret", ()).await.unwrap_err();
+    assert!(error.exception().unwrap().is("AttributeError"), "{error}");
+    assert_eq!(root.call::<u64>("live_objects", ()).await.unwrap(), 3);
+
+    let copy = one.clone();
+    drop(one);
+    assert_eq!(
+        root.call::<u64>("live_objects", ()).await.unwrap(),
+        3,
+        "a clone holds the object"
+    );
+    drop((copy, two, three));
+    assert_eq!(root.call::<u64>("live_objects", ()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn twelve_thousand_objects_through_tables_bounded_at_ten_thousand() {
+    let host = serve(example(&runtime(), "my-service").await).await;
+    let conn = connect(host.addr).await.unwrap();
+    let root = conn.root();
+    for i in 0..12_000i64 {
+        let object: RemoteObject = root.call("MyClass", (i, 1)).await.unwrap();
+        assert_eq!(object.call::<i64>("foo", ()).await.unwrap(), i + 1);
+    }
+    assert_eq!(root.call::<u64>("live_objects", ()).await.unwrap(), 0);
+}
