@@ -6,8 +6,11 @@ Run after `cargo build --release -p wasm-rpyc` (tests/run.sh builds it too):
 
 Both servers run as separate processes. Prints calls/s and median latency
 for `conn.root.add(4, 7)` (GETATTR + CALL + async DEL per call), a cached
-`add(4, 7)` (one CALL per call), and the seed's callback `bar(func)` (the
-server calls the client back, then releases the function), and the ratios. Rounds alternate
+`add(4, 7)` (one CALL per call), the seed's callback `bar(func)` (the
+server calls the client back, then releases the function), `MyClass(1, 2)`
+returning an object that is dropped at once (CALL, INSPECT of the new
+object, DEL), and `obj.foo()` on a held object (GETATTR + CALL + DEL of the
+bound method), and the ratios. Rounds alternate
 between the two servers and each figure is the median of the rounds, so a
 slow moment of the machine does not land on one side only.
 """
@@ -28,12 +31,15 @@ WARMUP = 300
 ROUNDS = 5
 
 
+SERVICES = ("calculator", "callback", "my_service")
+
+
 def start_host():
-    """Our host serving the calculator and the callback service."""
+    """Our host serving the calculator, the callback service and MyService."""
     guests = TARGET / "guests" / "wasm32-wasip2" / "release"
     process = subprocess.Popen(
         [str(TARGET / "release" / "wasm-rpyc"), "serve", "--port", "0",
-         str(guests / "calculator.wasm"), str(guests / "callback.wasm")],
+         *(str(guests / f"{name}.wasm") for name in SERVICES)],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1", "RUST_LOG": "info"},
     )
     ports = []
@@ -41,16 +47,16 @@ def start_host():
         match = re.search(r"address=127\.0\.0\.1:(\d+)", line)
         if match:
             ports.append(int(match[1]))
-            if len(ports) == 2:
+            if len(ports) == len(SERVICES):
                 return [process], ports
     raise RuntimeError("the host did not start")
 
 
 def start_threaded_servers():
-    """RPyC's ThreadedServer serving the same two services in Python."""
+    """RPyC's ThreadedServer serving the same services in Python."""
     processes, ports = [], []
-    for script in ("calculator_server.py", "callback_server.py"):
-        path = ROOT / "tests" / "python" / script
+    for name in SERVICES:
+        path = ROOT / "tests" / "python" / f"{name}_server.py"
         process = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
         processes.append(process)
         ports.append(int(process.stdout.readline()))
@@ -75,7 +81,7 @@ def foofunc():
 
 
 def cases(ports):
-    calculator, callback = ports
+    calculator, callback, my_service = ports
     conn = rpyc.connect("127.0.0.1", calculator)
     assert conn.root.add(4, 7) == 11
     uncached = measure(lambda: conn.root.add(4, 7))
@@ -87,7 +93,20 @@ def cases(ports):
     assert bar(foofunc) == "foobar"
     called_back = measure(lambda: bar(foofunc))
     conn.close()
-    return {"conn.root.add(4, 7)": uncached, "cached add(4, 7)": cached, "cached bar(foofunc)": called_back}
+    conn = rpyc.connect("127.0.0.1", my_service)
+    make = conn.root.MyClass
+    assert make(1, 2).foo() == 3
+    dropped = measure(lambda: make(1, 2))
+    held = make(1, 2)
+    method = measure(lambda: held.foo())
+    conn.close()
+    return {
+        "conn.root.add(4, 7)": uncached,
+        "cached add(4, 7)": cached,
+        "cached bar(foofunc)": called_back,
+        "MyClass(1, 2), dropped": dropped,
+        "held obj.foo()": method,
+    }
 
 
 def main():

@@ -8,10 +8,14 @@
 //!   (also from the thread of `block_on`, which adds a cross-thread wakeup
 //!   per message);
 //! - (c) 64 calls in flight on one connection: calls per second;
-//! - (d) connect plus the first call on a fresh instance: median.
+//! - (d) connect plus the first call on a fresh instance: median;
+//! - (e) the seed's callback `bar(func)` with a Rust closure: the host calls
+//!   the client back inside the call (target: at most 2.2x (b));
+//! - (f) `obj.foo()` on a held instance of the seed's `MyClass`, and
+//!   `MyClass(1, 2)` made and dropped at once.
 //!
-//! The host and the echo servers run as child processes of this binary
-//! (`wasm-rpyc-bench host` / `echo` / `echo-tokio`), so every figure crosses
+//! The hosts and the echo servers run as child processes of this binary
+//! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
 //! two processes. Last, (a) and (b) are measured again with one core kept
 //! busy, which removes the cost of waking an idle core and leaves the
 //! software's own.
@@ -25,7 +29,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::future::join_all;
-use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled, connect};
+use wasm_rpyc::{
+    Function, Limits, RemoteObject, Runtime, Server, ServerConfig, ServiceComponent, Value,
+    bundled, connect,
+};
 
 const SERIAL_CALLS: usize = 20_000;
 const WARMUP: usize = 2_000;
@@ -38,7 +45,7 @@ fn main() -> Result<()> {
         None => run(),
         Some("echo") => echo_server(),
         Some("echo-tokio") => tokio_echo_server(),
-        Some("host") => host(),
+        Some("host") => host(&std::env::args().nth(2).unwrap_or_default()),
         Some(other) => bail!("unknown mode {other}: run without arguments"),
     }
 }
@@ -50,9 +57,9 @@ struct ChildServer {
 }
 
 impl ChildServer {
-    fn start(mode: &str) -> Result<Self> {
+    fn start(args: &[&str]) -> Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
-            .arg(mode)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .context("cannot start a child process")?;
@@ -61,7 +68,7 @@ impl ChildServer {
         let addr = line
             .trim()
             .parse()
-            .with_context(|| format!("the {mode} child said {line:?}"))?;
+            .with_context(|| format!("the {args:?} child said {line:?}"))?;
         Ok(ChildServer { child, addr })
     }
 }
@@ -107,11 +114,14 @@ fn tokio_echo_server() -> Result<()> {
     })
 }
 
-/// Serves the bundled calculator, as `wasm-rpyc serve` does.
-fn host() -> Result<()> {
+/// Serves the bundled example `example`, as `wasm-rpyc serve` does.
+fn host(example: &str) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let runtime = Runtime::new(Limits::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let (name, _, bytes) = bundled::EXAMPLES.first().context("no bundled calculator")?;
+        let (name, _, bytes) = bundled::EXAMPLES
+            .iter()
+            .find(|(name, ..)| *name == example)
+            .with_context(|| format!("no bundled example {example:?}"))?;
         let component = ServiceComponent::from_bytes(&runtime, name, bytes).await?;
         let server = Server::bind("127.0.0.1:0", component, ServerConfig::default()).await?;
         println!("{}", server.local_addr()?);
@@ -143,9 +153,11 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn run() -> Result<()> {
-    let echo = ChildServer::start("echo")?;
-    let tokio_echo = ChildServer::start("echo-tokio")?;
-    let host = ChildServer::start("host")?;
+    let echo = ChildServer::start(&["echo"])?;
+    let tokio_echo = ChildServer::start(&["echo-tokio"])?;
+    let host = ChildServer::start(&["host", "calculator"])?;
+    let callback_host = ChildServer::start(&["host", "callback"])?;
+    let classes_host = ChildServer::start(&["host", "my-service"])?;
     let tokio = tokio::runtime::Runtime::new()?;
     let in_task = |f: std::pin::Pin<Box<dyn Future<Output = Result<Samples>> + Send>>| {
         tokio.block_on(async { tokio::spawn(f).await })?
@@ -156,6 +168,9 @@ fn run() -> Result<()> {
     let serial_block_on = tokio.block_on(serial_calls(host.addr))?;
     let throughput = tokio.block_on(calls_in_flight(host.addr))?;
     let fresh = in_task(Box::pin(fresh_connections(host.addr)))?;
+    let callbacks = in_task(Box::pin(callback_calls(callback_host.addr)))?;
+    let (held, made) =
+        tokio.block_on(async { tokio::spawn(object_calls(classes_host.addr)).await? })?;
     let (hot_floor, hot_serial) = with_a_core_kept_busy(|| {
         Ok((
             in_task(Box::pin(tokio_ping_pong(tokio_echo.addr)))?,
@@ -191,12 +206,22 @@ fn run() -> Result<()> {
         &serial_block_on,
     );
     row("(d) connect + first call on a fresh instance", &fresh);
+    row(
+        "(e) callback: bar(func), the host calls a Rust closure back",
+        &callbacks,
+    );
+    row("(f) obj.foo() on a held MyClass instance", &held);
+    row("(f) MyClass(1, 2) made, then dropped (release sent)", &made);
     println!();
     println!("(c) {IN_FLIGHT} calls in flight on one connection: {throughput:.0} calls/s");
     println!();
     println!(
         "targets: (b) <= 1.3x the floor ({:.1}µs): {ratio:.2}x | (c) >= 100000 calls/s | (d) <= 300 µs",
         micros(floor)
+    );
+    println!(
+        "         (e) <= 2.2x (b): {:.2}x",
+        micros(callbacks.median()) / micros(serial.median())
     );
     println!();
     println!("Without the cost of waking an idle core (a spinning thread keeps one core busy),");
@@ -261,20 +286,63 @@ async fn tokio_ping_pong(addr: SocketAddr) -> Result<Samples> {
     Ok(Samples::new(samples))
 }
 
-async fn serial_calls(addr: SocketAddr) -> Result<Samples> {
-    let conn = connect(addr).await?;
-    let root = conn.root();
+/// Times `call`, one at a time, after a warm-up.
+async fn serial<F: Future<Output = Result<()>>>(mut call: impl FnMut() -> F) -> Result<Samples> {
     let mut samples = Vec::with_capacity(SERIAL_CALLS);
     for i in 0..WARMUP + SERIAL_CALLS {
         let start = Instant::now();
-        let sum: i64 = root.call("add", (4, 7)).await?;
+        call().await?;
         if i >= WARMUP {
             samples.push(start.elapsed());
         }
-        assert_eq!(sum, 11);
     }
-    conn.close().await;
     Ok(Samples::new(samples))
+}
+
+async fn serial_calls(addr: SocketAddr) -> Result<Samples> {
+    let conn = connect(addr).await?;
+    let root = conn.root();
+    let samples = serial(|| async {
+        let sum: i64 = root.call("add", (4, 7)).await?;
+        assert_eq!(sum, 11);
+        Ok(())
+    })
+    .await;
+    conn.close().await;
+    samples
+}
+
+async fn callback_calls(addr: SocketAddr) -> Result<Samples> {
+    let conn = connect(addr).await?;
+    let root = conn.root();
+    let foofunc = Function::new(|_| async { Ok(Value::Str("foo".into())) });
+    let samples = serial(|| async {
+        let result: String = root.call("bar", (&foofunc,)).await?;
+        assert_eq!(result, "foobar");
+        Ok(())
+    })
+    .await;
+    conn.close().await;
+    samples
+}
+
+/// A method call on a held object, and an object made then dropped.
+async fn object_calls(addr: SocketAddr) -> Result<(Samples, Samples)> {
+    let conn = connect(addr).await?;
+    let root = conn.root();
+    let held: RemoteObject = root.call("MyClass", (1, 2)).await?;
+    let method = serial(|| async {
+        assert_eq!(held.call::<i64>("foo", ()).await?, 3);
+        Ok(())
+    })
+    .await?;
+    let made = serial(|| async {
+        let _: RemoteObject = root.call("MyClass", (1, 2)).await?;
+        Ok(())
+    })
+    .await?;
+    conn.close().await;
+    Ok((method, made))
 }
 
 async fn calls_in_flight(addr: SocketAddr) -> Result<f64> {

@@ -65,6 +65,10 @@ pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// within it is read without waking a sleeping core. Clients do not spin.
 pub const DEFAULT_SERVER_READ_SPIN: Duration = Duration::from_micros(100);
 
+/// How long a connection that awaits a reply polls for it before it sleeps
+/// (see [`Config::reply_spin`]): replies on a local network come within it.
+pub const DEFAULT_REPLY_SPIN: Duration = Duration::from_micros(100);
+
 /// How long a write may wait for a peer that does not read.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -91,6 +95,10 @@ pub struct Config {
     /// to save a core's wake-up per request. Zero (the default) never polls;
     /// servers use [`DEFAULT_SERVER_READ_SPIN`].
     pub read_spin: Duration,
+    /// How long a connection polls for the next frame while one of its calls
+    /// awaits a reply (a callback round trip is two such waits). See
+    /// [`DEFAULT_REPLY_SPIN`]; zero never polls.
+    pub reply_spin: Duration,
 }
 
 impl Default for Config {
@@ -104,6 +112,7 @@ impl Default for Config {
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             read_spin: Duration::ZERO,
+            reply_spin: DEFAULT_REPLY_SPIN,
         }
     }
 }

@@ -105,9 +105,10 @@ where
 
 /// Reads more bytes into `buf`. Inside a frame, the read must end by
 /// `frame_deadline`. Between frames, the reader first polls for up to
-/// `read_spin`, yielding to other tasks, before it sleeps: the next request
-/// then finds the thread awake, which saves the tens of microseconds a
-/// sleeping core takes to wake (most on virtual machines).
+/// `read_spin` (`reply_spin` while this side awaits a reply), yielding to
+/// other tasks, before it sleeps: the next message then finds the thread
+/// awake, which saves the tens of microseconds a sleeping core takes to wake
+/// (most on virtual machines).
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
@@ -121,7 +122,13 @@ async fn fill<R: AsyncRead + Unpin>(
             .map_err(|_| ReadError::SlowFrame(shared.config.frame_timeout))?
             .map_err(ReadError::Io);
     }
-    let spin_until = Instant::now() + shared.config.read_spin;
+    let config = &shared.config;
+    let spin = if shared.in_flight.len() > 0 {
+        config.read_spin.max(config.reply_spin)
+    } else {
+        config.read_spin
+    };
+    let spin_until = Instant::now() + spin;
     while Instant::now() < spin_until {
         // Reading is cancel-safe: a read that is not ready takes no bytes.
         tokio::select! {
