@@ -109,6 +109,28 @@ impl Value {
             _ => None,
         }
     }
+
+    /// The peer's object this value is, if it is one (a callback, an
+    /// instance): the handle moves out of the value.
+    pub fn into_netref(mut self) -> Option<Netref> {
+        match self.nodes.first() {
+            Some(Node::Netref(i)) if (*i as usize) < self.netrefs.len() => {
+                Some(self.netrefs.swap_remove(*i as usize))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<Netref> for Value {
+    /// A value that is the peer's object: passed to the peer, it arrives as
+    /// the object itself.
+    fn from(netref: Netref) -> Self {
+        Value {
+            nodes: vec![Node::Netref(0)],
+            netrefs: vec![netref],
+        }
+    }
 }
 
 impl From<&str> for Value {

@@ -98,3 +98,22 @@ def test_lists_and_sets_passed_by_reference_are_read_and_released(testbed_port):
     conn.ping()  # the releases follow the replies; let the client read them
     assert len(conn._local_objects._dict) == 0
     conn.close()
+
+
+def test_netrefs_go_back_as_the_peers_own_objects(testbed_port):
+    conn = rpyc.connect("localhost", testbed_port)
+    root = conn.root
+
+    def f():
+        return "f"
+
+    probe = []
+    assert root.echo_netref(f) is f  # a typed `netref` result
+    assert root.echo_value(f) is f  # a netref inside a dynamic value
+    assert root.echo_value((1, f, "x"))[1] is f
+    assert root.echo_value(probe) is probe
+    # A netref passed in a call to the peer arrives as the object itself.
+    assert root.call_with(lambda x: x is probe, probe) is True
+    conn.ping()  # the releases follow the replies; let the client read them
+    assert len(conn._local_objects._dict) == 0, "every object lent was released"
+    conn.close()

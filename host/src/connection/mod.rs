@@ -128,9 +128,14 @@ struct Shared {
     config: Config,
     /// The peer's address, for logs.
     peer: String,
-    /// The peer's objects the service released, to be released on the peer
-    /// once the reply in progress is sent.
-    releases: std::sync::Mutex<Vec<ObjectId>>,
+    /// The peer's objects the service released, with the number of times
+    /// each had been received then, to be released on the peer once the
+    /// reply in progress is sent.
+    releases: std::sync::Mutex<Vec<(ObjectId, u64)>>,
+    /// How many times each of the peer's objects has been received and not
+    /// yet released: a release gives back exactly the receipts it saw, so a
+    /// receipt that crosses it stays held.
+    receipts: std::sync::Mutex<HashMap<ObjectId, u64>>,
     /// How many calls this side's service has waiting on the peer: while
     /// any does, the peer's requests are answered without entering it.
     waiting_on_peer: watch::Sender<usize>,
@@ -190,17 +195,9 @@ impl Shared {
             remotes.remove(&id);
         }
         drop(remotes);
-        let Ok(pending) = self.in_flight.start() else {
+        let Some(del) = self.del(id, self.take_receipts(id)) else {
             return;
         };
-        let del = Message::Request {
-            seq: pending.seq(),
-            request: Request::Del {
-                target: id,
-                count: 1,
-            },
-        };
-        drop(pending);
         if let Err(mpsc::error::TrySendError::Full(del)) = self.outbox.try_send(del)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -252,27 +249,64 @@ impl Shared {
     /// Sends the releases the service asked for, after the reply it just
     /// sent (see [`Peer::release`]).
     async fn send_releases(&self) {
-        let ids = std::mem::take(&mut *self.releases.lock().expect("releases poisoned"));
-        for id in ids {
-            self.release(id).await;
+        let releases = std::mem::take(&mut *self.releases.lock().expect("releases poisoned"));
+        for (id, count) in releases {
+            if let Some(del) = self.del(id, count) {
+                let _ = self.outbox.send(del).await;
+            }
         }
     }
 
-    /// Releases the peer's object `id` without waiting for the peer's answer.
-    async fn release(&self, id: ObjectId) {
-        let Ok(pending) = self.in_flight.start() else {
-            return;
+    /// Counts the receipts of the peer's objects in `message`.
+    fn count_receipts(&self, message: &Message) {
+        let lent = |v: &Value| matches!(v, Value::Object(o) if o.holder == Holder::Sender);
+        let values: Vec<&Value> = match message {
+            Message::Reply {
+                result: Ok(value), ..
+            } => vec![value],
+            Message::Request {
+                request: Request::Call { args, kwargs, .. } | Request::CallAttr { args, kwargs, .. },
+                ..
+            } => args.iter().chain(kwargs.iter().map(|(_, v)| v)).collect(),
+            _ => return,
         };
+        let mut receipts = None;
+        for value in values.into_iter().filter(|v| objects::holds(v, lent)) {
+            let receipts =
+                receipts.get_or_insert_with(|| self.receipts.lock().expect("receipts poisoned"));
+            count_objects(value, &mut |id| *receipts.entry(id).or_default() += 1);
+        }
+    }
+
+    /// The receipts of the peer's object `id` a release now gives back.
+    fn take_receipts(&self, id: ObjectId) -> u64 {
+        let mut receipts = self.receipts.lock().expect("receipts poisoned");
+        receipts.remove(&id).unwrap_or(1)
+    }
+
+    /// The DEL that gives back `count` receipts of the peer's object `id`,
+    /// sent without waiting for the peer's answer.
+    fn del(&self, id: ObjectId, count: u64) -> Option<Message> {
+        let pending = self.in_flight.start().ok()?;
         let del = Message::Request {
             seq: pending.seq(),
-            request: Request::Del {
-                target: id,
-                count: 1,
-            },
+            request: Request::Del { target: id, count },
         };
         // Dropping `pending` now makes the reply one that no call waits for.
         drop(pending);
-        let _ = self.outbox.send(del).await;
+        Some(del)
+    }
+}
+
+/// Calls `found` with the id of each of the peer's objects in `value`.
+fn count_objects(value: &Value, found: &mut impl FnMut(ObjectId)) {
+    match value {
+        Value::Object(object) if object.holder == Holder::Sender => found(object.id),
+        Value::Tuple(items) | Value::FrozenSet(items) => {
+            items.iter().for_each(|item| count_objects(item, found))
+        }
+        Value::Slice(parts) => parts.iter().for_each(|item| count_objects(item, found)),
+        _ => {}
     }
 }
 
@@ -354,6 +388,7 @@ impl Connection {
             config,
             peer: transport.peer,
             releases: std::sync::Mutex::new(Vec::new()),
+            receipts: std::sync::Mutex::new(HashMap::new()),
             waiting_on_peer: watch::Sender::new(0),
             root: OnceCell::new(),
         });

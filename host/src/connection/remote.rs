@@ -273,12 +273,16 @@ impl Peer {
     /// write before its next request the tiny answer to the release, which
     /// Nagle's algorithm on a peer without TCP_NODELAY (RPyC's default)
     /// holds for a delayed ACK: 40 ms per call.
+    ///
+    /// The release gives back every receipt of the object so far; one that
+    /// arrives after it stays held.
     pub fn release(&self, id: ObjectId) {
+        let count = self.shared.take_receipts(id);
         self.shared
             .releases
             .lock()
             .expect("releases poisoned")
-            .push(id);
+            .push((id, count));
     }
 }
 

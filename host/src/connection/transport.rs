@@ -51,6 +51,7 @@ where
     loop {
         while let Some((message, used)) = codec.decode(&buf)? {
             buf.advance(used);
+            shared.count_receipts(&message);
             match message {
                 Message::Reply { seq, result } => {
                     if !shared.in_flight.finish(seq, result) {

@@ -80,57 +80,85 @@ impl GuestObjects {
     }
 }
 
-/// Takes the resources a guest returns: its exposed-class objects go into
-/// its table, to be lent to the peer; a `netref` it gives back becomes the
-/// peer's own object again (and its handle is dropped afterwards).
+/// Takes the resources a guest hands over: its exposed-class objects go into
+/// its table, to be lent to the peer; a `netref` it gives up becomes the
+/// peer's own object again.
 pub(crate) struct StoreKeep<'a, 'b> {
-    pub(crate) store: &'a mut StoreContextMut<'b, HostState>,
-    pub(crate) classes: &'a [Class],
-    pub(crate) objects: &'a mut GuestObjects,
-    /// Netref handles the guest gave back, to drop once converted.
-    pub(crate) returned: Vec<ResourceAny>,
+    store: &'a mut StoreContextMut<'b, HostState>,
+    /// The guest's exposed classes and its objects the peer holds.
+    guest: Option<(&'a [Class], &'a mut GuestObjects)>,
+    /// Objects the guest handed over that cannot be lent, to drop.
+    given_up: Vec<ResourceAny>,
+}
+
+impl<'a, 'b> StoreKeep<'a, 'b> {
+    /// Takes netrefs from `store`'s guest.
+    pub(crate) fn new(store: &'a mut StoreContextMut<'b, HostState>) -> Self {
+        StoreKeep {
+            store,
+            guest: None,
+            given_up: Vec::new(),
+        }
+    }
+
+    /// Also takes the guest's objects of its exposed `classes` into `objects`.
+    pub(crate) fn with_objects(
+        mut self,
+        classes: &'a [Class],
+        objects: &'a mut GuestObjects,
+    ) -> Self {
+        self.guest = Some((classes, objects));
+        self
+    }
+
+    /// Drops the objects the guest handed over that could not be lent (the
+    /// table was full): their destructors run.
+    pub(crate) async fn finish(self) {
+        for object in self.given_up {
+            if let Err(error) = object.resource_drop_async(&mut *self.store).await {
+                tracing::warn!(%error, "an object handed over could not be dropped");
+            }
+        }
+    }
 }
 
 impl Keep for StoreKeep<'_, '_> {
     fn resource(&mut self, resource: ResourceAny, ty: &ResourceType) -> Result<Value, Malformed> {
-        if let Some(class) = self.classes.iter().find(|class| class.ty == *ty) {
-            let Some(handle) = self.objects.insert(resource) else {
-                self.returned.push(resource);
-                return Err(Malformed(format!(
-                    "the service lends as many objects as it may ({MAX_GUEST_OBJECTS})"
-                )));
-            };
-            return Ok(Value::Local(Local::Service(ServiceObject {
-                handle,
-                class: class.name.clone(),
-            })));
-        }
-        self.returned.push(resource);
+        let Some((classes, objects)) = &mut self.guest else {
+            return self.netref(resource);
+        };
+        let Some(class) = classes.iter().find(|class| class.ty == *ty) else {
+            return self.netref(resource);
+        };
+        let Some(handle) = objects.insert(resource) else {
+            self.given_up.push(resource);
+            return Err(Malformed(format!(
+                "the service lends as many objects as it may ({MAX_GUEST_OBJECTS})"
+            )));
+        };
+        Ok(Value::Local(Local::Service(ServiceObject {
+            handle,
+            class: class.name.clone(),
+        })))
+    }
+
+    fn netref(&mut self, resource: ResourceAny) -> Result<Value, Malformed> {
         let rep = Resource::<NetrefResource>::try_from_resource_any(resource, &mut *self.store)
             .map_err(|e| Malformed(format!("a resource that cannot be sent ({e})")))?
             .rep();
-        let object = self
-            .store
-            .data()
+        let state = self.store.data_mut();
+        let object = state
             .netrefs
             .get(rep)
+            .cloned()
             .ok_or_else(|| Malformed("a netref that was already dropped".into()))?;
+        // The handle is the host's now; dropping it releases the object
+        // after the reply in progress, which may hand it back.
+        state.drop_netref(rep);
         Ok(Value::Object(ObjectRef {
             holder: Holder::Receiver,
-            ..object.clone()
+            ..object
         }))
-    }
-}
-
-impl StoreKeep<'_, '_> {
-    /// Drops the netref handles the guest gave back (each release goes to
-    /// the peer after the reply that hands the object back).
-    pub(crate) async fn finish(self) {
-        for handle in self.returned {
-            if let Err(error) = handle.resource_drop_async(&mut *self.store).await {
-                tracing::warn!(%error, "a returned resource could not be dropped");
-            }
-        }
     }
 }
 

@@ -72,10 +72,13 @@ pub(crate) trait Lend {
     fn resource(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch>;
 }
 
-/// Takes the resources a guest returns (it needs the guest's store).
+/// Takes the resources a guest hands over (it needs the guest's store).
 pub(crate) trait Keep {
     /// The value for the resource `resource` of type `ty` the guest gave up.
     fn resource(&mut self, resource: ResourceAny, ty: &ResourceType) -> Result<Value, Malformed>;
+
+    /// The value for a `netref` the guest gave up: the peer's own object.
+    fn netref(&mut self, resource: ResourceAny) -> Result<Value, Malformed>;
 }
 
 /// Takes no resources: where a guest cannot hand any over.
@@ -84,6 +87,10 @@ pub(crate) struct Refuse;
 impl Keep for Refuse {
     fn resource(&mut self, _: ResourceAny, _: &ResourceType) -> Result<Value, Malformed> {
         Err(Malformed("a resource cannot be passed here".into()))
+    }
+
+    fn netref(&mut self, _: ResourceAny) -> Result<Value, Malformed> {
+        Err(Malformed("a netref cannot be passed here".into()))
     }
 }
 
@@ -435,7 +442,7 @@ pub(crate) fn from_val(val: Val, ty: &Type, keep: &mut dyn Keep) -> Result<Value
             let types: Vec<Type> = tuple.types().collect();
             Value::Tuple(vals_to_values(items, |i| types[i].clone(), keep)?)
         }
-        (val @ Val::Record(_), ty) if is_dynamic_value(ty) => dynamic::from_val(val)?,
+        (val @ Val::Record(_), ty) if is_dynamic_value(ty) => dynamic::from_val(val, keep)?,
         (Val::Record(fields), Type::Record(record)) => {
             let types: Vec<Type> = record.fields().map(|f| f.ty).collect();
             Value::Tuple(vals_to_values(
@@ -496,7 +503,7 @@ fn case_value(
 mod dynamic {
     use wasmtime::component::Val;
 
-    use super::{Lend, Malformed, Mismatch};
+    use super::{Keep, Lend, Malformed, Mismatch};
     use crate::protocol::Holder;
     use crate::value::{MAX_DEPTH, Value};
 
@@ -590,92 +597,115 @@ mod dynamic {
         })
     }
 
-    /// Rebuilds the value from the nodes a guest returned, checking that
-    /// every child index points after its parent and inside the list.
-    pub(super) fn from_val(val: Val) -> Result<Value, Malformed> {
+    /// Rebuilds the value from the nodes a guest handed over, checking that
+    /// every child index points after its parent and inside the list; its
+    /// netrefs go to `keep` (all of them, used or not).
+    pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Malformed> {
         let Val::Record(fields) = val else {
             unreachable!("called for records only")
         };
-        let mut nodes = None;
+        let (mut nodes, mut netrefs) = (None, Vec::new());
         for (name, field) in fields {
             match (name.as_str(), field) {
                 ("nodes", Val::List(list)) => nodes = Some(list),
-                ("netrefs", Val::List(list)) if list.is_empty() => {}
-                ("netrefs", _) => return Err(Malformed("netrefs cannot be returned yet".into())),
+                ("netrefs", Val::List(list)) => {
+                    for item in list {
+                        let Val::Resource(netref) = item else {
+                            return Err(Malformed("a netref that is not a resource".into()));
+                        };
+                        netrefs.push(keep.netref(netref));
+                    }
+                }
                 _ => {}
             }
         }
+        let netrefs: Vec<Value> = netrefs.into_iter().collect::<Result<_, _>>()?;
         let nodes = nodes.ok_or_else(|| Malformed("a value without nodes".into()))?;
         if nodes.is_empty() {
             return Err(Malformed("a value with no nodes".into()));
         }
-        build(&nodes, 0, 0, &mut nodes.len())
+        let built = Built {
+            nodes: &nodes,
+            netrefs: &netrefs,
+        };
+        built.build(0, 0, &mut nodes.len())
     }
 
-    /// Builds node `at`. Every build spends one unit of `budget` (the node
-    /// count), so nodes shared between parents cannot multiply the work.
-    fn build(
-        nodes: &[Val],
-        at: usize,
-        depth: usize,
-        budget: &mut usize,
-    ) -> Result<Value, Malformed> {
-        if depth > MAX_DEPTH {
-            return Err(Malformed(format!(
-                "nodes nest deeper than {MAX_DEPTH} levels"
-            )));
-        }
-        *budget = budget
-            .checked_sub(1)
-            .ok_or_else(|| Malformed("nodes are referenced more than once".into()))?;
-        let mut children = |list: &Val| -> Result<Vec<Value>, Malformed> {
-            let Val::List(indices) = list else {
-                return Err(Malformed("children are not a list".into()));
-            };
-            indices
-                .iter()
-                .map(|index| match index {
-                    Val::U32(i) if (*i as usize) > at && (*i as usize) < nodes.len() => {
-                        build(nodes, *i as usize, depth + 1, budget)
-                    }
-                    other => Err(Malformed(format!(
-                        "node {at} names child {other:?}, not a later node"
-                    ))),
-                })
-                .collect()
-        };
-        let Val::Variant(case, payload) = &nodes[at] else {
-            return Err(Malformed(format!("node {at} is not a node")));
-        };
-        Ok(match (case.as_str(), payload.as_deref()) {
-            ("none", None) => Value::None,
-            ("boolean", Some(Val::Bool(b))) => Value::Bool(*b),
-            ("int", Some(Val::S64(i))) => Value::Int((*i).into()),
-            ("big-int", Some(Val::String(s))) => match s.parse::<i128>() {
-                Ok(i) => Value::Int(i),
-                Err(_) if is_decimal(s) => Value::BigInt(s.clone()),
-                Err(_) => return Err(Malformed(format!("big-int {s:?} is not decimal"))),
-            },
-            ("float", Some(Val::Float64(x))) => Value::Float(*x),
-            ("complex", Some(Val::Tuple(parts))) => match parts.as_slice() {
-                [Val::Float64(re), Val::Float64(im)] => Value::Complex(*re, *im),
-                _ => return Err(Malformed("a complex that is not two f64".into())),
-            },
-            ("str", Some(Val::String(s))) => Value::Str(s.clone()),
-            ("bytes", Some(Val::List(bytes))) => Value::Bytes(
-                bytes
+    /// The parts of a value being rebuilt.
+    struct Built<'a> {
+        nodes: &'a [Val],
+        netrefs: &'a [Value],
+    }
+
+    impl Built<'_> {
+        /// Builds node `at`. Every build spends one unit of `budget` (the node
+        /// count), so nodes shared between parents cannot multiply the work.
+        fn build(&self, at: usize, depth: usize, budget: &mut usize) -> Result<Value, Malformed> {
+            let nodes = self.nodes;
+            if depth > MAX_DEPTH {
+                return Err(Malformed(format!(
+                    "nodes nest deeper than {MAX_DEPTH} levels"
+                )));
+            }
+            *budget = budget
+                .checked_sub(1)
+                .ok_or_else(|| Malformed("nodes are referenced more than once".into()))?;
+            let mut children = |list: &Val| -> Result<Vec<Value>, Malformed> {
+                let Val::List(indices) = list else {
+                    return Err(Malformed("children are not a list".into()));
+                };
+                indices
                     .iter()
-                    .map(|b| match b {
-                        Val::U8(b) => Ok(*b),
-                        _ => Err(Malformed("bytes that are not u8".into())),
+                    .map(|index| match index {
+                        Val::U32(i) if (*i as usize) > at && (*i as usize) < nodes.len() => {
+                            self.build(*i as usize, depth + 1, budget)
+                        }
+                        other => Err(Malformed(format!(
+                            "node {at} names child {other:?}, not a later node"
+                        ))),
                     })
-                    .collect::<Result<_, _>>()?,
-            ),
-            ("tuple", Some(list)) => Value::Tuple(children(list)?),
-            ("frozenset", Some(list)) => Value::FrozenSet(children(list)?),
-            ("netref", _) => return Err(Malformed("netrefs cannot be returned yet".into())),
-            (case, _) => return Err(Malformed(format!("node {at} has unknown case {case}"))),
-        })
+                    .collect()
+            };
+            let Val::Variant(case, payload) = &nodes[at] else {
+                return Err(Malformed(format!("node {at} is not a node")));
+            };
+            Ok(match (case.as_str(), payload.as_deref()) {
+                ("none", None) => Value::None,
+                ("boolean", Some(Val::Bool(b))) => Value::Bool(*b),
+                ("int", Some(Val::S64(i))) => Value::Int((*i).into()),
+                ("big-int", Some(Val::String(s))) => match s.parse::<i128>() {
+                    Ok(i) => Value::Int(i),
+                    Err(_) if is_decimal(s) => Value::BigInt(s.clone()),
+                    Err(_) => return Err(Malformed(format!("big-int {s:?} is not decimal"))),
+                },
+                ("float", Some(Val::Float64(x))) => Value::Float(*x),
+                ("complex", Some(Val::Tuple(parts))) => match parts.as_slice() {
+                    [Val::Float64(re), Val::Float64(im)] => Value::Complex(*re, *im),
+                    _ => return Err(Malformed("a complex that is not two f64".into())),
+                },
+                ("str", Some(Val::String(s))) => Value::Str(s.clone()),
+                ("bytes", Some(Val::List(bytes))) => Value::Bytes(
+                    bytes
+                        .iter()
+                        .map(|b| match b {
+                            Val::U8(b) => Ok(*b),
+                            _ => Err(Malformed("bytes that are not u8".into())),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                ("tuple", Some(list)) => Value::Tuple(children(list)?),
+                ("frozenset", Some(list)) => Value::FrozenSet(children(list)?),
+                ("netref", Some(Val::U32(i))) => match self.netrefs.get(*i as usize) {
+                    Some(netref) => netref.clone(),
+                    None => {
+                        return Err(Malformed(format!(
+                            "node {at} names netref {i}, not one given"
+                        )));
+                    }
+                },
+                (case, _) => return Err(Malformed(format!("node {at} has unknown case {case}"))),
+            })
+        }
     }
 
     fn is_decimal(s: &str) -> bool {

@@ -9,6 +9,7 @@ use std::pin::Pin;
 
 use wasmtime::component::Type;
 
+use super::convert;
 use crate::connection::Peer;
 use crate::error::Error;
 use crate::exception::Exception;
@@ -42,6 +43,10 @@ pub(crate) fn fetch<'a>(
     found: &'a mut Vec<ObjectId>,
 ) -> Fetching<'a> {
     Box::pin(async move {
+        if convert::is_dynamic_value(ty) {
+            // Any value fits, netrefs included: nothing is read.
+            return Ok(value);
+        }
         Ok(match (value, ty) {
             (
                 Value::Object(object),

@@ -61,6 +61,16 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// Forgets the guest's netref handle `rep`; the peer is told to release
+    /// its object when that was the last handle to it.
+    pub(crate) fn drop_netref(&mut self, rep: u32) {
+        if let (Some(id), Some(peer)) = (self.netrefs.drop_handle(rep), &self.peer) {
+            peer.release(id);
+        }
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -79,10 +89,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     linker
         .instance(TYPES_INTERFACE)?
         .resource("netref", netref_type(), |mut store, rep| {
-            let state = store.data_mut();
-            if let (Some(id), Some(peer)) = (state.netrefs.drop_handle(rep), &state.peer) {
-                peer.release(id);
-            }
+            store.data_mut().drop_netref(rep);
             Ok(())
         })?;
     super::peer::add_to_linker(&mut linker)?;

@@ -181,12 +181,8 @@ impl WasmService {
         match call_export(live, component, &method.export, &params, &mut results).await {
             Ok(()) => {
                 let mut store = live.store.as_context_mut();
-                let mut keep = StoreKeep {
-                    store: &mut store,
-                    classes: &component.classes,
-                    objects: &mut self.objects,
-                    returned: Vec::new(),
-                };
+                let mut keep =
+                    StoreKeep::new(&mut store).with_objects(&component.classes, &mut self.objects);
                 let outcome = method.outcome(results.pop(), &mut keep);
                 keep.finish().await;
                 outcome

@@ -6,6 +6,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::{Linker, Type, Val};
 
+use super::classes::StoreKeep;
 use super::convert;
 use super::host::HostState;
 use super::netrefs::{StoreLend, named};
@@ -24,6 +25,14 @@ enum Operation {
     Call,
     CallMethod,
     GetAttr,
+}
+
+/// What a guest asks of its peer, with the object and name it names.
+enum Asked {
+    Root(String),
+    Call(ObjectId),
+    Method(ObjectId, String),
+    Attr(ObjectId, String),
 }
 
 /// Defines the `peer` interface in `linker`.
@@ -46,7 +55,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     Ok(())
 }
 
-/// Sends what the guest asks and waits for the peer's answer.
+/// Sends what the guest asks and waits for the peer's answer. Netrefs the
+/// guest passes in arguments go back to the peer as its own objects; the
+/// guest gives those handles up.
 async fn ask(
     store: &mut StoreContextMut<'_, HostState>,
     operation: Operation,
@@ -58,40 +69,38 @@ async fn ask(
         .peer
         .clone()
         .ok_or_else(|| Exception::new("EOFError", "this service has no peer"))?;
-    let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
-    let received = |at: usize| {
-        convert::from_val(params[at].clone(), &types[at], &mut convert::Refuse)
-            .map_err(|e| Exception::type_error(e.to_string()))
-    };
     let text = |at: usize| match &params[at] {
         Val::String(s) => Ok(s.clone()),
         _ => Err(Exception::type_error("a name must be a string")),
     };
-    let answer = match operation {
-        Operation::CallRoot => {
-            peer.call_root(&text(0)?, args(received(1)?)?, kwargs(received(2)?)?)
-                .await
-        }
-        Operation::Call => {
-            let target = named(store, &params[0])?;
-            peer.call(target, args(received(1)?)?, kwargs(received(2)?)?)
-                .await
-        }
-        Operation::CallMethod => {
-            let target: ObjectId = named(store, &params[0])?;
-            peer.call_method(
-                target,
-                &text(1)?,
-                args(received(2)?)?,
-                kwargs(received(3)?)?,
-            )
-            .await
-        }
-        Operation::GetAttr => {
-            let target = named(store, &params[0])?;
-            peer.get_attr(target, &text(1)?).await
-        }
+    let (asked, arguments_at) = match operation {
+        Operation::CallRoot => (Asked::Root(text(0)?), Some(1)),
+        Operation::Call => (Asked::Call(named(store, &params[0])?), Some(1)),
+        Operation::CallMethod => (Asked::Method(named(store, &params[0])?, text(1)?), Some(2)),
+        Operation::GetAttr => (Asked::Attr(named(store, &params[0])?, text(1)?), None),
     };
+    let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
+    let mut keep = StoreKeep::new(store);
+    let mut received = |at: usize| {
+        convert::from_val(params[at].clone(), &types[at], &mut keep)
+            .map_err(|e| Exception::type_error(e.to_string()))
+    };
+    let arguments = match arguments_at {
+        Some(at) => received(at)
+            .and_then(args)
+            .and_then(|args| Ok((args, kwargs(received(at + 1)?)?))),
+        None => Ok((Vec::new(), Vec::new())),
+    };
+    let answer = match (asked, arguments) {
+        (_, Err(exception)) => Err(Error::Remote(exception)),
+        (Asked::Root(name), Ok((args, kwargs))) => peer.call_root(&name, args, kwargs).await,
+        (Asked::Call(id), Ok((args, kwargs))) => peer.call(id, args, kwargs).await,
+        (Asked::Method(id, name), Ok((args, kwargs))) => {
+            peer.call_method(id, &name, args, kwargs).await
+        }
+        (Asked::Attr(id, name), Ok(_)) => peer.get_attr(id, &name).await,
+    };
+    keep.finish().await;
     answer.map_err(|error| match error {
         Error::Remote(exception) => exception,
         Error::Closed => Exception::new("EOFError", "the peer is gone: the connection is closed"),

@@ -144,17 +144,23 @@ impl PeerObjects {
         self.pack(id).map(IdPack::to_value)
     }
 
-    /// How many times the peer lent its object `id`: the count of the DEL
-    /// that releases it.
+    /// How many times the peer lent its object `id` and this side has not
+    /// released it.
     pub fn times_lent(&self, id: ObjectId) -> Result<u64, FrameError> {
         self.pack(id)?;
         Ok(self.by_id[&id].1)
     }
 
-    /// Forgets the peer's object `id` (this side has released it).
-    pub fn forget(&mut self, id: ObjectId) {
-        if let Some((pack, _)) = self.by_id.remove(&id) {
-            self.by_pack.remove(&pack);
+    /// This side gives back `count` of the times the peer lent `id` (the
+    /// count of its DEL); the object is forgotten when none are left.
+    pub fn release(&mut self, id: ObjectId, count: u64) {
+        let Some((pack, lent)) = self.by_id.get_mut(&id) else {
+            return;
+        };
+        *lent = lent.saturating_sub(count);
+        if *lent == 0 {
+            self.by_pack.remove(pack);
+            self.by_id.remove(&id);
         }
     }
 }
@@ -331,12 +337,14 @@ mod tests {
         );
         assert_eq!(our_id(remote[1].clone()), Ok(41));
 
+        assert_eq!(peer.times_lent(function.id), Ok(2), "lent twice");
+        peer.release(function.id, 1);
         assert_eq!(
             peer.times_lent(function.id),
-            Ok(2),
-            "lent twice: released with a count of 2"
+            Ok(1),
+            "a receipt the release did not see stays held"
         );
-        peer.forget(function.id);
+        peer.release(function.id, 1);
         assert!(peer.id_pack(function.id).is_err());
     }
 

@@ -215,8 +215,8 @@ impl RpycCodec {
                 brine::tuple_header(2, &mut out);
                 put(&Value::Int(handler), &mut out)?;
                 write_boxed(&Value::Tuple(args), &state.peer, &mut out)?;
-                if let Request::Del { target, .. } = request {
-                    state.peer.forget(*target);
+                if let Request::Del { target, count } = request {
+                    state.peer.release(*target, *count);
                 }
             }
             Message::Reply {
@@ -288,13 +288,7 @@ fn handler_and_args(
         Request::Hash { target } => (12, vec![theirs(*target)]),
         Request::Dir { target } => (13, vec![theirs(*target)]),
         Request::Pickle { target } => (14, vec![theirs(*target), Value::Int(PICKLE_PROTOCOL)]),
-        Request::Del { target, .. } => (
-            15,
-            vec![
-                theirs(*target),
-                Value::Int(peer.times_lent(*target)?.into()),
-            ],
-        ),
+        Request::Del { target, count } => (15, vec![theirs(*target), Value::Int((*count).into())]),
         Request::Inspect { target } => (16, vec![peer.id_pack(*target)?]),
         Request::BuffIter { target, count } => {
             (17, vec![theirs(*target), Value::Int((*count).into())])

@@ -95,6 +95,12 @@ impl Guest for Testbed {
     fn exposed_echo_value(v: Value) -> Value {
         v
     }
+    fn exposed_echo_netref(v: Netref) -> Netref {
+        v
+    }
+    fn exposed_call_with(f: Netref, arg: Netref) -> Result<Value, Error> {
+        wasm_rpyc_guest::peer::call(&f, vec![Value::from(arg)], Vec::new())
+    }
     fn exposed_sum_two(a: i32, b: Option<i32>) -> i32 {
         a + b.unwrap_or(0)
     }
