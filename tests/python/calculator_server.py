@@ -1,9 +1,8 @@
 """The seed's CalculatorService, served by RPyC's own ThreadedServer on
 127.0.0.1 (on the port given, or a free one); prints the port first."""
-import sys
-
 import rpyc
-from rpyc.utils.server import ThreadedServer
+
+import threaded
 
 
 class CalculatorService(rpyc.Service):
@@ -20,7 +19,4 @@ class CalculatorService(rpyc.Service):
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    server = ThreadedServer(CalculatorService, hostname="127.0.0.1", port=port)
-    print(server.port, flush=True)
-    server.start()
+    threaded.serve(CalculatorService)

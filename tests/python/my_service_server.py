@@ -1,10 +1,9 @@
 """The seed's MyService with its exposed class, served by RPyC's own
 ThreadedServer on 127.0.0.1 (on the port given, or a free one); prints the
 port first."""
-import sys
-
 import rpyc
-from rpyc.utils.server import ThreadedServer
+
+import threaded
 
 
 class MyService(rpyc.Service):
@@ -20,7 +19,4 @@ class MyService(rpyc.Service):
 
 
 if __name__ == "__main__":
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    server = ThreadedServer(MyService, hostname="127.0.0.1", port=port)
-    print(server.port, flush=True)
-    server.start()
+    threaded.serve(MyService)
