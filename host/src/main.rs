@@ -2,10 +2,15 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use wasm_rpyc::server::DEFAULT_MAX_CONNECTIONS;
+use wasm_rpyc::wasm::{
+    DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants, parse_env,
+};
 use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled};
 
 #[derive(Parser)]
@@ -19,20 +24,46 @@ struct Cli {
 enum Command {
     /// Serve components; with none, serve the bundled example services on
     /// their default ports.
-    Serve {
-        /// Component files (`.wasm`), served on consecutive ports from `--port`.
-        components: Vec<PathBuf>,
-        /// The address to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: IpAddr,
-        /// The first port (the default is RPyC's first example port).
-        #[arg(long, default_value_t = 18861)]
-        port: u16,
-        /// Replace the service's aliases (repeat for several; the first is
-        /// its name). Only with a single component.
-        #[arg(long = "alias")]
-        aliases: Vec<String>,
-    },
+    Serve(Serve),
+}
+
+#[derive(Args)]
+struct Serve {
+    /// Component files (`.wasm`), served on consecutive ports from `--port`.
+    components: Vec<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The first port (the default is RPyC's first example port).
+    #[arg(long, default_value_t = 18861)]
+    port: u16,
+    /// Replace the service's aliases (repeat for several; the first is its
+    /// name). Only with a single component.
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
+    /// Let the service see a host directory at a path of its own; `:ro`
+    /// allows reading only (repeat for several). Only with a single
+    /// component: services see no files unless granted.
+    #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
+    dirs: Vec<DirGrant>,
+    /// Give the service an environment variable (repeat for several). Only
+    /// with a single component: services see no environment unless granted.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// CPU time one call may use, in seconds; past it the call fails with
+    /// TimeoutError and the connection gets a fresh instance.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CALL_CPU_BUDGET.as_secs_f64())]
+    cpu_budget: f64,
+    /// Linear memory one instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_MEMORY >> 20)]
+    max_memory: usize,
+    /// Instances alive at once across all services (sizes the pooling
+    /// allocator; about one per connection).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_INSTANCES)]
+    max_instances: u32,
+    /// Connections each service serves at once; more wait in the backlog.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 fn main() -> Result<()> {
@@ -42,25 +73,38 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let Command::Serve {
-        components,
-        host,
-        port,
-        aliases,
-    } = Cli::parse().command;
-    if !aliases.is_empty() && components.len() != 1 {
+    let Command::Serve(args) = Cli::parse().command;
+    let single = args.components.len() == 1;
+    if !single && !args.aliases.is_empty() {
         bail!("--alias needs exactly one component");
     }
-    tokio::runtime::Runtime::new()?.block_on(serve(components, host, port, aliases))
+    if !single && !(args.dirs.is_empty() && args.env.is_empty()) {
+        bail!("--dir and --env grant one service: name exactly one component");
+    }
+    if !(args.cpu_budget.is_finite() && args.cpu_budget > 0.0) {
+        bail!("--cpu-budget must be a positive number of seconds");
+    }
+    tokio::runtime::Runtime::new()?.block_on(serve(args))
 }
 
-async fn serve(files: Vec<PathBuf>, host: IpAddr, port: u16, aliases: Vec<String>) -> Result<()> {
+async fn serve(args: Serve) -> Result<()> {
     // Listen for signals before anything slow, so an early one is not lost.
     let shutdown = shutdown_signal()?;
-    let runtime = Runtime::new(Limits::default())
-        .map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
+    let mut limits = Limits::default();
+    limits.call_cpu_budget = Duration::from_secs_f64(args.cpu_budget);
+    limits.max_memory = args.max_memory << 20;
+    limits.max_instances = args.max_instances;
+    let runtime =
+        Runtime::new(limits).map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
+    let mut grants = Grants::default();
+    for dir in args.dirs {
+        grants = grants.dir(dir)?;
+    }
+    for (key, value) in args.env {
+        grants = grants.env(key, value);
+    }
     let mut services = Vec::new();
-    if files.is_empty() {
+    if args.components.is_empty() {
         if bundled::EXAMPLES.is_empty() {
             bail!(
                 "this build has no bundled services (the `bundled` feature is off): name a component"
@@ -73,18 +117,21 @@ async fn serve(files: Vec<PathBuf>, host: IpAddr, port: u16, aliases: Vec<String
             ));
         }
     }
-    for (file, port) in files.iter().zip(port..) {
+    for (file, port) in args.components.iter().zip(args.port..) {
         let component = ServiceComponent::load(&runtime, file)
             .await?
-            .with_aliases(&aliases);
+            .with_aliases(&args.aliases)
+            .with_grants(grants.clone());
         services.push((component, port));
     }
+    let mut config = ServerConfig::default();
+    config.max_connections = args.max_connections;
     let stop = CancellationToken::new();
     let mut servers = Vec::new();
     for (component, port) in services {
-        let server = Server::bind((host, port), component.clone(), ServerConfig::default())
+        let server = Server::bind((args.host, port), component.clone(), config.clone())
             .await
-            .with_context(|| format!("cannot listen on {host}:{port}"))?;
+            .with_context(|| format!("cannot listen on {}:{port}", args.host))?;
         tracing::info!(
             service = %component.aliases()[0],
             address = %server.local_addr()?,

@@ -1,5 +1,6 @@
 //! The `wasm-rpyc` command itself: serving a component file, a clean exit on
-//! SIGTERM and SIGINT, and a clear error for a component it cannot serve.
+//! SIGTERM and SIGINT, and clear errors for a component it cannot serve and
+//! for bad grants and limits.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -133,5 +134,41 @@ fn a_component_it_cannot_serve_is_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("junk is not a valid component"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_grants_and_limits_are_clear_errors() {
+    let dir = temp_dir("grants");
+    let file = calculator_file(&dir);
+    let missing = dir.join("missing");
+    let cases: [(Vec<String>, &str); 5] = [
+        (
+            vec!["--dir".into(), "/tmp".into()],
+            "is not HOST::GUEST or HOST::GUEST:ro",
+        ),
+        (vec!["--env".into(), "NOVALUE".into()], "is not KEY=VALUE"),
+        (
+            vec!["--dir".into(), format!("{}::/data", missing.display())],
+            "cannot grant",
+        ),
+        (
+            vec!["--env".into(), "A=b".into(), file.display().to_string()],
+            "grant one service",
+        ),
+        (vec!["--cpu-budget".into(), "0".into()], "--cpu-budget"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_wasm-rpyc"))
+            .args(["serve", "--port", "0"])
+            .arg(&file)
+            .args(&args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -3,6 +3,7 @@
 
 mod calculator;
 mod callbacks;
+mod capabilities;
 mod classes;
 mod decoupled;
 mod hooks;

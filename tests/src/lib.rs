@@ -16,6 +16,9 @@ pub const TESTBED: &str = env!("GUEST_TESTBED");
 /// A component that exports no `exposed-*` function.
 pub const NOTHING_EXPOSED: &str = env!("GUEST_NOTHING_EXPOSED");
 
+/// A test guest that reaches for files, environment variables and the network.
+pub const SANDBOX: &str = env!("GUEST_SANDBOX");
+
 /// A runtime with the default limits.
 pub fn runtime() -> Runtime {
     Runtime::new(Limits::default()).expect("the engine starts")

@@ -11,6 +11,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Resource
 use super::Runtime;
 use super::classes::{Class, class_name};
 use super::convert;
+use super::grants::Grants;
 use super::host::{HostState, TYPES_INTERFACE};
 use super::instance::{self, Live};
 use super::method::{Method, python_name};
@@ -95,6 +96,8 @@ pub(crate) struct Inner {
     pub(crate) netref: Option<ResourceType>,
     /// The exposed classes; each one's constructor is in `methods`.
     pub(crate) classes: Vec<Class>,
+    /// What the service may reach beyond its memory.
+    pub(crate) grants: Grants,
 }
 
 /// The exports the host reads, found by name.
@@ -156,6 +159,7 @@ impl ServiceComponent {
             on_disconnect: exports.on_disconnect,
             netref: exports.netref,
             classes: exports.classes,
+            grants: Grants::default(),
         };
         if let Some(export) = exports.service_aliases {
             let declared =
@@ -180,6 +184,16 @@ impl ServiceComponent {
         }
         let mut inner = Arc::unwrap_or_clone(self.inner);
         inner.aliases = service_aliases(aliases, "");
+        ServiceComponent {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Grants the service what `grants` gives (directories, environment
+    /// variables); by default it reaches nothing outside its memory.
+    pub fn with_grants(self, grants: Grants) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.grants = grants;
         ServiceComponent {
             inner: Arc::new(inner),
         }

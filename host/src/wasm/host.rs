@@ -13,6 +13,7 @@ use wasmtime::{Engine, StoreLimits};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::grants::Grants;
 use super::netrefs::{GuestNetrefs, netref_type};
 use crate::connection::Peer;
 
@@ -41,23 +42,28 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// A state with no capabilities beyond what WASI needs to start; the
-    /// guest's stdout and stderr go to the log, tagged with `service`.
-    pub(crate) fn new(service: &str, limits: StoreLimits, peer: Option<Peer>) -> Self {
+    /// A state with what `grants` gives and no other capability beyond what
+    /// WASI needs to start; the guest's stdout and stderr go to the log,
+    /// tagged with `service`.
+    pub(crate) fn new(
+        service: &str,
+        limits: StoreLimits,
+        peer: Option<Peer>,
+        grants: &Grants,
+    ) -> wasmtime::Result<Self> {
         let output = GuestOutput::new(service);
-        let wasi = WasiCtx::builder()
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .build();
-        HostState {
-            wasi,
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(output.clone()).stderr(output.clone());
+        grants.apply(&mut wasi)?;
+        Ok(HostState {
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limits,
             ticks_left: 0,
             output,
             peer,
             netrefs: GuestNetrefs::default(),
-        }
+        })
     }
 }
 

@@ -39,10 +39,14 @@ impl Live {
         let limits = StoreLimitsBuilder::new()
             .memory_size(runtime.limits().max_memory)
             .build();
-        let mut store = Store::new(
-            runtime.engine(),
-            HostState::new(&component.aliases[0], limits, peer),
-        );
+        let state = HostState::new(&component.aliases[0], limits, peer, &component.grants)
+            .map_err(|error| {
+                Exception::new(
+                    "OSError",
+                    format!("the service's grants cannot be given: {error:#}"),
+                )
+            })?;
+        let mut store = Store::new(runtime.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|mut store| {
             let state = store.data_mut();

@@ -6,6 +6,7 @@ mod classes;
 mod component;
 mod convert;
 mod fetch;
+mod grants;
 mod host;
 mod instance;
 mod method;
@@ -21,6 +22,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use classes::MAX_GUEST_OBJECTS;
 pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
 pub use fetch::MAX_FETCHED_ITEMS;
+pub use grants::{DirGrant, GrantError, Grants, parse_env};
 pub use instance::WasmService;
 pub use netrefs::MAX_GUEST_NETREFS;
 
