@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasm_rpyc::{Limits, Runtime, connect};
+use wasm_rpyc::{Limits, Runtime, Value, connect};
 use wasm_rpyc_tests::{TESTBED, guest, runtime, serve};
 
 #[tokio::test]
@@ -68,4 +68,47 @@ async fn a_runaway_loop_is_stopped_at_its_cpu_budget_without_stalling_others() {
         spinner.root().call::<i32>("echo_s32", (7,)).await.unwrap(),
         7
     );
+}
+
+/// Calls `name(arg)` expecting the exception `type_name` whose message has
+/// `says`, then shows the connection and another one are served.
+async fn contained(name: &str, arg: u64, type_name: &str, says: &str) {
+    let host = serve(guest(&runtime(), TESTBED).await).await;
+    let conn = connect(host.addr).await.unwrap();
+    let other = connect(host.addr).await.unwrap();
+    assert_eq!(other.root().call::<u32>("counter", ()).await.unwrap(), 1);
+    let error = conn.root().call::<Value>(name, (arg,)).await.unwrap_err();
+    let e = error.exception().expect("a remote exception");
+    assert_eq!(e.type_name, type_name, "{name}: {e}");
+    assert!(e.message.contains(says), "{name}: {e}");
+    assert_eq!(conn.root().call::<i32>("echo_s32", (7,)).await.unwrap(), 7);
+    assert_eq!(
+        other.root().call::<u32>("counter", ()).await.unwrap(),
+        2,
+        "the other connection kept its instance"
+    );
+}
+
+#[tokio::test]
+async fn an_allocation_bomb_stops_at_the_memory_cap() {
+    // 64 MiB per instance by default: a gibibyte cannot fit.
+    contained("allocate", 1024, "RuntimeError", "the service trapped").await;
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_recursion_error() {
+    contained("recurse", 1 << 40, "RecursionError", "overflowed its stack").await;
+}
+
+#[tokio::test]
+async fn a_result_larger_than_a_frame_is_an_error_not_a_lost_connection() {
+    // Frames are bounded at 16 MiB by default.
+    contained("text_of", 20 << 20, "ValueError", "exceeds the limit").await;
+}
+
+#[tokio::test]
+async fn a_list_too_large_to_convert_is_an_error() {
+    // Each list item costs the host a `Val` while it converts; wasmtime stops
+    // a guest from making it allocate more than 128 MiB in one call.
+    contained("bytes_of", 8 << 20, "RuntimeError", "too much data").await;
 }

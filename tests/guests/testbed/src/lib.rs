@@ -120,6 +120,22 @@ impl Guest for Testbed {
     fn exposed_spin() {
         loop {}
     }
+    fn exposed_allocate(mib: u32) -> u32 {
+        let mut held = Vec::new();
+        for _ in 0..mib {
+            held.push(std::hint::black_box(vec![1u8; 1 << 20]));
+        }
+        held.len() as u32
+    }
+    fn exposed_recurse(depth: u64) -> u64 {
+        recurse(depth)
+    }
+    fn exposed_bytes_of(len: u32) -> Vec<u8> {
+        vec![7; len as usize]
+    }
+    fn exposed_text_of(len: u32) -> String {
+        "x".repeat(len as usize)
+    }
     fn exposed_counter() -> u32 {
         CALLS.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -159,6 +175,15 @@ impl Tools for Testbed {
     fn exposed_twice(x: i32) -> i32 {
         x * 2
     }
+}
+
+/// Recursion the optimizer cannot turn into a loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    std::hint::black_box(recurse(depth - 1)) + 1
 }
 
 export!(Testbed);
