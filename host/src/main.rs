@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use wasm_rpyc::connection::DEFAULT_IDLE_TIMEOUT;
 use wasm_rpyc::server::DEFAULT_MAX_CONNECTIONS;
 use wasm_rpyc::wasm::{
     DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants, parse_env,
@@ -64,6 +65,9 @@ struct Serve {
     /// Connections each service serves at once; more wait in the backlog.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Close a connection idle this long, in seconds (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
 }
 
 fn main() -> Result<()> {
@@ -126,6 +130,8 @@ async fn serve(args: Serve) -> Result<()> {
     }
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
+    config.connection.idle_timeout =
+        (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
     let stop = CancellationToken::new();
     let mut servers = Vec::new();
     for (component, port) in services {

@@ -54,6 +54,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         let mut connection = connection::Config::default();
         connection.read_spin = connection::DEFAULT_SERVER_READ_SPIN;
+        connection.idle_timeout = Some(connection::DEFAULT_IDLE_TIMEOUT);
         ServerConfig {
             connection,
             max_connections: DEFAULT_MAX_CONNECTIONS,

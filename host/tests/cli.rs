@@ -142,7 +142,7 @@ fn bad_grants_and_limits_are_clear_errors() {
     let dir = temp_dir("grants");
     let file = calculator_file(&dir);
     let missing = dir.join("missing");
-    let cases: [(Vec<String>, &str); 5] = [
+    let cases: [(Vec<String>, &str); 6] = [
         (
             vec!["--dir".into(), "/tmp".into()],
             "is not HOST::GUEST or HOST::GUEST:ro",
@@ -157,6 +157,8 @@ fn bad_grants_and_limits_are_clear_errors() {
             "grant one service",
         ),
         (vec!["--cpu-budget".into(), "0".into()], "--cpu-budget"),
+        // The calculator's memory starts above 1 MiB: the flag takes effect.
+        (vec!["--max-memory".into(), "1".into()], "exceeds the limit"),
     ];
     for (args, expected) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_wasm-rpyc"))

@@ -235,3 +235,33 @@ async fn a_client_that_vanishes_mid_call_harms_no_one() {
     assert_eq!(conn.root().call::<i32>("echo_s32", (6,)).await.unwrap(), 6);
     assert!(HOST_PANICS.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_but_a_busy_one_is_not() {
+    watch_for_host_panics();
+    let mut limits = wasm_rpyc::Limits::default();
+    limits.call_cpu_budget = Duration::from_millis(800);
+    let runtime = wasm_rpyc::Runtime::new(limits).unwrap();
+    let mut config = quick_config();
+    config.connection.idle_timeout = Some(Duration::from_millis(300));
+    let host = serve_with(guest(&runtime, TESTBED).await, config).await;
+
+    // A call that keeps the service busy past the idle timeout is served.
+    let busy = connect(host.addr).await.unwrap();
+    let error = busy.root().call::<()>("spin", ()).await.unwrap_err();
+    assert!(
+        error.exception().is_some_and(|e| e.is("TimeoutError")),
+        "{error}"
+    );
+    assert_eq!(busy.root().call::<i32>("echo_s32", (3,)).await.unwrap(), 3);
+
+    // One that then says nothing is closed (a half-open socket looks the same).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(busy.is_closed(), "the idle connection was closed");
+    let mut silent = TcpStream::connect(host.addr).await.unwrap();
+    silent.write_all(&PREAMBLE).await.unwrap();
+    expect_closed(&mut silent).await;
+
+    let conn = connect(host.addr).await.unwrap();
+    assert_eq!(conn.root().call::<i32>("echo_s32", (4,)).await.unwrap(), 4);
+}

@@ -8,6 +8,7 @@
 //! even while the service waits on the peer.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
@@ -47,6 +48,7 @@ pub(super) async fn serve<S: Service>(
         if shared.closing.is_cancelled() {
             break;
         }
+        shared.serving.store(true, Ordering::Relaxed);
         let result = match answers.answer(request, &mut released).await {
             Answer::Reply(result) => result,
             Answer::Close => break,
@@ -71,7 +73,9 @@ pub(super) async fn serve<S: Service>(
                 }
             }
         };
-        if !answers.reply(seq, result).await {
+        let replied = answers.reply(seq, result).await;
+        shared.serving.store(false, Ordering::Relaxed);
+        if !replied {
             break;
         }
         shared.send_releases().await;

@@ -69,6 +69,13 @@ pub const DEFAULT_SERVER_READ_SPIN: Duration = Duration::from_micros(100);
 /// (see [`Config::reply_spin`]): replies on a local network come within it.
 pub const DEFAULT_REPLY_SPIN: Duration = Duration::from_micros(100);
 
+/// How long a server's connection may go without a message, while neither
+/// side has a call in progress, before it is closed: an idle connection holds
+/// a service instance and a connection slot, and one whose peer vanished
+/// without closing (a half-open socket) would hold them forever. Long enough
+/// for an interactive session that pauses.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
 /// How long a write may wait for a peer that does not read.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -99,6 +106,10 @@ pub struct Config {
     /// awaits a reply (a callback round trip is two such waits). See
     /// [`DEFAULT_REPLY_SPIN`]; zero never polls.
     pub reply_spin: Duration,
+    /// How long the connection may idle before it is closed (see
+    /// [`DEFAULT_IDLE_TIMEOUT`], the servers' default); `None` (clients'
+    /// default) never closes an idle connection.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -113,6 +124,7 @@ impl Default for Config {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             read_spin: Duration::ZERO,
             reply_spin: DEFAULT_REPLY_SPIN,
+            idle_timeout: None,
         }
     }
 }
@@ -139,6 +151,8 @@ struct Shared {
     /// How many calls this side's service has waiting on the peer: while
     /// any does, the peer's requests are answered without entering it.
     waiting_on_peer: watch::Sender<usize>,
+    /// Whether this side is serving one of the peer's requests.
+    serving: std::sync::atomic::AtomicBool,
     /// The id of the peer's root object, once known: a native client knows it
     /// ([`ROOT`]); otherwise the first use asks the peer (GETROOT).
     root: OnceCell<ObjectId>,
@@ -161,6 +175,11 @@ impl Shared {
             }
         };
         self.root.get_or_try_init(fetch).await.copied()
+    }
+
+    /// Whether this side is serving one of the peer's requests.
+    fn serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This side's objects the peer holds.
@@ -390,6 +409,7 @@ impl Connection {
             releases: std::sync::Mutex::new(Vec::new()),
             receipts: std::sync::Mutex::new(HashMap::new()),
             waiting_on_peer: watch::Sender::new(0),
+            serving: std::sync::atomic::AtomicBool::new(false),
             root: OnceCell::new(),
         });
         let driver = Arc::clone(&shared);

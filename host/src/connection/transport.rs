@@ -31,6 +31,8 @@ pub(super) enum ReadError {
     Truncated,
     #[error("the peer took longer than {0:?} to send one frame")]
     SlowFrame(std::time::Duration),
+    #[error("the connection was idle for {0:?}")]
+    Idle(std::time::Duration),
 }
 
 /// Reads messages until the peer closes, sends `Close`, misbehaves, or the
@@ -151,7 +153,17 @@ async fn fill<R: AsyncRead + Unpin>(
             std::thread::yield_now();
         }
     }
-    reader.read_buf(buf).await.map_err(ReadError::Io)
+    let Some(limit) = config.idle_timeout else {
+        return reader.read_buf(buf).await.map_err(ReadError::Io);
+    };
+    loop {
+        match timeout(limit, reader.read_buf(buf)).await {
+            Ok(read) => return read.map_err(ReadError::Io),
+            // Waiting on the peer, or on this side's service, is not idling.
+            Err(_) if shared.in_flight.len() > 0 || shared.serving() => {}
+            Err(_) => return Err(ReadError::Idle(limit)),
+        }
+    }
 }
 
 /// Writes queued messages, many per system call, until the connection is
