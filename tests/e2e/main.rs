@@ -10,5 +10,6 @@ mod hooks;
 mod hostile;
 mod loading;
 mod python_server;
+mod shutdown;
 mod traps;
 mod values;

@@ -8,7 +8,6 @@
 //! even while the service waits on the peer.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
@@ -45,10 +44,12 @@ pub(super) async fn serve<S: Service>(
     // once it is free.
     let mut released = Vec::new();
     while let Some((seq, request)) = inbox.recv().await {
+        // Marked before the check, so the reader and writer, once closing,
+        // either see this request served or see it refused.
+        shared.serving.send_replace(true);
         if shared.closing.is_cancelled() {
             break;
         }
-        shared.serving.store(true, Ordering::Relaxed);
         let result = match answers.answer(request, &mut released).await {
             Answer::Reply(result) => result,
             Answer::Close => break,
@@ -74,7 +75,7 @@ pub(super) async fn serve<S: Service>(
             }
         };
         let replied = answers.reply(seq, result).await;
-        shared.serving.store(false, Ordering::Relaxed);
+        shared.serving.send_replace(false);
         if !replied {
             break;
         }
@@ -83,6 +84,7 @@ pub(super) async fn serve<S: Service>(
             service.release_object(object).await;
         }
     }
+    shared.serving.send_replace(false);
     shared.closing.cancel();
     let lent = shared.objects().clear();
     for object in released.into_iter().chain(lent) {

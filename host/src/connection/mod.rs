@@ -152,7 +152,7 @@ struct Shared {
     /// any does, the peer's requests are answered without entering it.
     waiting_on_peer: watch::Sender<usize>,
     /// Whether this side is serving one of the peer's requests.
-    serving: std::sync::atomic::AtomicBool,
+    serving: watch::Sender<bool>,
     /// The id of the peer's root object, once known: a native client knows it
     /// ([`ROOT`]); otherwise the first use asks the peer (GETROOT).
     root: OnceCell<ObjectId>,
@@ -179,7 +179,15 @@ impl Shared {
 
     /// Whether this side is serving one of the peer's requests.
     fn serving(&self) -> bool {
-        self.serving.load(std::sync::atomic::Ordering::Relaxed)
+        *self.serving.borrow()
+    }
+
+    /// Completes once the connection is closing and no request of the peer's
+    /// is being served: a request in progress (at a graceful shutdown, say)
+    /// still gets its reply, and may call the peer meanwhile.
+    async fn wound_up(&self) {
+        self.closing.cancelled().await;
+        let _ = self.serving.subscribe().wait_for(|serving| !serving).await;
     }
 
     /// This side's objects the peer holds.
@@ -409,7 +417,7 @@ impl Connection {
             releases: std::sync::Mutex::new(Vec::new()),
             receipts: std::sync::Mutex::new(HashMap::new()),
             waiting_on_peer: watch::Sender::new(0),
-            serving: std::sync::atomic::AtomicBool::new(false),
+            serving: watch::Sender::new(false),
             root: OnceCell::new(),
         });
         let driver = Arc::clone(&shared);

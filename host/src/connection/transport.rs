@@ -94,7 +94,7 @@ where
         };
         let read = tokio::select! {
             read = fill(&mut reader, &mut buf, frame_deadline, shared) => read?,
-            _ = shared.closing.cancelled() => return Ok(()),
+            () = shared.wound_up() => return Ok(()),
         };
         if read == 0 {
             return if buf.is_empty() {
@@ -184,7 +184,7 @@ where
         let open = tokio::select! {
             biased;
             received = outbox.recv_many(&mut batch, WRITE_BATCH) => received > 0,
-            _ = shared.closing.cancelled() => {
+            () = shared.wound_up() => {
                 while let Ok(message) = outbox.try_recv() {
                     batch.push(message);
                 }

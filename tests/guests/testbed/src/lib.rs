@@ -120,6 +120,13 @@ impl Guest for Testbed {
     fn exposed_spin() {
         loop {}
     }
+    fn exposed_work(ms: u32) -> u32 {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(ms.into()) {
+            std::hint::spin_loop();
+        }
+        ms
+    }
     fn exposed_allocate(mib: u32) -> u32 {
         let mut held = Vec::new();
         for _ in 0..mib {
