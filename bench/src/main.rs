@@ -14,11 +14,15 @@
 //! - (f) `obj.foo()` on a held instance of the seed's `MyClass`, and
 //!   `MyClass(1, 2)` made and dropped at once.
 //!
+//! `wasm-rpyc-bench load` is the load tool instead (see `load.rs`).
+//!
 //! The hosts and the echo servers run as child processes of this binary
 //! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
 //! two processes. Last, (a) and (b) are measured again with one core kept
 //! busy, which removes the cost of waking an idle core and leaves the
 //! software's own.
+
+mod load;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -46,7 +50,11 @@ fn main() -> Result<()> {
         Some("echo") => echo_server(),
         Some("echo-tokio") => tokio_echo_server(),
         Some("host") => host(&std::env::args().nth(2).unwrap_or_default()),
-        Some(other) => bail!("unknown mode {other}: run without arguments"),
+        Some("load") => {
+            let number = |at: usize| std::env::args().nth(at).and_then(|n| n.parse().ok());
+            load::run(number(2), number(3))
+        }
+        Some(other) => bail!("unknown mode {other}: run without arguments, or with `load`"),
     }
 }
 

@@ -82,7 +82,8 @@ fn main() -> Result<()> {
     if !single && !args.aliases.is_empty() {
         bail!("--alias needs exactly one component");
     }
-    if !single && !(args.dirs.is_empty() && args.env.is_empty()) {
+    let grants = !(args.dirs.is_empty() && args.env.is_empty());
+    if grants && !single {
         bail!("--dir and --env grant one service: name exactly one component");
     }
     if !(args.cpu_budget.is_finite() && args.cpu_budget > 0.0) {

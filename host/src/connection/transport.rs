@@ -3,6 +3,8 @@
 //! request means.
 
 use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -112,12 +114,46 @@ where
 /// three).
 const SPIN_ALONE: std::time::Duration = std::time::Duration::from_micros(25);
 
+/// How many readers spin at once, process-wide.
+static SPINNING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many readers may spin at once: each holds a core while it spins, so
+/// with many connections (a thousand clients, say) only a few spin and the
+/// rest sleep; half the cores, at least one.
+fn spinners() -> usize {
+    static SLOTS: OnceLock<usize> = OnceLock::new();
+    *SLOTS.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
+    })
+}
+
+/// A reader's turn to spin; given back when dropped.
+struct SpinTurn;
+
+impl SpinTurn {
+    fn take() -> Option<Self> {
+        if SPINNING.fetch_add(1, Ordering::Relaxed) < spinners() {
+            Some(SpinTurn)
+        } else {
+            SPINNING.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for SpinTurn {
+    fn drop(&mut self) {
+        SPINNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Reads more bytes into `buf`. Inside a frame, the read must end by
 /// `frame_deadline`. Between frames, the reader first polls for up to
-/// `read_spin` (`reply_spin` while this side awaits a reply), yielding to
-/// other tasks (and, idle, to other threads), before it sleeps: the next message then finds the thread
-/// awake, which saves the tens of microseconds a sleeping core takes to wake
-/// (most on virtual machines).
+/// `read_spin` (`reply_spin` while this side awaits a reply), if few other
+/// readers are spinning, yielding to other tasks (and, idle, to other
+/// threads), before it sleeps: the next message then finds the thread awake,
+/// which saves the tens of microseconds a sleeping core takes to wake (most
+/// on virtual machines).
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
@@ -140,17 +176,19 @@ async fn fill<R: AsyncRead + Unpin>(
     } else {
         config.read_spin
     };
-    let start = Instant::now();
-    while start.elapsed() < spin {
-        // Reading is cancel-safe: a read that is not ready takes no bytes.
-        tokio::select! {
-            biased;
-            read = reader.read_buf(buf) => return read.map_err(ReadError::Io),
-            () = std::future::ready(()) => {}
-        }
-        tokio::task::yield_now().await;
-        if !awaiting_reply && start.elapsed() > SPIN_ALONE {
-            std::thread::yield_now();
+    if let Some(_turn) = (!spin.is_zero()).then(SpinTurn::take).flatten() {
+        let start = Instant::now();
+        while start.elapsed() < spin {
+            // Reading is cancel-safe: a read that is not ready takes no bytes.
+            tokio::select! {
+                biased;
+                read = reader.read_buf(buf) => return read.map_err(ReadError::Io),
+                () = std::future::ready(()) => {}
+            }
+            tokio::task::yield_now().await;
+            if !awaiting_reply && start.elapsed() > SPIN_ALONE {
+                std::thread::yield_now();
+            }
         }
     }
     let Some(limit) = config.idle_timeout else {
