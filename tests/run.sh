@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2
+# The TLS tests make their certificates with the openssl command.
+if ! command -v openssl > /dev/null; then
+  apt-get update -qq && apt-get install -y -qq openssl
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -2,10 +2,14 @@
 //! [`root`](Connection::root) is the remote service. `connect_rpyc(addr)`
 //! does the same with a server that speaks RPyC 6, such as Python's own.
 
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use rustls_pki_types::ServerName;
 use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Config, Connection, Transport};
@@ -31,7 +35,24 @@ pub async fn connect_with<S: Service>(
     config: Config,
 ) -> Result<Connection, Error> {
     let codec = NativeCodec::new(config.max_frame);
-    let connection = open(addr, (codec, codec), service, config).await?;
+    let connection = open(addr, None, (codec, codec), service, config).await?;
+    connection.know_root(ROOT);
+    Ok(connection)
+}
+
+/// Connects to a wasm-rpyc host serving TLS, with the native protocol,
+/// exposing the [`VoidService`]. `server_name` is the name (or IP address)
+/// the server's certificate must be valid for; `tls` says whom to trust and
+/// what certificate to present (see [`crate::tls::client_config`]).
+pub async fn connect_tls(
+    addr: impl ToSocketAddrs,
+    server_name: &str,
+    tls: Arc<crate::tls::ClientConfig>,
+) -> Result<Connection, Error> {
+    let config = Config::default();
+    let codec = NativeCodec::new(config.max_frame);
+    let tls = Some((server_name, tls));
+    let connection = open(addr, tls, (codec, codec), VoidService::default(), config).await?;
     connection.know_root(ROOT);
     Ok(connection)
 }
@@ -50,15 +71,17 @@ pub async fn connect_rpyc_with<S: Service>(
     config: Config,
 ) -> Result<Connection, Error> {
     let codecs = RpycCodec::pair(config.max_frame, config.max_lent_objects);
-    let connection = open(addr, codecs, service, config).await?;
+    let connection = open(addr, None, codecs, service, config).await?;
     connection.fetch_root().await?;
     Ok(connection)
 }
 
-/// Opens a TCP connection (TCP_NODELAY, within the connect timeout) and
-/// starts a connection over it with `codecs` (decoder, encoder).
+/// Opens a TCP connection (TCP_NODELAY, within the connect timeout), over
+/// TLS with `tls` (the server's name and the configuration), and starts a
+/// connection over it with `codecs` (decoder, encoder).
 async fn open<C: Codec, S: Service>(
     addr: impl ToSocketAddrs,
+    tls: Option<(&str, Arc<crate::tls::ClientConfig>)>,
     codecs: (C, C),
     service: S,
     config: Config,
@@ -68,9 +91,23 @@ async fn open<C: Codec, S: Service>(
         .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
     socket.set_nodelay(true)?;
     let peer = socket.peer_addr()?.to_string();
-    let (reader, writer) = socket.into_split();
+    let stop = CancellationToken::new();
+    let Some((server_name, tls)) = tls else {
+        let (reader, writer) = socket.into_split();
+        let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
+        return Ok(Connection::spawn(transport, service, config, stop).0);
+    };
+    let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{server_name:?} is not a server name: {e}"),
+        ))
+    })?;
+    let handshake = TlsConnector::from(tls).connect(name, socket);
+    let stream = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, handshake)
+        .await
+        .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
+    let (reader, writer) = tokio::io::split(stream);
     let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
-    let (connection, _task) =
-        Connection::spawn(transport, service, config, CancellationToken::new());
-    Ok(connection)
+    Ok(Connection::spawn(transport, service, config, stop).0)
 }

@@ -27,6 +27,7 @@
 //! - [`service`]: the root object a side exposes; `VoidService`.
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
 //! - [`server`]: the listener and graceful shutdown.
+//! - [`tls`]: TLS configurations for servers and clients (rustls).
 //! - [`client`]: connecting to a host with [`connect`].
 //! - [`bundled`]: the example services built into the binary.
 
@@ -38,6 +39,7 @@ pub mod local;
 pub mod protocol;
 pub mod server;
 pub mod service;
+pub mod tls;
 pub mod value;
 pub mod wasm;
 
@@ -47,7 +49,7 @@ pub mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }
 
-pub use client::{connect, connect_rpyc, connect_rpyc_with, connect_with};
+pub use client::{connect, connect_rpyc, connect_rpyc_with, connect_tls, connect_with};
 pub use connection::{Connection, Peer, RemoteObject};
 pub use error::Error;
 pub use exception::Exception;

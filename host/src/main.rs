@@ -12,7 +12,7 @@ use wasm_rpyc::server::DEFAULT_MAX_CONNECTIONS;
 use wasm_rpyc::wasm::{
     DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants, parse_env,
 };
-use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled};
+use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled, tls};
 
 #[derive(Parser)]
 #[command(version, about = "Serve WebAssembly components as RPyC services")]
@@ -65,6 +65,15 @@ struct Serve {
     /// Connections each service serves at once; more wait in the backlog.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates that chain to these CA certificates (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Close a connection idle this long, in seconds (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout: u64,
@@ -131,6 +140,13 @@ async fn serve(args: Serve) -> Result<()> {
     }
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(tls::server_config(
+            cert,
+            key,
+            args.tls_client_ca.as_deref(),
+        )?);
+    }
     config.connection.idle_timeout =
         (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
     let stop = CancellationToken::new();

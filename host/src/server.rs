@@ -11,12 +11,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
-use tokio::net::tcp::OwnedReadHalf;
+use socket2::{SockRef, Socket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, Connection, Transport};
@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub hello_timeout: Duration,
     /// See [`DEFAULT_SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
+    /// Serve over TLS with this configuration (see [`crate::tls`]); `None`
+    /// serves plain TCP.
+    pub tls: Option<Arc<crate::tls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            tls: None,
         }
     }
 }
@@ -141,7 +145,7 @@ impl Server {
     }
 }
 
-/// Serves one accepted socket to its end.
+/// Serves one accepted socket to its end, over TLS if the server has it.
 async fn serve_socket(
     mut socket: TcpStream,
     peer: SocketAddr,
@@ -152,21 +156,109 @@ async fn serve_socket(
     if let Err(error) = socket.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
+    let Some(tls) = config.tls.clone() else {
+        let Some(hello) = hello(&mut socket, peer, &config).await else {
+            return;
+        };
+        let ack = quick_ack(&hello, &socket, peer);
+        let (reader, writer) = socket.into_split();
+        let accepted = Accepted {
+            peer,
+            component,
+            config,
+            stop,
+        };
+        return serve_stream(reader, writer, hello, ack, accepted).await;
+    };
+    let handshake = TlsAcceptor::from(tls).accept(socket);
+    let mut stream = match tokio::time::timeout(config.hello_timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => {
+            return tracing::debug!(%peer, "no TLS handshake within {:?}", config.hello_timeout);
+        }
+    };
+    let Some(hello) = hello(&mut stream, peer, &config).await else {
+        return;
+    };
+    let ack = quick_ack(&hello, stream.get_ref().0, peer);
+    let (reader, writer) = tokio::io::split(stream);
+    let accepted = Accepted {
+        peer,
+        component,
+        config,
+        stop,
+    };
+    serve_stream(reader, writer, hello, ack, accepted).await;
+}
+
+/// An accepted connection: who, what it is served, and when to stop.
+struct Accepted {
+    peer: SocketAddr,
+    component: ServiceComponent,
+    config: ServerConfig,
+    stop: CancellationToken,
+}
+
+/// The first bytes of a connection, which name its protocol; `None` if they
+/// do not come in time.
+async fn hello<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    peer: SocketAddr,
+    config: &ServerConfig,
+) -> Option<BytesMut> {
     let mut hello = BytesMut::with_capacity(MAGIC.len());
     let read = async {
         while hello.len() < MAGIC.len() {
-            if socket.read_buf(&mut hello).await? == 0 {
+            if stream.read_buf(&mut hello).await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
         Ok::<_, io::Error>(())
     };
     match tokio::time::timeout(config.hello_timeout, read).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return tracing::debug!(%peer, %error, "closed before naming a protocol"),
-        Err(_) => return tracing::debug!(%peer, "sent nothing within {:?}", config.hello_timeout),
+        Ok(Ok(())) => Some(hello),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "closed before naming a protocol");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "sent nothing within {:?}", config.hello_timeout);
+            None
+        }
     }
-    let (reader, writer) = socket.into_split();
+}
+
+/// For an RPyC connection (anything not native), a second handle on its
+/// socket, to re-arm quick ACKs (see [`QuickAck`]).
+fn quick_ack(hello: &[u8], socket: &TcpStream, peer: SocketAddr) -> Option<Socket> {
+    if hello == MAGIC {
+        return None;
+    }
+    SockRef::from(socket)
+        .try_clone()
+        .inspect_err(|error| tracing::debug!(%peer, %error, "no quick ACKs"))
+        .ok()
+}
+
+/// Serves one connection's stream, whose first bytes (`hello`) named the
+/// protocol: native, or RPyC (whose reader re-arms quick ACKs with `ack`).
+async fn serve_stream<R, W>(
+    reader: R,
+    writer: W,
+    hello: BytesMut,
+    ack: Option<Socket>,
+    accepted: Accepted,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted {
+        peer,
+        component,
+        config,
+        stop,
+    } = accepted;
     let peer_name = peer.to_string();
     let service = component.instance();
     let max_frame = config.connection.max_frame;
@@ -179,7 +271,7 @@ async fn serve_socket(
         // Anything else is RPyC: the four bytes are its first frame's length.
         tracing::debug!(%peer, "connected (rpyc protocol)");
         let codecs = RpycCodec::pair(max_frame, config.connection.max_lent_objects);
-        let reader = QuickAck(reader);
+        let reader = QuickAck { reader, ack };
         let transport = Transport::new(reader, writer, codecs, hello, peer_name);
         Connection::spawn(transport, service, config.connection, stop)
     };
@@ -190,24 +282,29 @@ async fn serve_socket(
     tracing::debug!(%peer, "disconnected");
 }
 
-/// A TCP read half that asks the kernel, after every read, to acknowledge
-/// what arrived at once. RPyC's client does not set TCP_NODELAY, so when it
-/// writes twice in a row (a DEL's answer, then a callback's result) Nagle's
-/// algorithm holds the second write until the first is acknowledged; a
-/// delayed ACK makes that 40 ms, the stall RPyC's own server shows.
-struct QuickAck(OwnedReadHalf);
+/// A connection's reader that asks the kernel, after every read, to
+/// acknowledge what arrived at once. RPyC's client does not set TCP_NODELAY,
+/// so when it writes twice in a row (a DEL's answer, then a callback's
+/// result) Nagle's algorithm holds the second write until the first is
+/// acknowledged; a delayed ACK makes that 40 ms, the stall RPyC's own server
+/// shows.
+struct QuickAck<R> {
+    reader: R,
+    /// The connection's TCP socket, if a second handle on it could be made.
+    ack: Option<Socket>,
+}
 
-impl AsyncRead for QuickAck {
+impl<R: AsyncRead + Unpin> AsyncRead for QuickAck<R> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let read = Pin::new(&mut self.0).poll_read(cx, buf);
-        if matches!(read, Poll::Ready(Ok(()))) {
+        let read = Pin::new(&mut self.reader).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(ack)) = (&read, &self.ack) {
             // Linux leaves quick-ack mode on its own; re-arm it. A failure
             // costs only latency.
-            let _ = SockRef::from(self.0.as_ref()).set_tcp_quickack(true);
+            let _ = ack.set_tcp_quickack(true);
         }
         read
     }

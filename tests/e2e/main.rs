@@ -11,5 +11,6 @@ mod hostile;
 mod loading;
 mod python_server;
 mod shutdown;
+mod tls;
 mod traps;
 mod values;

@@ -19,11 +19,11 @@ class Host:
     """A running `wasm-rpyc serve`: the port of each component, by file stem
     (it serves them in the order given and logs each as it starts)."""
 
-    def __init__(self, *components):
+    def __init__(self, *components, args=()):
         for component in components:
             assert component.exists(), f"{component} is missing: run `cargo test --release --workspace` first"
         self.process = subprocess.Popen(
-            [str(BINARY), "serve", "--port", "0", *map(str, components)],
+            [str(BINARY), "serve", "--port", "0", *map(str, components), *args],
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "NO_COLOR": "1", "RUST_LOG": "info"},

@@ -1,0 +1,75 @@
+"""The unmodified Python client's `rpyc.ssl_connect` against the host serving
+TLS (`--tls-cert`, `--tls-key`), and mutual TLS (`--tls-client-ca`), with
+certificates made by the openssl command for the test."""
+import ssl
+import subprocess
+
+import pytest
+import rpyc
+
+from conftest import GUESTS, Host
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def issue(directory, name, subject_alt_name):
+    """A key and a certificate signed by the test CA, valid for the names given."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory)
+    (directory / f"{name}.ext").write_text(f"subjectAltName={subject_alt_name}\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-out", f"{name}.pem", "-extfile", f"{name}.ext",
+            cwd=directory)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("pki")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=wasm-rpyc test CA",
+            cwd=directory)
+    issue(directory, "server", "DNS:localhost,IP:127.0.0.1")
+    issue(directory, "client", "DNS:client")
+    return directory
+
+
+def tls_host(pki, *extra):
+    return Host(GUESTS / "calculator.wasm",
+                args=["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"), *extra])
+
+
+def test_ssl_connect_calls_over_tls(pki):
+    host = tls_host(pki)
+    try:
+        port = host.ports["calculator"]
+        conn = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"))
+        assert conn.root.add(4, 7) == 11
+        with pytest.raises(ZeroDivisionError):
+            conn.root.div(4, 0)
+        conn.close()
+        # A plain client gets nowhere, and the host goes on.
+        with pytest.raises(Exception):
+            plain = rpyc.connect("localhost", port)
+            plain.root.add(1, 2)
+        conn = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"))
+        assert conn.root.add(1, 2) == 3
+        conn.close()
+    finally:
+        host.stop()
+
+
+def test_mutual_tls_wants_a_client_certificate(pki):
+    host = tls_host(pki, "--tls-client-ca", str(pki / "ca.pem"))
+    try:
+        port = host.ports["calculator"]
+        conn = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"),
+                                certfile=str(pki / "client.pem"), keyfile=str(pki / "client.key"))
+        assert conn.root.add(4, 7) == 11
+        conn.close()
+        with pytest.raises((ssl.SSLError, EOFError, ConnectionError)):
+            anonymous = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"))
+            anonymous.root.add(1, 2)
+    finally:
+        host.stop()
