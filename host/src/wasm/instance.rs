@@ -192,19 +192,24 @@ impl WasmService {
                 outcome
             }
             Err(exception) => {
-                // The store is poisoned and goes; the peer's objects it held are released.
-                if let Some(dead) = self.live.take() {
-                    let state = dead.store.data();
-                    if let Some(peer) = &state.peer {
-                        for id in state.netrefs.objects() {
-                            peer.release(id);
-                        }
-                    }
-                }
-                self.objects.clear();
+                self.discard_instance();
                 Err(exception)
             }
         }
+    }
+
+    /// Drops the instance after a trap (which poisons its store), with every
+    /// object of it; the peer's objects it held are released.
+    fn discard_instance(&mut self) {
+        if let Some(dead) = self.live.take() {
+            let state = dead.store.data();
+            if let Some(peer) = &state.peer {
+                for id in state.netrefs.objects() {
+                    peer.release(id);
+                }
+            }
+        }
+        self.objects.clear();
     }
 
     /// Calls `method` with the caller's arguments, after `first` (the
@@ -352,10 +357,9 @@ impl Service for WasmService {
         };
         start_budget(&mut live.store, &self.component);
         if let Err(error) = resource.resource_drop_async(&mut live.store).await {
+            let error = trap_exception(&error, &live.store);
             tracing::warn!(service = %self.component.aliases[0], %error, "an object's destructor failed");
-            let _ = trap_exception(&error, &live.store);
-            self.live = None;
-            self.objects.clear();
+            self.discard_instance();
         }
     }
 
