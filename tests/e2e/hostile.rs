@@ -116,6 +116,26 @@ async fn a_length_beyond_the_bound_is_refused_before_reading_it() {
 }
 
 #[tokio::test]
+async fn values_nested_past_the_bound_are_refused() {
+    let host = hostile_host().await;
+    let mut nested = Value::Int(1);
+    for _ in 0..1000 {
+        nested = Value::Tuple(vec![nested]);
+    }
+    let message = Message::Request {
+        seq: 1,
+        request: Request::CallAttr {
+            target: ROOT,
+            name: "add".into(),
+            args: vec![nested, Value::Int(1)],
+            kwargs: vec![],
+        },
+    };
+    closed_after(&host, &frame(&message, true)).await;
+    still_serving(&host).await;
+}
+
+#[tokio::test]
 async fn truncated_and_stalled_frames_end_the_connection() {
     let host = hostile_host().await;
     let whole = frame(&add_request(0), true);
