@@ -18,6 +18,8 @@
 //! | `flags` | `frozenset` of the set flag names (a tuple is accepted) |
 //! | `option<T>` | `None` or the value (so `option<option<T>>` cannot tell `some(none)` from `none`) |
 //! | `value` (the shared dynamic type) | any value |
+//! | `netref` | an object of the peer's, by reference; handed back, it is the peer's own object again |
+//! | `borrow<exposed-…>` (parameter), `exposed-…` (result) | an instance of one of the service's exposed classes, by reference |
 //!
 //! A value that does not fit is a [`Mismatch`], which the caller receives as a
 //! `TypeError` (or `OverflowError` for an integer out of range), never a trap.
