@@ -62,7 +62,8 @@ pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an idle connection polls for the next request before it sleeps
 /// (see [`Config::read_spin`]). A server's default: a request that follows
-/// within it is read without waking a sleeping core. Clients do not spin.
+/// within it is read without waking a sleeping core. Idle clients do not
+/// poll (a client awaiting a reply does: [`DEFAULT_REPLY_SPIN`]).
 pub const DEFAULT_SERVER_READ_SPIN: Duration = Duration::from_micros(100);
 
 /// How long a connection that awaits a reply polls for it before it sleeps
@@ -287,18 +288,19 @@ impl Shared {
     /// Counts the receipts of the peer's objects in `message`.
     fn count_receipts(&self, message: &Message) {
         let lent = |v: &Value| matches!(v, Value::Object(o) if o.holder == Holder::Sender);
-        let values: Vec<&Value> = match message {
+        let (args, kwargs): (&[Value], &[(String, Value)]) = match message {
             Message::Reply {
                 result: Ok(value), ..
-            } => vec![value],
+            } => (std::slice::from_ref(value), &[]),
             Message::Request {
                 request: Request::Call { args, kwargs, .. } | Request::CallAttr { args, kwargs, .. },
                 ..
-            } => args.iter().chain(kwargs.iter().map(|(_, v)| v)).collect(),
+            } => (args, kwargs),
             _ => return,
         };
+        let values = args.iter().chain(kwargs.iter().map(|(_, v)| v));
         let mut receipts = None;
-        for value in values.into_iter().filter(|v| objects::holds(v, lent)) {
+        for value in values.filter(|v| objects::holds(v, lent)) {
             let receipts =
                 receipts.get_or_insert_with(|| self.receipts.lock().expect("receipts poisoned"));
             count_objects(value, &mut |id| *receipts.entry(id).or_default() += 1);

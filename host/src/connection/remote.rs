@@ -39,22 +39,30 @@ impl Drop for Reference {
 
 impl RemoteObject {
     /// The handle of the peer's object `object` (its root when `owned` is
-    /// false): one per object, however often the peer lends it.
+    /// false): one per owned object, however often the peer lends it. The
+    /// root is never released, so its handles need no bookkeeping.
     pub(super) fn adopt(connection: &Connection, object: ObjectRef, owned: bool) -> Self {
         let shared = &connection.handle.shared;
-        let mut remotes = shared.remotes.lock().expect("remotes poisoned");
-        let reference = match remotes.get(&object.id).and_then(Weak::upgrade) {
-            Some(reference) => reference,
-            None => {
-                let reference = Arc::new(Reference {
-                    id: object.id,
-                    class: object.class,
-                    owned,
-                    shared: Arc::clone(shared),
-                });
-                remotes.insert(object.id, Arc::downgrade(&reference));
-                reference
+        let new = |object: ObjectRef| {
+            Arc::new(Reference {
+                id: object.id,
+                class: object.class,
+                owned,
+                shared: Arc::clone(shared),
+            })
+        };
+        let reference = if owned {
+            let mut remotes = shared.remotes.lock().expect("remotes poisoned");
+            match remotes.get(&object.id).and_then(Weak::upgrade) {
+                Some(reference) => reference,
+                None => {
+                    let reference = new(object);
+                    remotes.insert(reference.id, Arc::downgrade(&reference));
+                    reference
+                }
             }
+        } else {
+            new(object)
         };
         RemoteObject {
             connection: connection.clone(),

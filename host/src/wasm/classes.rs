@@ -11,7 +11,7 @@ use wasmtime::component::{Resource, ResourceAny, ResourceType};
 use super::convert::{Keep, Malformed};
 use super::host::HostState;
 use super::method::Method;
-use super::netrefs::NetrefResource;
+use super::netrefs::{NetrefResource, drop_all};
 use crate::local::{Local, ServiceObject};
 use crate::protocol::{Holder, ObjectRef};
 use crate::value::Value;
@@ -114,11 +114,7 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
     /// Drops the objects the guest handed over that could not be lent (the
     /// table was full): their destructors run.
     pub(crate) async fn finish(self) {
-        for object in self.given_up {
-            if let Err(error) = object.resource_drop_async(&mut *self.store).await {
-                tracing::warn!(%error, "an object handed over could not be dropped");
-            }
-        }
+        drop_all(self.store, self.given_up).await;
     }
 }
 

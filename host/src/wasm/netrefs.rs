@@ -111,11 +111,7 @@ impl<'a, 'b> StoreLend<'a, 'b> {
     /// Drops the handles lent so far (their objects are released as the
     /// guest's own drops would release them).
     pub(crate) async fn take_back(self) {
-        for handle in self.lent {
-            if let Err(error) = handle.resource_drop_async(&mut *self.store).await {
-                tracing::warn!(%error, "a netref could not be taken back");
-            }
-        }
+        drop_all(self.store, self.lent).await;
     }
 }
 
@@ -177,6 +173,20 @@ impl Lend for StoreLend<'_, '_> {
                 format!("a {} object of this service", class.name),
                 &value,
             )),
+        }
+    }
+}
+
+/// Drops resource handles in `store`: a host's netref is released, a
+/// guest's object runs its destructor. A failure is logged: the handle is
+/// gone either way.
+pub(crate) async fn drop_all(
+    store: &mut StoreContextMut<'_, HostState>,
+    handles: Vec<ResourceAny>,
+) {
+    for handle in handles {
+        if let Err(error) = handle.resource_drop_async(&mut *store).await {
+            tracing::warn!(%error, "a resource handle could not be dropped");
         }
     }
 }
