@@ -18,6 +18,19 @@ pub const MAGIC: &[u8; 4] = b"wRPC";
 const LENGTH_PREFIX: usize = 4;
 const CONFIG: Configuration = standard();
 
+/// How much memory decoding one frame may claim. bincode allocates a string
+/// or a list as long as its length prefix says before reading it, so without
+/// a bound a 20-byte frame claiming a terabyte aborts the process. A bound on
+/// what a frame may claim (not on the frame) keeps that allocation small and
+/// leaves room for any frame the connection accepts: a list of values claims
+/// the size of a [`Value`](crate::value::Value) per item.
+const MAX_DECODE_CLAIM: usize = 1 << 30;
+const DECODE_CONFIG: Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_DECODE_CLAIM>,
+> = CONFIG.with_limit::<MAX_DECODE_CLAIM>();
+
 /// Why a peer's preamble was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PreambleError {
@@ -111,7 +124,7 @@ impl NativeCodec {
         let Some(payload) = buf[LENGTH_PREFIX..].get(..len) else {
             return Ok(None);
         };
-        let (message, used) = bincode::serde::decode_from_slice(payload, CONFIG)
+        let (message, used) = bincode::serde::decode_from_slice(payload, DECODE_CONFIG)
             .map_err(|e| FrameError::Malformed(e.to_string()))?;
         if used != len {
             return Err(FrameError::Malformed(format!(
@@ -226,5 +239,40 @@ mod tests {
                 ours: 1
             }))
         );
+    }
+
+    #[test]
+    fn a_length_beyond_the_frame_is_refused_before_anything_is_allocated() {
+        let mut frame = Vec::new();
+        let message = Message::Request {
+            seq: 1,
+            request: Request::GetAttr {
+                target: ROOT,
+                name: "x".into(),
+            },
+        };
+        NativeCodec::new(1024).encode(&message, &mut frame).unwrap();
+        assert_eq!(
+            &frame[frame.len() - 2..],
+            [1, b'x'],
+            "the name's length, then the name"
+        );
+        for claimed in [1u64 << 40, u64::MAX] {
+            // The name claims `claimed` bytes: a varint marker, then a u64.
+            let mut bytes = frame[..frame.len() - 2].to_vec();
+            bytes.push(0xfd);
+            bytes.extend_from_slice(&claimed.to_le_bytes());
+            bytes.push(b'x');
+            let len = (bytes.len() - PREAMBLE.len() - LENGTH_PREFIX) as u32;
+            bytes[PREAMBLE.len()..PREAMBLE.len() + LENGTH_PREFIX]
+                .copy_from_slice(&len.to_be_bytes());
+            assert!(
+                matches!(
+                    NativeCodec::new(1024).decode(&bytes),
+                    Err(FrameError::Malformed(_))
+                ),
+                "a name of {claimed} bytes"
+            );
+        }
     }
 }
