@@ -98,3 +98,19 @@ fn to_exception(error: wasm_rpyc::Error) -> Exception {
         None => Exception::new("RuntimeError", error.to_string()),
     }
 }
+
+#[tokio::test]
+async fn a_callback_lent_to_a_call_that_is_refused_is_released() {
+    let host = serve(wasm_rpyc_tests::guest(&runtime(), wasm_rpyc_tests::TESTBED).await).await;
+    let conn = connect(host.addr).await.unwrap();
+    let func = Function::new(|_| async { Ok(Value::None) });
+    // `func` converts (a netref), then `5` does not: the call is refused.
+    let error = conn
+        .root()
+        .call::<Value>("call_with", (&func, 5))
+        .await
+        .unwrap_err();
+    assert_eq!(error.exception().map(|e| e.type_name.as_str()), Some("TypeError"));
+    conn.ping().await.unwrap();
+    assert_eq!(conn.lent_objects(), 0, "the host gave the netref back");
+}

@@ -70,8 +70,12 @@ pub(crate) trait Lend {
     /// An owned `netref` handle (a `Val::Resource`) naming `object`.
     fn lend(&mut self, object: ObjectRef) -> Result<Val, Mismatch>;
 
-    /// `value` as the resource `ty` (a `netref` or an exposed class).
+    /// `value` as the resource `ty` (a `netref` or an exposed class), the
+    /// guest's to keep.
     fn resource(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch>;
+
+    /// `value` lent as the resource `ty` for the call only (`borrow<...>`).
+    fn borrow(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch>;
 }
 
 /// Takes the resources a guest hands over (it needs the guest's store).
@@ -321,7 +325,8 @@ pub(crate) fn to_val(value: Value, ty: &Type, lend: &mut dyn Lend) -> Result<Val
             Value::None => Ok(Val::Option(None)),
             other => to_val(other, &option.ty(), lend).map(|v| Val::Option(Some(Box::new(v)))),
         },
-        Type::Own(resource) | Type::Borrow(resource) => lend.resource(value, resource),
+        Type::Own(resource) => lend.resource(value, resource),
+        Type::Borrow(resource) => lend.borrow(value, resource),
         Type::Future(_) | Type::Stream(_) | Type::ErrorContext => Err(Mismatch::new(
             format!("{} (not supported as a parameter yet)", wit_name(ty)),
             &value,

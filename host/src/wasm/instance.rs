@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{ComponentExportIndex, Instance, Val};
+use wasmtime::component::{ComponentExportIndex, Instance, ResourceAny, Val};
 use wasmtime::{AsContextMut, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 use super::classes::{GuestObjects, StoreKeep};
@@ -11,7 +11,7 @@ use super::component::{Inner, ServiceComponent};
 use super::fetch;
 use super::host::HostState;
 use super::method::Method;
-use super::netrefs::StoreLend;
+use super::netrefs::{StoreLend, drop_netrefs};
 use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::local::ServiceObject;
@@ -231,22 +231,29 @@ impl WasmService {
             Some(peer) => fetch_lent(peer, &mut slots, method, &mut lent).await,
             None => Ok(()),
         };
-        let params = match fetched {
+        let converted = match fetched {
             Ok(()) => self.convert(method, first, slots).await,
             Err(exception) => Err(exception),
         };
         self.release_unheld(lent);
-        self.call_export(method, params?).await
+        let (params, borrowed) = converted?;
+        let result = self.call_export(method, params).await;
+        // After a trap the instance is gone, and its handles with it.
+        if let Some(live) = &mut self.live {
+            drop_netrefs(&mut live.store.as_context_mut(), borrowed);
+        }
+        result
     }
 
     /// Converts bound arguments for `method` in the live instance, after
-    /// `first`; the peer's objects become the guest's netrefs.
+    /// `first`; the peer's objects become the guest's netrefs. Also returns
+    /// the netref handles the guest only borrows, to drop after the call.
     async fn convert(
         &mut self,
         method: &Method,
         first: Option<&ServiceObject>,
         slots: Vec<Option<Value>>,
-    ) -> Result<Vec<Val>, Exception> {
+    ) -> Result<(Vec<Val>, Vec<ResourceAny>), Exception> {
         self.ensure_live().await?;
         let mut params = Vec::with_capacity(slots.len() + 1);
         if let Some(object) = first {
@@ -268,10 +275,10 @@ impl WasmService {
         match method.convert(slots, &mut lend) {
             Ok(converted) => {
                 params.extend(converted);
-                Ok(params)
+                Ok((params, lend.into_borrowed()))
             }
             Err(exception) => {
-                lend.take_back().await;
+                lend.take_back();
                 Err(exception)
             }
         }

@@ -83,6 +83,9 @@ pub(crate) struct StoreLend<'a, 'b> {
     /// The `netref` type as the guest's signatures name it.
     netref: Option<ResourceType>,
     lent: Vec<ResourceAny>,
+    /// The netref handles lent for the call only: the host still owns them
+    /// and drops them after the call.
+    borrowed: Vec<ResourceAny>,
     /// The guest's exposed classes and its objects the peer holds.
     guest: Option<(&'a [Class], &'a GuestObjects)>,
 }
@@ -98,6 +101,7 @@ impl<'a, 'b> StoreLend<'a, 'b> {
             store,
             netref,
             lent: Vec::new(),
+            borrowed: Vec::new(),
             guest: None,
         }
     }
@@ -110,8 +114,14 @@ impl<'a, 'b> StoreLend<'a, 'b> {
 
     /// Drops the handles lent so far (their objects are released as the
     /// guest's own drops would release them).
-    pub(crate) async fn take_back(self) {
-        drop_all(self.store, self.lent).await;
+    pub(crate) fn take_back(self) {
+        drop_netrefs(self.store, self.lent);
+    }
+
+    /// The netref handles the guest only borrows: drop them with
+    /// [`drop_netrefs`] once the call is over.
+    pub(crate) fn into_borrowed(self) -> Vec<ResourceAny> {
+        self.borrowed
     }
 }
 
@@ -175,11 +185,32 @@ impl Lend for StoreLend<'_, '_> {
             )),
         }
     }
+
+    fn borrow(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch> {
+        let netref = self.netref.as_ref() == Some(ty);
+        let val = self.resource(value, ty)?;
+        if let (true, Val::Resource(handle)) = (netref, &val) {
+            self.borrowed.push(*handle);
+        }
+        Ok(val)
+    }
 }
 
-/// Drops resource handles in `store`: a host's netref is released, a
-/// guest's object runs its destructor. A failure is logged: the handle is
-/// gone either way.
+/// Drops netref handles the host owns in `store`: each forgets its object,
+/// which is released on the peer when no handle names it any more. (Dropping
+/// a host resource's handle from the host does not run its destructor, so
+/// this does what the destructor does.)
+pub(crate) fn drop_netrefs(store: &mut StoreContextMut<'_, HostState>, handles: Vec<ResourceAny>) {
+    for handle in handles {
+        match Resource::<NetrefResource>::try_from_resource_any(handle, &mut *store) {
+            Ok(netref) => store.data_mut().drop_netref(netref.rep()),
+            Err(error) => tracing::warn!(%error, "a netref handle could not be dropped"),
+        }
+    }
+}
+
+/// Drops handles to the guest's own resources in `store`: their destructors
+/// run. A failure is logged: the handle is gone either way.
 pub(crate) async fn drop_all(
     store: &mut StoreContextMut<'_, HostState>,
     handles: Vec<ResourceAny>,

@@ -148,7 +148,7 @@ async fn outcome_val(
     match convert::to_val(as_case, &result_type, &mut lend) {
         Ok(val) => Ok(val),
         Err(mismatch) => {
-            lend.take_back().await;
+            lend.take_back();
             let refused = Exception::type_error(format!(
                 "the peer's answer cannot be passed to the service: expected {}, got {}",
                 mismatch.expected, mismatch.got
