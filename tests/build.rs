@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-const GUESTS: &[&str] = &["testbed", "nothing-exposed", "sandbox"];
+const GUESTS: &[&str] = &["testbed", "nothing-exposed", "sandbox", "sdk-service"];
 
 fn main() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -16,4 +16,6 @@ fi
 .venv/bin/pip install --quiet -r tests/python/requirements.txt
 
 cargo test --release --workspace
+# The Rust guest SDK, natively: the #[service] attribute's tests and the doc examples.
+cargo test --release --manifest-path guest-sdk/Cargo.toml --workspace
 .venv/bin/python -m pytest -q tests/python

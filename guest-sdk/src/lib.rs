@@ -1,13 +1,39 @@
 //! Write wasm-rpyc services in Rust.
 //!
 //! A service is a WebAssembly component whose `exposed-*` exports are remote
-//! methods. This crate holds the bindings of the shared WIT package
-//! (`wasm-rpyc:service`, in the repository's `wit/`) so every service uses the
-//! same [`Error`] and [`Value`] types, plus helpers to build them.
+//! methods. With [`service`], an impl block is the whole service, as a class
+//! is in RPyC: the seed's `CalculatorService` is
 //!
-//! A service writes its own world that includes `wasm-rpyc:service/service`,
-//! generates its bindings with `wit_bindgen::generate!` and maps the shared
-//! interface onto this crate:
+//! ```
+//! use wasm_rpyc_guest::{Error, service};
+//!
+//! struct CalculatorService;
+//!
+//! #[service]
+//! impl CalculatorService {
+//!     fn exposed_add(a: i64, b: i64) -> i64 { a + b }
+//!     fn exposed_sub(a: i64, b: i64) -> i64 { a - b }
+//!     fn exposed_mul(a: i64, b: i64) -> i64 { a * b }
+//!     fn exposed_div(a: f64, b: f64) -> Result<f64, Error> {
+//!         if b == 0.0 { Err(Error::zero_division("division by zero")) } else { Ok(a / b) }
+//!     }
+//!     fn foo() { println!("foo"); } // not exposed: peers cannot reach it
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Build it as a `cdylib` for `wasm32-wasip2` (`cargo build --release
+//! --target wasm32-wasip2`) and serve the `.wasm` with `wasm-rpyc serve`.
+//!
+//! The rest of the crate is what a service works with: [`Error`] to raise
+//! an exception of any Python class, [`Value`] for dynamically typed values,
+//! [`Netref`] for the peer's objects (a callback, a list) and [`peer`] to
+//! call the peer.
+//!
+//! A service that needs WIT types `#[service]` cannot write (records,
+//! variants, exposed classes as resources) writes its own world that
+//! includes `wasm-rpyc:service/service`, generates its bindings with
+//! `wit_bindgen::generate!` and maps the shared interfaces onto this crate:
 //!
 //! ```ignore
 //! wit_bindgen::generate!({
@@ -19,6 +45,31 @@
 //!     },
 //! });
 //! ```
+
+/// Makes an impl block a service.
+///
+/// - Methods named `exposed_*` are exported as `exposed-*`, the remote
+///   methods (`exposed_get_value` is `get_value` to the peer). Others stay
+///   private, as in RPyC.
+/// - `on_connect` and `on_disconnect`, if present, are the connection hooks;
+///   they take no arguments and return nothing or `Result<(), Error>`.
+/// - A method may take `&self` or `&mut self`: the type then implements
+///   `Default`, and one value of it lives as long as the connection (every
+///   connection has its own instance of the component).
+/// - Parameters and results may be `bool`, the integers up to 64 bits,
+///   `f32`, `f64`, `char`, `String`, `Vec<T>`, `Option<T>`, `Result<T, E>`
+///   (an `Err` is raised: make `E` an [`Error`]), tuples, [`Value`] and
+///   [`Netref`] (`&Netref` as a parameter). Anything else is a compile error
+///   that says so.
+/// - `#[service(aliases = ["FOO", "BAR"])]` names the service, as RPyC's
+///   `ALIASES`; by default its name is the type's, upper-cased, without a
+///   trailing `Service` (`CalculatorService` is `CALCULATOR`).
+pub use wasm_rpyc_guest_macros::service;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+}
 
 #[allow(missing_docs)]
 mod bindings {

@@ -10,6 +10,7 @@ mod hooks;
 mod hostile;
 mod loading;
 mod python_server;
+mod sdk;
 mod shutdown;
 mod tls;
 mod traps;

@@ -19,6 +19,9 @@ pub const NOTHING_EXPOSED: &str = env!("GUEST_NOTHING_EXPOSED");
 /// A test guest that reaches for files, environment variables and the network.
 pub const SANDBOX: &str = env!("GUEST_SANDBOX");
 
+/// A service written with the SDK's `#[service]` attribute.
+pub const SDK_SERVICE: &str = env!("GUEST_SDK_SERVICE");
+
 /// A runtime with the default limits.
 pub fn runtime() -> Runtime {
     Runtime::new(Limits::default()).expect("the engine starts")

@@ -1,21 +1,11 @@
 //! The seed's `CalculatorService`.
 
-wit_bindgen::generate!({
-    path: ["../../wit", "wit"],
-    world: "example:calculator/calculator",
-    with: {
-        "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types,
-        "wasm-rpyc:service/peer@0.1.0": wasm_rpyc_guest::peer,
-    },
-});
+use wasm_rpyc_guest::{Error, service};
 
 struct CalculatorService;
 
-fn checked(result: Option<i64>) -> Result<i64, Error> {
-    result.ok_or_else(|| Error::overflow("integer result does not fit in 64 bits"))
-}
-
-impl Guest for CalculatorService {
+#[service]
+impl CalculatorService {
     fn exposed_add(a: i64, b: i64) -> Result<i64, Error> {
         checked(a.checked_add(b))
     }
@@ -28,6 +18,7 @@ impl Guest for CalculatorService {
         checked(a.checked_mul(b))
     }
 
+    /// True division, as Python's `a / b`.
     fn exposed_div(a: f64, b: f64) -> Result<f64, Error> {
         if b == 0.0 {
             return Err(Error::zero_division("division by zero"));
@@ -35,9 +26,14 @@ impl Guest for CalculatorService {
         Ok(a / b)
     }
 
+    /// Not exposed: peers cannot reach it.
+    #[allow(dead_code)]
     fn foo() {
         println!("foo");
     }
 }
 
-export!(CalculatorService);
+/// Python's ints do not overflow; ours raise `OverflowError` instead.
+fn checked(result: Option<i64>) -> Result<i64, Error> {
+    result.ok_or_else(|| Error::overflow("integer result does not fit in 64 bits"))
+}

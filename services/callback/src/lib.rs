@@ -1,20 +1,12 @@
 //! The seed's callback `ServerService`: `bar(func)` returns `func() + "bar"`,
 //! calling back the function the client passed.
 
-wit_bindgen::generate!({
-    path: ["../../wit", "wit"],
-    world: "example:callback/callback",
-    with: {
-        "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types,
-        "wasm-rpyc:service/peer@0.1.0": wasm_rpyc_guest::peer,
-    },
-});
-
-use wasm_rpyc_guest::peer;
+use wasm_rpyc_guest::{Error, Netref, peer, service};
 
 struct ServerService;
 
-impl Guest for ServerService {
+#[service]
+impl ServerService {
     fn exposed_bar(func: Netref) -> Result<String, Error> {
         let result = peer::call(&func, Vec::new(), Vec::new())?;
         let foo = result
@@ -22,10 +14,4 @@ impl Guest for ServerService {
             .ok_or_else(|| Error::new("TypeError", "func() did not return a str"))?;
         Ok(format!("{foo}bar"))
     }
-
-    fn service_aliases() -> Vec<String> {
-        vec!["server".into()]
-    }
 }
-
-export!(ServerService);
