@@ -30,7 +30,8 @@ enum Command {
 
 #[derive(Args)]
 struct Serve {
-    /// Component files (`.wasm`), served on consecutive ports from `--port`.
+    /// Component files (`.wasm`), served on consecutive ports from `--port`
+    /// (with `--port 0`, each on a free port of its own).
     components: Vec<PathBuf>,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -131,7 +132,16 @@ async fn serve(args: Serve) -> Result<()> {
             ));
         }
     }
-    for (file, port) in args.components.iter().zip(args.port..) {
+    for (index, file) in args.components.iter().enumerate() {
+        // Port 0 asks the system for a free port: for each component, not
+        // for the first only (1, 2, ... are real ports).
+        let port = match args.port {
+            0 => 0,
+            first => u16::try_from(index)
+                .ok()
+                .and_then(|index| first.checked_add(index))
+                .with_context(|| format!("no port after {first} for {}", file.display()))?,
+        };
         let component = ServiceComponent::load(&runtime, file)
             .await?
             .with_aliases(&args.aliases)

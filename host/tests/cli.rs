@@ -29,12 +29,12 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Starts `wasm-rpyc serve <file> --port 0` and returns it with the address
-/// it logged and its further log lines.
-fn serve(file: &std::path::Path) -> (Child, String, Receiver<String>) {
+/// Starts `wasm-rpyc serve <files> --port 0` and returns it with the
+/// addresses it logged, in order, and its further log lines.
+fn serve(files: &[&std::path::Path]) -> (Child, Vec<String>, Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasm-rpyc"))
         .args(["serve", "--port", "0"])
-        .arg(file)
+        .args(files)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -47,23 +47,17 @@ fn serve(file: &std::path::Path) -> (Child, String, Receiver<String>) {
             let _ = lines.send(line);
         }
     });
-    let serving = loop {
+    let mut addrs = Vec::new();
+    while addrs.len() < files.len() {
         let line = log
             .recv_timeout(PATIENCE)
             .expect("the server logs that it is serving");
-        if line.contains("serving") {
-            break line;
+        if let Some((_, rest)) = line.split_once("serving") {
+            let addr = rest.split("address=").nth(1).unwrap();
+            addrs.push(addr.split_whitespace().next().unwrap().to_owned());
         }
-    };
-    let addr = serving
-        .split("address=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    (child, addr, log)
+    }
+    (child, addrs, log)
 }
 
 fn signal(child: &Child, name: &str) {
@@ -91,7 +85,8 @@ fn serves_a_component_file_and_exits_cleanly_on_signals() {
     let dir = temp_dir("serve");
     let file = calculator_file(&dir);
     for signal_name in ["TERM", "INT"] {
-        let (child, addr, log) = serve(&file);
+        let (child, addrs, log) = serve(&[&file]);
+        let addr = &addrs[0];
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -117,6 +112,22 @@ fn serves_a_component_file_and_exits_cleanly_on_signals() {
         let rest: Vec<String> = log.iter().collect();
         assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn port_zero_gives_every_component_a_free_port_of_its_own() {
+    let dir = temp_dir("ports");
+    let file = calculator_file(&dir);
+    let (mut child, addrs, _) = serve(&[&file, &file, &file]);
+    let ports: Vec<u16> = addrs
+        .iter()
+        .map(|addr| addr.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ports.iter().all(|&port| port >= 1024), "{ports:?}");
+    assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
