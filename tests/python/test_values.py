@@ -114,6 +114,8 @@ def test_netrefs_go_back_as_the_peers_own_objects(testbed_port):
     assert root.echo_value(probe) is probe
     # A netref passed in a call to the peer arrives as the object itself.
     assert root.call_with(lambda x: x is probe, probe) is True
+    # The guest reads a netref's class (a borrowed handle: given back after the call).
+    assert (root.class_of(f), root.class_of(probe)) == ("builtins.function", "builtins.list")
     conn.ping()  # the releases follow the replies; let the client read them
     assert len(conn._local_objects._dict) == 0, "every object lent was released"
     conn.close()

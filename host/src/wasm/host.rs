@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{Engine, StoreLimits};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::grants::Grants;
-use super::netrefs::{GuestNetrefs, netref_type};
+use super::netrefs::{GuestNetrefs, NetrefResource, netref_type};
 use crate::connection::Peer;
 
 /// The shared interface every service may import.
@@ -92,12 +92,19 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     // Dropping a guest's last handle to an object releases it on the peer.
-    linker
-        .instance(TYPES_INTERFACE)?
-        .resource("netref", netref_type(), |mut store, rep| {
-            store.data_mut().drop_netref(rep);
-            Ok(())
-        })?;
+    let mut types = linker.instance(TYPES_INTERFACE)?;
+    types.resource("netref", netref_type(), |mut store, rep| {
+        store.data_mut().drop_netref(rep);
+        Ok(())
+    })?;
+    types.func_wrap(
+        "[method]netref.class-name",
+        |store, (netref,): (Resource<NetrefResource>,)| {
+            let object = store.data().netrefs.get(netref.rep());
+            let class = object.map(|object| object.class.clone());
+            Ok((class.ok_or_else(|| wasmtime::format_err!("a dropped netref"))?,))
+        },
+    )?;
     super::peer::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -98,6 +98,9 @@ impl Guest for Testbed {
     fn exposed_echo_netref(v: Netref) -> Netref {
         v
     }
+    fn exposed_class_of(v: &Netref) -> String {
+        v.class_name()
+    }
     fn exposed_call_with(f: Netref, arg: Netref) -> Result<Value, Error> {
         wasm_rpyc_guest::peer::call(&f, vec![Value::from(arg)], Vec::new())
     }
