@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh machine: the Rust workspace (which builds the
-# host, the example services and the test guests), then the Python suite with
-# the real rpyc package against the host run as a separate process.
+# host, the example services and the test guests, after the Python and
+# JavaScript example services), then the Python suite with the real rpyc
+# package against the host run as a separate process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet -r tests/python/requirements.txt
 
+# The Python and JavaScript example services (componentize-py, componentize-js),
+# which the conformance tests run beside the Rust ones.
+bash services/build.sh
 cargo test --release --workspace
 # The Rust guest SDK, natively: the #[service] attribute's tests and the doc examples.
 cargo test --release --manifest-path guest-sdk/Cargo.toml --workspace

@@ -67,7 +67,9 @@ pub fn wasm_call(data: &[u8]) {
     harness.tokio.block_on(async {
         let result = service.call(method, args, kwargs).await;
         if let (Ok(first), true) = (&result, method.starts_with("echo_")) {
-            let second = service.call(method, vec![sent_back(first)], Vec::new()).await;
+            let second = service
+                .call(method, vec![sent_back(first)], Vec::new())
+                .await;
             assert_eq!(
                 format!("{:?}", Ok::<_, ()>(first)),
                 format!("{:?}", second.as_ref().map_err(|_| ())),

@@ -110,7 +110,10 @@ async fn a_callback_lent_to_a_call_that_is_refused_is_released() {
         .call::<Value>("call_with", (&func, 5))
         .await
         .unwrap_err();
-    assert_eq!(error.exception().map(|e| e.type_name.as_str()), Some("TypeError"));
+    assert_eq!(
+        error.exception().map(|e| e.type_name.as_str()),
+        Some("TypeError")
+    );
     conn.ping().await.unwrap();
     assert_eq!(conn.lent_objects(), 0, "the host gave the netref back");
 }

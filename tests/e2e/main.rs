@@ -5,6 +5,7 @@ mod calculator;
 mod callbacks;
 mod capabilities;
 mod classes;
+mod conformance;
 mod decoupled;
 mod hooks;
 mod hostile;

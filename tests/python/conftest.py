@@ -6,6 +6,7 @@ import queue
 import re
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -13,6 +14,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BINARY = TARGET / "release" / "wasm-rpyc"
 GUESTS = TARGET / "guests" / "wasm32-wasip2" / "release"
+# The Python and JavaScript example services, built by `services/build.sh`.
+POLYGLOT = TARGET / "polyglot"
 
 
 class Host:
@@ -31,12 +34,15 @@ class Host:
         self.log = queue.Queue()
         threading.Thread(target=self._read_log, daemon=True).start()
         ports = []
+        # Compiling a Python or JavaScript service (12-18 MB) takes seconds.
+        deadline = time.monotonic() + 300
         while len(ports) < len(components):
-            line = self.log.get(timeout=30)
+            line = self.log.get(timeout=max(deadline - time.monotonic(), 0))
             match = re.search(r"serving service=\S+ address=127\.0\.0\.1:(\d+)", line)
             if match:
                 ports.append(int(match[1]))
         self.ports = {component.stem: port for component, port in zip(components, ports)}
+        self.ports_in_order = ports
 
     def _read_log(self):
         for line in self.process.stderr:

@@ -1,0 +1,199 @@
+// Write wasm-rpyc services in JavaScript (componentize-js).
+//
+// A service is a component whose `exposed-*` exports are remote methods: in
+// JavaScript, the module's exported functions `exposedAdd` and so on (WIT
+// names in camelCase). Wrap each with `exposed` and it reads like an RPyC
+// service:
+//
+//     import { exposed, raise } from './wasm-rpyc-guest.js';
+//
+//     export const exposedAdd = exposed((a, b) => a + b);
+//     export const exposedDiv = exposed((a, b) => {
+//       if (b === 0) raise('ZeroDivisionError', 'division by zero');
+//       return a / b;
+//     });
+//
+// `exposed(fn)`:
+// - an error `fn` throws becomes the export's `error` (declare the export
+//   `-> result<T, error>`): a `raise`d error keeps its Python class, a
+//   JavaScript `TypeError` is a `TypeError`, a `RangeError` a `ValueError`,
+//   any other error an `Exception`;
+// - a `netref` argument arrives as a function: call it (`func(1)`), read an
+//   attribute (`func.attr('name')`), call a method (`func.method('name', 1)`),
+//   ask its Python class (`func.className()`). JavaScript cannot tell when an
+//   object is no longer used, so the peer's objects an export receives are
+//   released when it returns, unless it passes them to `keep(func)` (then
+//   `release(func)` lets go);
+// - a dynamic `value` argument arrives as the JavaScript value it holds
+//   (tuples as arrays, integers as numbers or, when large, BigInts); return
+//   `toValue(x)` where the export returns a `value`.
+//
+// `root.call('foo', ...args)` calls the peer's `root.foo(...)` (RPyC's
+// `self._conn.root`). An error the peer raises is thrown as a `ServiceError`
+// carrying its Python class name.
+
+import { call, callMethod, callRoot, getAttr } from 'wasm-rpyc:service/peer@0.1.0';
+
+/** An exception with a Python class name, as the peer sees it. */
+export class ServiceError extends Error {
+  constructor(typeName, message) {
+    super(message);
+    this.name = typeName;
+    this.payload = { typeName, message };
+  }
+}
+
+/** Throws `typeName(message)` to the caller (`raise ZeroDivisionError(...)`). */
+export function raise(typeName, message) {
+  throw new ServiceError(typeName, message);
+}
+
+const PYTHON_NAMES = { TypeError: 'TypeError', RangeError: 'ValueError' };
+
+function asServiceError(error) {
+  if (error instanceof ServiceError) return error;
+  if (error instanceof Error) {
+    return new ServiceError(PYTHON_NAMES[error.name] ?? 'Exception', error.message);
+  }
+  return new ServiceError('Exception', String(error));
+}
+
+/** Calls a `peer` function: its value, or the peer's error thrown. */
+function answer(request, ...args) {
+  let value;
+  try {
+    value = request(...args);
+  } catch (error) {
+    const { typeName, message } = error.payload ?? { typeName: 'Exception', message: String(error) };
+    throw new ServiceError(typeName, message);
+  }
+  return fromValue(value, receiving ?? []);
+}
+
+const HANDLES = new WeakMap();
+const KEPT = new WeakSet();
+/** The peer's objects the export being called has received so far. */
+let receiving = null;
+const DISPOSE = Symbol.dispose ?? Symbol.for('dispose');
+
+/** Keeps one of the peer's objects past the call that received it. */
+export function keep(remote) {
+  KEPT.add(remote);
+  return remote;
+}
+
+/** Releases one of the peer's objects now; it cannot be used afterwards. */
+export function release(remote) {
+  const handle = HANDLES.get(remote);
+  HANDLES.delete(remote);
+  handle?.[DISPOSE]?.();
+}
+
+/** One of the peer's objects as a function that calls it. */
+function netref(handle) {
+  const remote = (...args) => answer(call, handle, args.map(toValue), []);
+  remote.attr = (name) => answer(getAttr, handle, name);
+  remote.method = (name, ...args) => answer(callMethod, handle, name, args.map(toValue), []);
+  remote.className = () => handle.className();
+  HANDLES.set(remote, handle);
+  return remote;
+}
+
+/** The peer's service: `root.call('foo', 1, 2)`. */
+export const root = {
+  call: (name, ...args) => answer(callRoot, name, args.map(toValue), []),
+};
+
+const LONG_MIN = -(2n ** 63n);
+const LONG_MAX = 2n ** 63n - 1n;
+
+/** A JavaScript value as the dynamic `value` record. */
+export function toValue(item) {
+  const nodes = [];
+  const netrefs = [];
+  const add = (x) => {
+    const at = nodes.length;
+    nodes.push(null); // the parent goes before its children
+    let node;
+    if (x === null || x === undefined) node = { tag: 'none' };
+    else if (typeof x === 'boolean') node = { tag: 'boolean', val: x };
+    else if (typeof x === 'bigint') {
+      node = x >= LONG_MIN && x <= LONG_MAX ? { tag: 'int', val: x } : { tag: 'big-int', val: x.toString() };
+    } else if (typeof x === 'number') {
+      node = Number.isInteger(x) ? { tag: 'int', val: BigInt(x) } : { tag: 'float', val: x };
+    } else if (typeof x === 'string') node = { tag: 'str', val: x };
+    else if (x instanceof Uint8Array) node = { tag: 'bytes', val: x };
+    else if (Array.isArray(x)) node = { tag: 'tuple', val: x.map(add) };
+    else if (x instanceof Set) node = { tag: 'frozenset', val: [...x].map(add) };
+    else if (HANDLES.has(x)) {
+      netrefs.push(HANDLES.get(x)); // handed over: the peer's own again
+      HANDLES.delete(x);
+      node = { tag: 'netref', val: netrefs.length - 1 };
+    } else throw new TypeError(`a ${typeof x} cannot be sent to the peer`);
+    nodes[at] = node;
+    return at;
+  };
+  add(item);
+  return { nodes, netrefs };
+}
+
+/** The JavaScript value a dynamic `value` record holds; the peer's objects
+ * in it are also added to `received`. */
+export function fromValue(value, received = []) {
+  const held = new Map();
+  const get = (at) => {
+    const node = value.nodes[at];
+    switch (node.tag) {
+      case 'none': return null;
+      case 'int': {
+        const n = node.val;
+        return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+      }
+      case 'big-int': return BigInt(node.val);
+      case 'complex': return { real: node.val[0], imag: node.val[1] };
+      case 'tuple': return node.val.map(get);
+      case 'frozenset': return new Set(node.val.map(get));
+      case 'netref': {
+        if (!held.has(node.val)) {
+          const remote = netref(value.netrefs[node.val]);
+          received.push(remote);
+          held.set(node.val, remote);
+        }
+        return held.get(node.val);
+      }
+      default: return node.val;
+    }
+  };
+  return get(0);
+}
+
+// A handle of the `netref` resource, known by its method (componentize-js
+// offers no module for an interface without functions to import the class from).
+const isHandle = (x) => typeof x === 'object' && x !== null && typeof x.className === 'function';
+
+function incoming(arg, received) {
+  if (isHandle(arg)) {
+    const remote = netref(arg);
+    received.push(remote);
+    return remote;
+  }
+  if (arg && Array.isArray(arg.nodes) && Array.isArray(arg.netrefs)) return fromValue(arg, received);
+  return arg;
+}
+
+/** An exposed method: see the module's documentation. */
+export function exposed(fn) {
+  return (...args) => {
+    const received = [];
+    const outer = receiving;
+    receiving = received;
+    try {
+      return fn(...args.map((arg) => incoming(arg, received)));
+    } catch (error) {
+      throw asServiceError(error);
+    } finally {
+      receiving = outer;
+      for (const remote of received) if (!KEPT.has(remote)) release(remote);
+    }
+  };
+}

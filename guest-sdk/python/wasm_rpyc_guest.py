@@ -1,0 +1,288 @@
+"""Write wasm-rpyc services in Python (componentize-py).
+
+A service is a component whose `exposed-*` exports are remote methods. Its
+WIT world includes `wasm-rpyc:service/service`; componentize-py generates the
+`wit_world` module for it, and the app's `WitWorld` class implements the
+exports. With `@service` that class reads like an RPyC service:
+
+    import wit_world
+    from wasm_rpyc_guest import service
+
+    @service
+    class WitWorld(wit_world.WitWorld):
+        def exposed_add(self, a, b):
+            return a + b
+
+        def exposed_div(self, a, b):
+            return a / b          # ZeroDivisionError reaches the caller as itself
+
+`@service` wraps every export the world declares:
+
+- an exception the method raises becomes the export's `error` (the world
+  declares the export `-> result<T, error>`), keeping its Python class name;
+- a `netref` argument arrives as a `Netref`: call it (`func(1, x=2)`), read
+  its attributes (`obj.name`, `obj.method(...)`), pass it back;
+- a dynamic `value` argument arrives as the Python value it holds (netrefs
+  inside it as `Netref`s), and a method whose export returns a `value`
+  returns any Python value;
+- hooks the world declares (`on-connect`, `on-disconnect`) default to doing
+  nothing, and `service-aliases` to the class's `ALIASES`.
+
+`root` is the peer's service (RPyC's `self._conn.root`): `root.foo()` calls
+the peer's `foo`. The class is instantiated once per connection, so its
+attributes are that connection's state.
+"""
+
+import builtins
+import functools
+import inspect
+import typing
+import weakref
+
+import wit_world
+from componentize_py_types import Err
+from wit_world.imports import peer, types
+
+__all__ = ["service", "Netref", "RemoteError", "root", "to_value", "from_value"]
+
+
+class RemoteError(Exception):
+    """An exception the peer raised whose class is not a Python builtin."""
+
+    def __init__(self, type_name, message):
+        super().__init__(message)
+        self.type_name = type_name
+
+
+def _raised(error):
+    """The Python exception for an `error` the peer or the host sent."""
+    cls = getattr(builtins, error.type_name, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls(error.message)
+    return RemoteError(error.type_name, error.message)
+
+
+def _answer(call, *args):
+    """Calls a `peer` function and unpacks its value, or raises its error."""
+    try:
+        value = call(*args)
+    except Err as err:
+        error = err.value
+        # The bindings' frame that raised `err` holds it: a cycle through the
+        # traceback, which reaches our callers' frames and the netrefs they
+        # hold. Cut it so they go when unused, not at the next collection.
+        err.with_traceback(None)
+    else:
+        return from_value(value)
+    raise _raised(error)
+
+
+def _arguments(args, kwargs):
+    return [to_value(a) for a in args], [(k, to_value(v)) for k, v in kwargs.items()]
+
+
+def _drop(handle):
+    handle.__exit__(None, None, None)
+
+
+class Netref:
+    """One of the peer's objects (a callback, an instance, a list), held by
+    this service. The peer's object is released when this goes away, as
+    RPyC's netrefs are. Passing it to the peer hands the handle over: it
+    cannot be used afterwards."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._release = weakref.finalize(self, _drop, handle)
+
+    def _take(self):
+        handle = self._handle
+        if handle is None:
+            raise ReferenceError("this netref was handed to the peer already")
+        self._handle = None
+        self._release.detach()
+        return handle
+
+    def _held(self):
+        if self._handle is None:
+            raise ReferenceError("this netref was handed to the peer already")
+        return self._handle
+
+    def __call__(self, *args, **kwargs):
+        return _answer(peer.call, self._held(), *_arguments(args, kwargs))
+
+    def __repr__(self):
+        if self._handle is None:
+            return "<netref handed to the peer>"
+        return f"<netref {self._handle.class_name()}>"
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _answer(peer.get_attr, self._held(), name)
+
+    def call_method(self, name, *args, **kwargs):
+        """`obj.name(*args, **kwargs)` in one round trip."""
+        return _answer(peer.call_method, self._held(), name, *_arguments(args, kwargs))
+
+
+class _Root:
+    """The peer's service: `root.foo(*args, **kwargs)`."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return functools.partial(self._call, name)
+
+    @staticmethod
+    def _call(name, *args, **kwargs):
+        return _answer(peer.call_root, name, *_arguments(args, kwargs))
+
+
+root = _Root()
+
+_LONG = range(-(2**63), 2**63)
+
+
+def to_value(obj):
+    """A Python value as the dynamic `value` record."""
+    nodes, netrefs = [], []
+
+    def add(item):
+        at = len(nodes)
+        nodes.append(None)  # the parent goes before its children
+        if item is None:
+            node = types.Node_None_()
+        elif isinstance(item, bool):
+            node = types.Node_Boolean(item)
+        elif isinstance(item, int):
+            node = types.Node_Int(item) if item in _LONG else types.Node_BigInt(str(item))
+        elif isinstance(item, float):
+            node = types.Node_Float(item)
+        elif isinstance(item, complex):
+            node = types.Node_Complex((item.real, item.imag))
+        elif isinstance(item, str):
+            node = types.Node_Str(item)
+        elif isinstance(item, (bytes, bytearray)):
+            node = types.Node_Bytes(bytes(item))
+        elif isinstance(item, (tuple, list)):
+            node = types.Node_Tuple([add(child) for child in item])
+        elif isinstance(item, (frozenset, set)):
+            node = types.Node_Frozenset([add(child) for child in item])
+        elif isinstance(item, Netref):
+            netrefs.append(item._take())
+            node = types.Node_Netref(len(netrefs) - 1)
+        else:
+            raise TypeError(f"a {type(item).__name__} cannot be sent to the peer")
+        nodes[at] = node
+        return at
+
+    add(obj)
+    return types.Value(nodes, netrefs)
+
+
+def from_value(value):
+    """The Python value a dynamic `value` record holds."""
+    held = {}
+
+    def get(at):
+        node = value.nodes[at]
+        if isinstance(node, types.Node_None_):
+            return None
+        if isinstance(node, types.Node_BigInt):
+            return int(node.value)
+        if isinstance(node, types.Node_Complex):
+            return complex(*node.value)
+        if isinstance(node, types.Node_Tuple):
+            return tuple(get(child) for child in node.value)
+        if isinstance(node, types.Node_Frozenset):
+            return frozenset(get(child) for child in node.value)
+        if isinstance(node, types.Node_Netref):
+            if node.value not in held:
+                held[node.value] = Netref(value.netrefs[node.value])
+            return held[node.value]
+        return node.value
+
+    return get(0)
+
+
+def _incoming(hint):
+    """How an argument of WIT type `hint` reaches the method."""
+    if hint is types.Value:
+        return from_value
+    if hint is types.Netref:
+        return Netref
+    return None
+
+
+def _outgoing(hint):
+    """How the method's result becomes the export's of WIT type `hint`."""
+    if hint is types.Value:
+        return to_value
+    if hint is types.Netref:
+        return lambda result: result._take() if isinstance(result, Netref) else result
+    return None
+
+
+def _type_name(error):
+    cls = type(error)
+    if isinstance(error, RemoteError):
+        return error.type_name
+    if cls.__module__ == "builtins":
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _message(error):
+    """The exception's argument, as the peer will pass it to the class again
+    (`str(KeyError("k"))` would quote it)."""
+    if len(error.args) == 1 and isinstance(error.args[0], str):
+        return error.args[0]
+    return str(error)
+
+
+def _export(method, declared):
+    """`method` wrapped to take and return what the export `declared` does."""
+    hints = typing.get_type_hints(declared)
+    params = list(inspect.signature(declared).parameters)[1:]  # after self
+    incoming = [_incoming(hints.get(name)) for name in params]
+    outgoing = _outgoing(hints.get("return"))
+
+    @functools.wraps(method)
+    def export(self, *raw):
+        args = [convert(arg) if convert else arg for convert, arg in zip(incoming, raw)]
+        try:
+            result = method(self, *args)
+        except Exception as error:
+            failure = error.value if isinstance(error, Err) else types.Error(_type_name(error), _message(error))
+        else:
+            return outgoing(result) if outgoing else result
+        # The error raised keeps this frame alive: let go of the peer's
+        # objects first, and raise outside the handler, as in `_answer`.
+        del args
+        raise Err(failure)
+
+    return export
+
+
+_DEFAULTS = {
+    "on_connect": lambda self: None,
+    "on_disconnect": lambda self: None,
+    "service_aliases": lambda self: [str(alias).upper() for alias in getattr(self, "ALIASES", ())],
+}
+
+
+def service(cls):
+    """Makes `cls` (the app's `WitWorld`) serve every export of the world."""
+    for name, declared in inspect.getmembers(wit_world.WitWorld, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        method = cls.__dict__.get(name) or _DEFAULTS.get(name)
+        if method is None:
+            inherited = getattr(cls, name)
+            if getattr(inherited, "__isabstractmethod__", False):
+                raise TypeError(f"{cls.__name__} does not implement the export {name}")
+            method = inherited
+        setattr(cls, name, _export(method, declared))
+    cls.__abstractmethods__ = frozenset()
+    return cls

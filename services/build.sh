@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the Python and JavaScript example services from source into
+# target/polyglot/<language>/<service>.wasm, installing the tools first if
+# they are missing: componentize-py into .venv (services/python/requirements.txt),
+# componentize-js into services/js/node_modules (services/js/package-lock.json).
+# Usage: bash services/build.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${CARGO_TARGET_DIR:-target}/polyglot"
+services=(calculator callback)
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet -r services/python/requirements.txt
+mkdir -p "$out/python"
+for service in "${services[@]}"; do
+  .venv/bin/componentize-py --quiet -d wit -d "services/wit/$service" -w "example:$service/$service" \
+    componentize app -p "services/python/$service" -p guest-sdk/python \
+    -o "$out/python/$service.wasm"
+done
+
+# componentize-js reads one WIT directory: the service's world, with the
+# shared package as a dependency. It drops the WASI imports the services
+# do not use (HTTP).
+(cd services/js && npm ci --silent --no-audit --no-fund)
+mkdir -p "$out/js"
+for service in "${services[@]}"; do
+  wit_dir="$out/js/wit-$service"
+  rm -rf "$wit_dir" && mkdir -p "$wit_dir/deps/wasm-rpyc-service"
+  cp "services/wit/$service/world.wit" "$wit_dir/"
+  cp wit/service.wit "$wit_dir/deps/wasm-rpyc-service/"
+  services/js/node_modules/.bin/componentize-js "services/js/$service/app.js" \
+    --wit "$wit_dir" -n "example:$service/$service" -d http fetch-event \
+    -o "$out/js/$service.wasm" > /dev/null
+done
+echo "built: $out/{python,js}/{$(IFS=,; echo "${services[*]}")}.wasm"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Serves every example service: the Rust ones built into the host (the seed's
+# calculator on 18861, MyService on 18862, decoupled and callback
+# ServerServices on 18863 and 18864), then the Python and JavaScript
+# calculators and callback services (18871-18874), built from source first.
+# Usage: bash services/serve.sh   (Ctrl-C stops both hosts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+
+rustup target add wasm32-wasip2
+bash services/build.sh
+cargo build --release -p wasm-rpyc
+"$target/release/wasm-rpyc" serve &
+bundled=$!
+trap 'kill $bundled 2> /dev/null' EXIT
+"$target/release/wasm-rpyc" serve --port 18871 \
+  "$target"/polyglot/python/{calculator,callback}.wasm "$target"/polyglot/js/{calculator,callback}.wasm
