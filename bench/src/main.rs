@@ -14,7 +14,9 @@
 //! - (f) `obj.foo()` on a held instance of the seed's `MyClass`, and
 //!   `MyClass(1, 2)` made and dropped at once.
 //!
-//! `wasm-rpyc-bench load` is the load tool instead (see `load.rs`).
+//! `wasm-rpyc-bench load` is the load tool instead (see `load.rs`), and
+//! `wasm-rpyc-bench languages` compares the calculator written in each
+//! language (see `languages.rs`).
 //!
 //! The hosts and the echo servers run as child processes of this binary
 //! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
@@ -22,6 +24,7 @@
 //! busy, which removes the cost of waking an idle core and leaves the
 //! software's own.
 
+mod languages;
 mod load;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,7 +57,10 @@ fn main() -> Result<()> {
             let number = |at: usize| std::env::args().nth(at).and_then(|n| n.parse().ok());
             load::run(number(2), number(3))
         }
-        Some(other) => bail!("unknown mode {other}: run without arguments, or with `load`"),
+        Some("languages") => languages::run(),
+        Some(other) => {
+            bail!("unknown mode {other}: run without arguments, or with `load` or `languages`")
+        }
     }
 }
 
@@ -122,15 +128,20 @@ fn tokio_echo_server() -> Result<()> {
     })
 }
 
-/// Serves the bundled example `example`, as `wasm-rpyc serve` does.
+/// Serves the bundled example `example`, or the component file `example`
+/// (a name ending in `.wasm`), as `wasm-rpyc serve` does.
 fn host(example: &str) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let runtime = Runtime::new(Limits::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let (name, _, bytes) = bundled::EXAMPLES
-            .iter()
-            .find(|(name, ..)| *name == example)
-            .with_context(|| format!("no bundled example {example:?}"))?;
-        let component = ServiceComponent::from_bytes(&runtime, name, bytes).await?;
+        let component = if example.ends_with(".wasm") {
+            ServiceComponent::load(&runtime, example.as_ref()).await?
+        } else {
+            let (name, _, bytes) = bundled::EXAMPLES
+                .iter()
+                .find(|(name, ..)| *name == example)
+                .with_context(|| format!("no bundled example {example:?}"))?;
+            ServiceComponent::from_bytes(&runtime, name, bytes).await?
+        };
         let server = Server::bind("127.0.0.1:0", component, ServerConfig::default()).await?;
         println!("{}", server.local_addr()?);
         server.run(std::future::pending()).await;
@@ -175,7 +186,7 @@ fn run() -> Result<()> {
     let serial = in_task(Box::pin(serial_calls(host.addr)))?;
     let serial_block_on = tokio.block_on(serial_calls(host.addr))?;
     let throughput = tokio.block_on(calls_in_flight(host.addr))?;
-    let fresh = in_task(Box::pin(fresh_connections(host.addr)))?;
+    let fresh = in_task(Box::pin(fresh_connections(host.addr, FRESH_CONNECTIONS)))?;
     let callbacks = in_task(Box::pin(callback_calls(callback_host.addr)))?;
     let (held, made) =
         tokio.block_on(async { tokio::spawn(object_calls(classes_host.addr)).await? })?;
@@ -381,9 +392,9 @@ async fn calls_in_flight(addr: SocketAddr) -> Result<f64> {
     Ok((after - before) as f64 / elapsed.as_secs_f64())
 }
 
-async fn fresh_connections(addr: SocketAddr) -> Result<Samples> {
-    let mut samples = Vec::with_capacity(FRESH_CONNECTIONS);
-    for _ in 0..FRESH_CONNECTIONS {
+async fn fresh_connections(addr: SocketAddr, count: usize) -> Result<Samples> {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
         let start = Instant::now();
         let conn = connect(addr).await?;
         let sum: i64 = conn.root().call("add", (4, 7)).await?;
