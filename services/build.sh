@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${CARGO_TARGET_DIR:-target}/polyglot"
-services=(calculator callback)
+services=(calculator callback my-service)
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Serves every example service: the Rust ones built into the host (the seed's
 # calculator on 18861, MyService on 18862, decoupled and callback
-# ServerServices on 18863 and 18864), then the Python and JavaScript
-# calculators and callback services (18871-18874), built from source first.
+# ServerServices on 18863 and 18864), then the calculator, the callback
+# service and MyService in Python (18871-18873) and in JavaScript
+# (18874-18876), built from source first.
 # Usage: bash services/serve.sh   (Ctrl-C stops both hosts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,5 @@ cargo build --release -p wasm-rpyc
 bundled=$!
 trap 'kill $bundled 2> /dev/null' EXIT
 "$target/release/wasm-rpyc" serve --port 18871 \
-  "$target"/polyglot/python/{calculator,callback}.wasm "$target"/polyglot/js/{calculator,callback}.wasm
+  "$target"/polyglot/python/{calculator,callback,my-service}.wasm \
+  "$target"/polyglot/js/{calculator,callback,my-service}.wasm

@@ -285,4 +285,27 @@ def service(cls):
             method = inherited
         setattr(cls, name, _export(method, declared))
     cls.__abstractmethods__ = frozenset()
+    _one_instance(cls)
     return cls
+
+
+def _one_instance(cls):
+    """componentize-py makes an instance of the class for every call: make
+    that always the same one (its `__init__` run once), so attributes are
+    the connection's state, as a service object's are in RPyC."""
+    only = []
+
+    def __new__(klass, *args, **kwargs):
+        if not only:
+            only.append(object.__new__(klass))
+        return only[0]
+
+    cls.__new__ = __new__
+    init = cls.__dict__.get("__init__")
+    if init is not None:
+        def __init__(self, *args, **kwargs):
+            if not getattr(self, "_initialised", False):
+                self._initialised = True
+                init(self, *args, **kwargs)
+
+        cls.__init__ = __init__

@@ -2,10 +2,13 @@
 //! client: every language's example services behave as the seed's do. The
 //! Python and JavaScript services are built by `services/build.sh`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::Value as Json;
-use wasm_rpyc::{Exception, Function, IntoValue, ServiceComponent, Value, connect};
+use wasm_rpyc::{
+    Exception, FromValue, Function, IntoValue, RemoteObject, ServiceComponent, Value, connect,
+};
 use wasm_rpyc_tests::{example, runtime, serve};
 
 fn table() -> Json {
@@ -31,31 +34,60 @@ async fn component(language: &str, service: &str) -> ServiceComponent {
         .unwrap_or_else(|e| panic!("{} (run `bash services/build.sh`): {e}", path.display()))
 }
 
+/// The instances a case names (`{"new": [...], "name": "x"}`, `{"ref": "x"}`).
+type Named = HashMap<String, RemoteObject>;
+
 /// A case's argument as the client passes it.
-fn argument(spec: &Json) -> Value {
-    match spec {
-        Json::Object(map) if map.contains_key("callback") => {
-            let returns = argument(&map["callback"]);
-            Function::new(move |_| {
-                let returns = returns.clone();
-                async move { Ok(returns) }
-            })
-            .into_value()
-        }
-        Json::Object(map) if map.contains_key("raising") => {
-            let class = map["raising"].as_str().expect("a class name").to_owned();
-            Function::new(move |_| {
-                let error = Exception::new(class.clone(), "boom");
-                async move { Err(error) }
-            })
-            .into_value()
-        }
-        Json::Object(map) if map.contains_key("int") => {
-            let digits = map["int"].as_str().expect("digits");
-            Value::Int(digits.parse().expect("an integer"))
-        }
-        other => expected(other),
+async fn argument(spec: &Json, root: &RemoteObject, named: &mut Named) -> Value {
+    let Json::Object(map) = spec else {
+        return expected(spec);
+    };
+    if let Some(returns) = map.get("callback") {
+        let returns = expected(returns);
+        return Function::new(move |_| {
+            let returns = returns.clone();
+            async move { Ok(returns) }
+        })
+        .into_value();
     }
+    if let Some(class) = map.get("raising") {
+        let class = class.as_str().expect("a class name").to_owned();
+        return Function::new(move |_| {
+            let error = Exception::new(class.clone(), "boom");
+            async move { Err(error) }
+        })
+        .into_value();
+    }
+    if let Some(digits) = map.get("int") {
+        return Value::Int(
+            digits
+                .as_str()
+                .expect("digits")
+                .parse()
+                .expect("an integer"),
+        );
+    }
+    if let Some(args) = map.get("new") {
+        let instance: RemoteObject = root
+            .call("MyClass", plain(args))
+            .await
+            .expect("MyClass(...)");
+        if let Some(name) = map.get("name").and_then(Json::as_str) {
+            named.insert(name.to_owned(), instance.clone());
+        }
+        return instance.into_value();
+    }
+    let name = map["ref"].as_str().expect("a name");
+    named[name].clone().into_value()
+}
+
+/// Plain JSON arguments as values.
+fn plain(args: &Json) -> Vec<Value> {
+    args.as_array()
+        .expect("a list")
+        .iter()
+        .map(expected)
+        .collect()
 }
 
 /// A plain JSON value as a `Value` (lists as tuples).
@@ -71,6 +103,34 @@ fn expected(json: &Json) -> Value {
     }
 }
 
+/// Runs one case on `root`; what it names is dropped (released) at the end.
+async fn run(case: &Json, root: &RemoteObject) -> Result<Value, wasm_rpyc::Error> {
+    let mut named = Named::new();
+    let mut args = Vec::new();
+    for spec in case["args"].as_array().expect("args") {
+        args.push(argument(spec, root, &mut named).await);
+    }
+    let mut kwargs = Vec::new();
+    for (key, spec) in case
+        .get("kwargs")
+        .and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+    {
+        kwargs.push((key.clone(), argument(spec, root, &mut named).await));
+    }
+    let target = match case.get("on") {
+        Some(spec) => RemoteObject::from_value(argument(spec, root, &mut named).await)?,
+        None => root.clone(),
+    };
+    let name = case["call"].as_str().expect("a method");
+    let result: Value = target.call_kw(name, args, kwargs).await?;
+    match case.get("then").and_then(Json::as_str) {
+        Some(then) => RemoteObject::from_value(result)?.call(then, ()).await,
+        None => Ok(result),
+    }
+}
+
 #[tokio::test]
 async fn every_language_passes_the_table() {
     let table = table();
@@ -81,21 +141,11 @@ async fn every_language_passes_the_table() {
             let host = serve(component(language, service).await).await;
             let conn = connect(host.addr).await.unwrap();
             for case in cases.as_array().expect("cases") {
-                let name = case["call"].as_str().expect("a method");
-                let args: Vec<Value> = case["args"]
-                    .as_array()
-                    .expect("args")
-                    .iter()
-                    .map(argument)
-                    .collect();
-                let kwargs: Vec<(String, Value)> = case
-                    .get("kwargs")
-                    .and_then(Json::as_object)
-                    .into_iter()
-                    .flatten()
-                    .map(|(key, spec)| (key.clone(), argument(spec)))
-                    .collect();
-                let result = conn.root().call_kw::<Value>(name, args, kwargs).await;
+                let limited = case.get("languages").and_then(Json::as_array);
+                if limited.is_some_and(|only| !only.iter().any(|l| l == language)) {
+                    continue;
+                }
+                let result = run(case, &conn.root()).await;
                 let what = format!("{language} {service}: {case}");
                 match case.get("raises").and_then(Json::as_str) {
                     Some(class) => {

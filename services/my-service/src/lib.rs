@@ -2,7 +2,7 @@
 //! `MyClass(a, b)` whose `foo()` returns `a + b`.
 
 wit_bindgen::generate!({
-    path: ["../../wit", "wit"],
+    path: ["../../wit", "../wit/my-service"],
     world: "example:my-service/my-service",
     with: {
         "wasm-rpyc:service/types@0.1.0": wasm_rpyc_guest::types,
@@ -10,7 +10,7 @@ wit_bindgen::generate!({
     },
 });
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use exports::example::my_service::classes::{
     ExposedMyClass, ExposedMyClassBorrow, Guest as Classes, GuestExposedMyClass,
@@ -18,6 +18,9 @@ use exports::example::my_service::classes::{
 
 /// Instances alive in this instance of the service.
 static LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `on-connect` ran in this instance (one instance per connection).
+static CONNECTED: AtomicBool = AtomicBool::new(false);
 
 struct MyService;
 
@@ -68,6 +71,16 @@ impl Classes for MyService {
 impl Guest for MyService {
     fn service_aliases() -> Vec<String> {
         vec!["foo".into(), "bar".into(), "spam".into()]
+    }
+
+    fn on_connect() {
+        CONNECTED.store(true, Ordering::Relaxed);
+    }
+
+    fn on_disconnect() {}
+
+    fn exposed_connected() -> bool {
+        CONNECTED.load(Ordering::Relaxed)
     }
 }
 
