@@ -26,7 +26,8 @@
 //! --target wasm32-wasip2`) and serve the `.wasm` with `wasm-rpyc serve`.
 //!
 //! The rest of the crate is what a service works with: [`Error`] to raise
-//! an exception of any Python class, [`Value`] for dynamically typed values,
+//! an exception of any Python class, [`Value`] for dynamically typed values
+//! (read and built as a [`Dynamic`] tree),
 //! [`Netref`] for the peer's objects (a callback, a list) and [`peer`] to
 //! call the peer.
 //!
@@ -45,6 +46,8 @@
 //!     },
 //! });
 //! ```
+
+#![deny(missing_docs)]
 
 /// Makes an impl block a service.
 ///
@@ -65,6 +68,10 @@
 ///   `ALIASES`; by default its name is the type's, upper-cased, without a
 ///   trailing `Service` (`CalculatorService` is `CALCULATOR`).
 pub use wasm_rpyc_guest_macros::service;
+
+mod dynamic;
+
+pub use dynamic::Dynamic;
 
 #[doc(hidden)]
 pub mod __private {

@@ -52,7 +52,13 @@ async fn names_parameters_and_errors_follow_the_signatures() {
     assert_eq!(joined, "a-b");
     let pair: (char, i32) = root.call("pair", ((5, 'x'),)).await.unwrap();
     assert_eq!(pair, ('x', 5));
-    let nested = Value::Tuple(vec![Value::Int(1), Value::Str("two".into()), Value::None]);
+    let nested = Value::Tuple(vec![
+        Value::Int(1),
+        Value::Tuple(vec![Value::Str("two".into()), Value::Bytes(vec![3])]),
+        Value::FrozenSet(vec![Value::Float(0.5)]),
+        Value::BigInt("1".repeat(45)), // beyond i128
+        Value::None,
+    ]);
     assert_eq!(
         root.call::<Value>("echo", (nested.clone(),)).await.unwrap(),
         nested

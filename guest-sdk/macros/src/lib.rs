@@ -1,6 +1,8 @@
 //! The `#[service]` attribute of `wasm-rpyc-guest`, which re-exports it and
 //! documents it.
 
+#![deny(missing_docs)]
+
 mod wit_type;
 
 use proc_macro::TokenStream;

@@ -2,7 +2,7 @@
 //! self`, both hooks, declared aliases, and each kind of parameter the
 //! attribute maps.
 
-use wasm_rpyc_guest::{Error, Netref, Value, peer, service};
+use wasm_rpyc_guest::{Dynamic, Error, Netref, Value, peer, service};
 
 /// Counts per connection: the instance, so the state, is the connection's own.
 #[derive(Default)]
@@ -41,8 +41,9 @@ impl Tally {
         (pair.1, pair.0)
     }
 
+    /// `value` back, read and rebuilt as a `Dynamic` tree.
     fn exposed_echo(value: Value) -> Value {
-        value
+        Value::from(Dynamic::from(value))
     }
 
     /// Calls `func(arg)` on the peer, borrowing the callback.
