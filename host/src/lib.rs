@@ -27,6 +27,7 @@
 //! - [`service`]: the root object a side exposes; `VoidService`.
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
 //! - [`server`]: the listener and graceful shutdown.
+//! - [`registry`]: RPyC's registry (where services are served, by name).
 //! - [`tls`]: TLS configurations for servers and clients (rustls).
 //! - [`client`]: connecting to a host with [`connect`].
 //! - [`bundled`]: the example services built into the binary.
@@ -37,6 +38,7 @@ mod error;
 pub mod exception;
 pub mod local;
 pub mod protocol;
+pub mod registry;
 pub mod server;
 pub mod service;
 pub mod tls;

@@ -2,12 +2,15 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connection::DEFAULT_IDLE_TIMEOUT;
+use wasm_rpyc::registry::{DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, Registry};
 use wasm_rpyc::server::DEFAULT_MAX_CONNECTIONS;
 use wasm_rpyc::wasm::{
     DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants, parse_env,
@@ -26,6 +29,34 @@ enum Command {
     /// Serve components; with none, serve the bundled example services on
     /// their default ports.
     Serve(Serve),
+    /// Run an RPyC registry (`rpyc_registry`'s options).
+    Registry(RegistryArgs),
+}
+
+#[derive(Args)]
+struct RegistryArgs {
+    /// The transport: UDP (broadcast discovery) or TCP.
+    #[arg(short = 'm', long = "mode", value_enum, default_value_t = Transport::Udp, ignore_case = true)]
+    mode: Transport,
+    /// The port to listen on.
+    #[arg(short, long, default_value_t = REGISTRY_PORT)]
+    port: u16,
+    /// Forget a registration not renewed for this many seconds.
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS", default_value_t = DEFAULT_PRUNING_TIMEOUT.as_secs())]
+    pruning_timeout: u64,
+    /// Let clients list every registered name.
+    #[arg(short = 'l', long = "listing")]
+    allow_listing: bool,
+    /// The address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: IpAddr,
+}
+
+/// A registry's transport.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Transport {
+    Udp,
+    Tcp,
 }
 
 #[derive(Args)]
@@ -87,7 +118,10 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let Command::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::Registry(args) => return tokio::runtime::Runtime::new()?.block_on(registry(args)),
+    };
     let single = args.components.len() == 1;
     if !single && !args.aliases.is_empty() {
         bail!("--alias needs exactly one component");
@@ -100,6 +134,35 @@ fn main() -> Result<()> {
         bail!("--cpu-budget must be a positive number of seconds");
     }
     tokio::runtime::Runtime::new()?.block_on(serve(args))
+}
+
+async fn registry(args: RegistryArgs) -> Result<()> {
+    let shutdown = shutdown_signal()?;
+    let registry = Arc::new(Registry::new(
+        Duration::from_secs(args.pruning_timeout),
+        args.allow_listing,
+    ));
+    let addr = (args.host, args.port);
+    let (serving, mode) = match args.mode {
+        Transport::Udp => {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind UDP {}:{}", args.host, args.port))?;
+            let local = socket.local_addr()?;
+            (tokio::spawn(registry.serve_udp(socket)), ("UDP", local))
+        }
+        Transport::Tcp => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+            let local = listener.local_addr()?;
+            (tokio::spawn(registry.serve_tcp(listener)), ("TCP", local))
+        }
+    };
+    tracing::info!(transport = mode.0, address = %mode.1, listing = args.allow_listing, "registry serving");
+    shutdown.await;
+    serving.abort();
+    Ok(())
 }
 
 async fn serve(args: Serve) -> Result<()> {

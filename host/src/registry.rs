@@ -1,0 +1,364 @@
+//! RPyC's registry: services register their names and ports, clients ask
+//! where a name is served (`rpyc.discover`, `rpyc.connect_by_service`).
+//!
+//! The protocol of `rpyc/utils/registry.py`: a request is one brine tuple
+//! `("RPYC", command, args)`, a reply one brine value; over UDP one datagram
+//! each way, over TCP one request per connection. A request that is not
+//! one (bad brine, another magic, an unknown command, wrong arguments) gets
+//! no reply, as RPyC's registry does.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use crate::protocol::rpyc::brine;
+use crate::value::Value;
+
+/// RPyC's registry port.
+pub const REGISTRY_PORT: u16 = 18811;
+
+/// How long a registration lasts without being renewed (RPyC's default;
+/// services re-register every 60 s).
+pub const DEFAULT_PRUNING_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The largest request read, as RPyC's registry reads: a datagram or a TCP
+/// request past it is cut, so it decodes as nothing.
+pub const MAX_REQUEST: usize = 1500;
+
+/// How long a TCP client may take to send its request.
+const TCP_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The registered services and the rules for answering.
+#[derive(Debug)]
+pub struct Registry {
+    /// Name -> (address -> when it was last registered).
+    services: Mutex<HashMap<String, HashMap<(IpAddr, u16), Instant>>>,
+    pruning_timeout: Duration,
+    allow_listing: bool,
+}
+
+impl Registry {
+    /// An empty registry; `allow_listing` lets clients list every name (off
+    /// by default in RPyC).
+    pub fn new(pruning_timeout: Duration, allow_listing: bool) -> Self {
+        Registry {
+            services: Mutex::new(HashMap::new()),
+            pruning_timeout,
+            allow_listing,
+        }
+    }
+
+    /// The reply to `request`, sent from `source`; `None` when it gets none.
+    pub fn answer(&self, request: &[u8], source: IpAddr) -> Option<Vec<u8>> {
+        let Ok(Value::Tuple(parts)) = brine::decode(request) else {
+            return None;
+        };
+        let [Value::Str(magic), Value::Str(command), Value::Tuple(args)] =
+            <[Value; 3]>::try_from(parts).ok()?
+        else {
+            return None;
+        };
+        if magic != "RPYC" {
+            return None;
+        }
+        let reply = match (command.to_lowercase().as_str(), args.as_slice()) {
+            ("register", [Value::Tuple(names), Value::Int(port)]) => {
+                let names: Option<Vec<&str>> = names.iter().map(as_str).collect();
+                self.register(&names?, (source, u16::try_from(*port).ok()?))
+            }
+            ("unregister", [Value::Int(port)]) => {
+                self.unregister((source, u16::try_from(*port).ok()?))
+            }
+            ("query", [Value::Str(name)]) => self.query(name),
+            ("list", [Value::Tuple(filter)]) => match filter.as_slice() {
+                [Value::Str(host)] => self.list(Some(host)),
+                [Value::None] | [] => self.list(None),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let mut out = Vec::new();
+        brine::encode(&reply, &mut out).ok()?;
+        Some(out)
+    }
+
+    fn services(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<(IpAddr, u16), Instant>>> {
+        self.services.lock().expect("registry poisoned")
+    }
+
+    fn register(&self, names: &[&str], addr: (IpAddr, u16)) -> Value {
+        let now = Instant::now();
+        let mut services = self.services();
+        for name in names {
+            services
+                .entry(name.to_uppercase())
+                .or_default()
+                .insert(addr, now);
+        }
+        tracing::info!(?names, ip = %addr.0, port = addr.1, "registered");
+        Value::Str("OK".into())
+    }
+
+    fn unregister(&self, addr: (IpAddr, u16)) -> Value {
+        let mut services = self.services();
+        for servers in services.values_mut() {
+            servers.remove(&addr);
+        }
+        services.retain(|_, servers| !servers.is_empty());
+        tracing::info!(ip = %addr.0, port = addr.1, "unregistered");
+        Value::Str("OK".into())
+    }
+
+    /// Where `name` is served, oldest registration first; stale ones go.
+    fn query(&self, name: &str) -> Value {
+        let name = name.to_uppercase();
+        let mut services = self.services();
+        let Some(servers) = services.get_mut(&name) else {
+            return Value::Tuple(Vec::new());
+        };
+        servers.retain(|_, registered| registered.elapsed() <= self.pruning_timeout);
+        let mut found: Vec<_> = servers.iter().map(|(addr, at)| (*at, *addr)).collect();
+        if servers.is_empty() {
+            services.remove(&name);
+        }
+        found.sort();
+        Value::Tuple(
+            found
+                .into_iter()
+                .map(|(_, (ip, port))| {
+                    Value::Tuple(vec![Value::Str(ip.to_string()), Value::Int(port.into())])
+                })
+                .collect(),
+        )
+    }
+
+    /// Every registered name (only those served on `host`, if given), or
+    /// `None` when listing is not allowed.
+    fn list(&self, host: Option<&str>) -> Value {
+        if !self.allow_listing {
+            return Value::None;
+        }
+        let services = self.services();
+        let mut names: Vec<&String> = services
+            .iter()
+            .filter(|(_, servers)| {
+                host.is_none_or(|host| servers.keys().any(|(ip, _)| ip.to_string() == host))
+            })
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        Value::Tuple(
+            names
+                .into_iter()
+                .map(|name| Value::Str(name.clone()))
+                .collect(),
+        )
+    }
+
+    /// Answers datagrams on `socket` until the task is dropped.
+    pub async fn serve_udp(self: Arc<Self>, socket: UdpSocket) {
+        let mut buf = [0u8; MAX_REQUEST];
+        loop {
+            let (len, from) = match socket.recv_from(&mut buf).await {
+                Ok(received) => received,
+                Err(error) => {
+                    tracing::warn!(%error, "registry datagram not received");
+                    continue;
+                }
+            };
+            if let Some(reply) = self.answer(&buf[..len], from.ip()) {
+                if let Err(error) = socket.send_to(&reply, from).await {
+                    tracing::debug!(%error, %from, "registry reply not sent");
+                }
+            }
+        }
+    }
+
+    /// Answers one request per connection on `listener` until the task is
+    /// dropped.
+    pub async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, from)) => {
+                    tokio::spawn(Arc::clone(&self).answer_tcp(stream, from));
+                }
+                Err(error) => tracing::warn!(%error, "registry connection not accepted"),
+            }
+        }
+    }
+
+    async fn answer_tcp(self: Arc<Self>, mut stream: TcpStream, from: SocketAddr) {
+        let mut buf = [0u8; MAX_REQUEST];
+        let read = tokio::time::timeout(TCP_REQUEST_TIMEOUT, stream.read(&mut buf)).await;
+        let Ok(Ok(len)) = read else {
+            return;
+        };
+        if let Some(reply) = self.answer(&buf[..len], from.ip()) {
+            let _ = stream.write_all(&reply).await;
+        }
+    }
+}
+
+fn as_str(value: &Value) -> Option<&str> {
+    match value {
+        Value::Str(s) => Some(s),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(command: &str, args: Vec<Value>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let message = Value::Tuple(vec![
+            Value::Str("RPYC".into()),
+            Value::Str(command.into()),
+            Value::Tuple(args),
+        ]);
+        brine::encode(&message, &mut out).unwrap();
+        out
+    }
+
+    fn ask(registry: &Registry, from: &str, command: &str, args: Vec<Value>) -> Option<Value> {
+        let reply = registry.answer(&request(command, args), from.parse().unwrap())?;
+        Some(brine::decode(&reply).unwrap())
+    }
+
+    fn names(names: &[&str]) -> Value {
+        Value::Tuple(names.iter().map(|n| Value::Str((*n).into())).collect())
+    }
+
+    fn addr(ip: &str, port: i128) -> Value {
+        Value::Tuple(vec![Value::Str(ip.into()), Value::Int(port)])
+    }
+
+    #[test]
+    fn registrations_are_found_by_any_alias_oldest_first_and_removed() {
+        let registry = Registry::new(DEFAULT_PRUNING_TIMEOUT, true);
+        let ok = Some(Value::Str("OK".into()));
+        assert_eq!(
+            ask(
+                &registry,
+                "10.0.0.1",
+                "REGISTER",
+                vec![names(&["calc", "math"]), Value::Int(18861)]
+            ),
+            ok
+        );
+        assert_eq!(
+            ask(
+                &registry,
+                "10.0.0.2",
+                "REGISTER",
+                vec![names(&["CALC"]), Value::Int(18861)]
+            ),
+            ok
+        );
+        let query = |name: &str| {
+            ask(
+                &registry,
+                "10.0.0.9",
+                "QUERY",
+                vec![Value::Str(name.into())],
+            )
+        };
+        assert_eq!(
+            query("Calc"),
+            Some(Value::Tuple(vec![
+                addr("10.0.0.1", 18861),
+                addr("10.0.0.2", 18861)
+            ]))
+        );
+        assert_eq!(
+            query("MATH"),
+            Some(Value::Tuple(vec![addr("10.0.0.1", 18861)]))
+        );
+        assert_eq!(query("nothing"), Some(Value::Tuple(Vec::new())));
+        assert_eq!(
+            ask(
+                &registry,
+                "10.0.0.9",
+                "LIST",
+                vec![Value::Tuple(vec![Value::None])]
+            ),
+            Some(names(&["CALC", "MATH"]))
+        );
+        assert_eq!(
+            ask(&registry, "10.0.0.9", "LIST", vec![names(&["10.0.0.2"])]),
+            Some(names(&["CALC"]))
+        );
+        assert_eq!(
+            ask(&registry, "10.0.0.1", "UNREGISTER", vec![Value::Int(18861)]),
+            ok
+        );
+        assert_eq!(
+            query("calc"),
+            Some(Value::Tuple(vec![addr("10.0.0.2", 18861)]))
+        );
+        assert_eq!(query("math"), Some(Value::Tuple(Vec::new())));
+    }
+
+    #[test]
+    fn stale_registrations_are_pruned_and_listing_is_opt_in() {
+        let registry = Registry::new(Duration::ZERO, false);
+        ask(
+            &registry,
+            "10.0.0.1",
+            "REGISTER",
+            vec![names(&["calc"]), Value::Int(1)],
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        let found = ask(
+            &registry,
+            "10.0.0.9",
+            "QUERY",
+            vec![Value::Str("calc".into())],
+        );
+        assert_eq!(found, Some(Value::Tuple(Vec::new())));
+        assert_eq!(
+            ask(
+                &registry,
+                "10.0.0.9",
+                "LIST",
+                vec![Value::Tuple(vec![Value::None])]
+            ),
+            Some(Value::None)
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_request_gets_no_reply() {
+        let registry = Registry::new(DEFAULT_PRUNING_TIMEOUT, true);
+        let from: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut other_magic = Vec::new();
+        brine::encode(
+            &Value::Tuple(vec![
+                Value::Str("HTTP".into()),
+                Value::Str("QUERY".into()),
+                Value::Tuple(vec![Value::Str("x".into())]),
+            ]),
+            &mut other_magic,
+        )
+        .unwrap();
+        for bad in [
+            b"".to_vec(),
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            vec![0xff; MAX_REQUEST],
+            other_magic,
+            request("SHUTDOWN", Vec::new()),
+            request("REGISTER", vec![names(&["x"]), Value::Int(70_000)]),
+            request("REGISTER", vec![Value::Int(1), Value::Int(1)]),
+            request("QUERY", Vec::new()),
+        ] {
+            assert_eq!(registry.answer(&bad, from), None, "{bad:?}");
+        }
+    }
+}
