@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::protocol::native::NativeCodec;
 use crate::protocol::rpyc::RpycCodec;
 use crate::protocol::{Codec, ROOT};
+use crate::registry::Registrar;
 use crate::service::{Service, VoidService};
 
 /// How long [`connect`] waits for the TCP connection to open.
@@ -26,6 +27,19 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`VoidService`] to it.
 pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection, Error> {
     connect_with(addr, VoidService::default(), Config::default()).await
+}
+
+/// Connects to the service `name` where `registrar`'s registry says it is
+/// served, trying each address in turn (RPyC's `connect_by_service`).
+pub async fn connect_by_service(name: &str, registrar: &Registrar) -> Result<Connection, Error> {
+    let mut failed = None;
+    for addr in registrar.discover(name).await? {
+        match connect(addr).await {
+            Ok(connection) => return Ok(connection),
+            Err(error) => failed = Some(error),
+        }
+    }
+    Err(failed.expect("discover finds at least one address"))
 }
 
 /// Connects exposing `service` to the peer, with `config`'s bounds.

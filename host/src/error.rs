@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::exception::Exception;
 use crate::protocol::FrameError;
+use crate::registry::RegistryError;
 use crate::value::ValueError;
 
 /// Why a call, a connect or a connection failed. Each variant says whose
@@ -37,6 +38,9 @@ pub enum Error {
     /// The network failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A registry did not say where a service is.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 impl Error {

@@ -51,7 +51,9 @@ pub mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }
 
-pub use client::{connect, connect_rpyc, connect_rpyc_with, connect_tls, connect_with};
+pub use client::{
+    connect, connect_by_service, connect_rpyc, connect_rpyc_with, connect_tls, connect_with,
+};
 pub use connection::{Connection, Peer, RemoteObject};
 pub use error::Error;
 pub use exception::Exception;

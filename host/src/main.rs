@@ -10,7 +10,10 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connection::DEFAULT_IDLE_TIMEOUT;
-use wasm_rpyc::registry::{DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, Registry};
+use wasm_rpyc::registry::{
+    BROADCAST, DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, REREGISTER_INTERVAL, Registrar, Registry,
+    Transport,
+};
 use wasm_rpyc::server::DEFAULT_MAX_CONNECTIONS;
 use wasm_rpyc::wasm::{
     DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants, parse_env,
@@ -36,27 +39,37 @@ enum Command {
 #[derive(Args)]
 struct RegistryArgs {
     /// The transport: UDP (broadcast discovery) or TCP.
-    #[arg(short = 'm', long = "mode", value_enum, default_value_t = Transport::Udp, ignore_case = true)]
-    mode: Transport,
+    #[arg(short = 'm', long = "mode", value_enum, default_value_t = TransportArg::Udp, ignore_case = true)]
+    mode: TransportArg,
     /// The port to listen on.
     #[arg(short, long, default_value_t = REGISTRY_PORT)]
     port: u16,
     /// Forget a registration not renewed for this many seconds.
     #[arg(short = 't', long = "timeout", value_name = "SECONDS", default_value_t = DEFAULT_PRUNING_TIMEOUT.as_secs())]
     pruning_timeout: u64,
-    /// Let clients list every registered name.
-    #[arg(short = 'l', long = "listing")]
+    /// Let clients list every registered name (`-l`, or `-l true|false` as
+    /// `rpyc_registry` takes it).
+    #[arg(short = 'l', long = "listing", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     allow_listing: bool,
     /// The address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
 }
 
-/// A registry's transport.
+/// A registry's transport, as the options name it.
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum Transport {
+enum TransportArg {
     Udp,
     Tcp,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(arg: TransportArg) -> Self {
+        match arg {
+            TransportArg::Udp => Transport::Udp,
+            TransportArg::Tcp => Transport::Tcp,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -109,6 +122,20 @@ struct Serve {
     /// Close a connection idle this long, in seconds (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout: u64,
+    /// Register every service under all its aliases with a registry, renew
+    /// every 60 s, unregister at shutdown.
+    #[arg(long)]
+    register: bool,
+    /// The registry's transport.
+    #[arg(long, value_enum, default_value_t = TransportArg::Udp, ignore_case = true)]
+    registry_type: TransportArg,
+    /// The registry's address (UDP: the broadcast address by default; TCP:
+    /// required).
+    #[arg(long)]
+    registry_host: Option<IpAddr>,
+    /// The registry's port.
+    #[arg(long, default_value_t = REGISTRY_PORT)]
+    registry_port: u16,
 }
 
 fn main() -> Result<()> {
@@ -130,6 +157,12 @@ fn main() -> Result<()> {
     if grants && !single {
         bail!("--dir and --env grant one service: name exactly one component");
     }
+    if args.register
+        && matches!(args.registry_type, TransportArg::Tcp)
+        && args.registry_host.is_none()
+    {
+        bail!("--registry-type TCP needs --registry-host");
+    }
     if !(args.cpu_budget.is_finite() && args.cpu_budget > 0.0) {
         bail!("--cpu-budget must be a positive number of seconds");
     }
@@ -143,7 +176,7 @@ async fn registry(args: RegistryArgs) -> Result<()> {
         args.allow_listing,
     ));
     let addr = (args.host, args.port);
-    let (serving, mode) = match args.mode {
+    let (serving, mode) = match args.mode.into() {
         Transport::Udp => {
             let socket = UdpSocket::bind(addr)
                 .await
@@ -222,6 +255,10 @@ async fn serve(args: Serve) -> Result<()> {
     }
     config.connection.idle_timeout =
         (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    let registrar = args.register.then(|| {
+        let host = args.registry_host.unwrap_or(BROADCAST);
+        Registrar::new(args.registry_type.into(), (host, args.registry_port))
+    });
     let stop = CancellationToken::new();
     let mut servers = Vec::new();
     for (component, port) in services {
@@ -234,6 +271,16 @@ async fn serve(args: Serve) -> Result<()> {
             methods = ?component.methods(),
             "serving"
         );
+        if let Some(registrar) = &registrar {
+            let aliases = component.aliases().to_vec();
+            let port = server.local_addr()?.port();
+            servers.push(tokio::spawn(keep_registered(
+                registrar.clone(),
+                aliases,
+                port,
+                stop.clone(),
+            )));
+        }
         let stop = stop.clone();
         servers.push(tokio::spawn(
             server.run(async move { stop.cancelled().await }),
@@ -245,6 +292,32 @@ async fn serve(args: Serve) -> Result<()> {
         server.await?;
     }
     Ok(())
+}
+
+/// Keeps `aliases` registered as served on `port` (renewed every 60 s,
+/// retried every second after a failure) until `stop`, then unregisters.
+async fn keep_registered(
+    registrar: Registrar,
+    aliases: Vec<String>,
+    port: u16,
+    stop: CancellationToken,
+) {
+    loop {
+        let wait = match registrar.register(&aliases, port).await {
+            Ok(()) => REREGISTER_INTERVAL,
+            Err(error) => {
+                tracing::warn!(%error, service = %aliases[0], "not registered");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    if let Err(error) = registrar.unregister(port).await {
+        tracing::warn!(%error, service = %aliases[0], "not unregistered");
+    }
 }
 
 /// Registers for Ctrl-C (SIGINT) and SIGTERM now; the future completes on

@@ -11,6 +11,7 @@ mod hooks;
 mod hostile;
 mod loading;
 mod python_server;
+mod registry;
 mod sdk;
 mod shutdown;
 mod tls;
