@@ -16,8 +16,11 @@ mod wasm_call;
 pub use codecs::{native_stream, rpyc_stream};
 pub use wasm_call::wasm_call;
 
-/// The corpus directories, one per target, under `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+/// A fuzz target: a function of the input bytes.
+pub type Target = fn(&[u8]);
+
+/// Every target by name: its corpus is `fuzz/corpus/<name>/`.
+pub const TARGETS: [(&str, Target); 3] = [
     ("rpyc_stream", rpyc_stream),
     ("native_stream", native_stream),
     ("wasm_call", wasm_call),

@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Serve components; with none, serve the bundled example services on
     /// their default ports.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Run an RPyC registry (`rpyc_registry`'s options).
     Registry(RegistryArgs),
 }
@@ -146,7 +146,7 @@ fn main() -> Result<()> {
         )
         .init();
     let args = match Cli::parse().command {
-        Command::Serve(args) => args,
+        Command::Serve(args) => *args,
         Command::Registry(args) => return tokio::runtime::Runtime::new()?.block_on(registry(args)),
     };
     let single = args.components.len() == 1;
