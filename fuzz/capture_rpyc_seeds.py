@@ -7,32 +7,17 @@ session and direction. Run from the repository root after a release build:
 """
 import hashlib
 import pathlib
-import re
-import subprocess
+import sys
 
 import rpyc
 from rpyc.core.stream import SocketStream
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from conftest import GUESTS, Host  # noqa: E402  (the tests' way to run the host)
+
 CORPUS = ROOT / "fuzz" / "corpus" / "rpyc_stream"
 SERVICES = ("calculator", "callback", "my_service")
-
-
-def serve():
-    guests = ROOT / "target" / "guests" / "wasm32-wasip2" / "release"
-    process = subprocess.Popen(
-        [ROOT / "target" / "release" / "wasm-rpyc", "serve", "--port", "0",
-         *(guests / f"{name}.wasm" for name in SERVICES)],
-        stderr=subprocess.PIPE, text=True, env={"RUST_LOG": "info", "NO_COLOR": "1"},
-    )
-    ports = []
-    for line in process.stderr:
-        match = re.search(r"serving service=\S+ address=127\.0\.0\.1:(\d+)", line)
-        if match:
-            ports.append(int(match[1]))
-        if len(ports) == len(SERVICES):
-            return process, dict(zip(SERVICES, ports))
-    raise RuntimeError("the host did not start")
 
 
 def recorded(port, session):
@@ -90,7 +75,8 @@ def classes(conn):
 
 
 def main():
-    process, ports = serve()
+    host = Host(*(GUESTS / f"{name}.wasm" for name in SERVICES))
+    ports = host.ports
     try:
         sessions = [(ports["calculator"], s) for s in (calls, errors, introspection)]
         sessions += [(ports["callback"], callback), (ports["my_service"], classes)]
@@ -100,8 +86,7 @@ def main():
                 (CORPUS / name).write_bytes(data)
                 print(session.__name__, len(data), "bytes:", name)
     finally:
-        process.terminate()
-        process.wait()
+        host.stop()
 
 
 if __name__ == "__main__":

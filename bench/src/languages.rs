@@ -4,31 +4,24 @@
 //! instance, and serial `add(4, 7)` through a host process. The Python and
 //! JavaScript components come from `services/build.sh`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use wasm_rpyc::{Limits, Runtime, ServiceComponent, bundled};
+use wasm_rpyc_tests::polyglot;
 
 use crate::{ChildServer, Samples, fresh_connections, micros, serial_calls};
 
 /// Fresh instances per language: a Python instance is tens of MiB to set up.
 const FRESH: usize = 200;
 
-/// Where the calculator of each language is: the bundled Rust one, or a file.
+/// Where the calculator of each language is: the bundled Rust one, or the
+/// file `services/build.sh` makes for that language.
 const CALCULATORS: [(&str, Option<&str>); 3] = [
     ("Rust", None),
-    ("Python", Some("python/calculator.wasm")),
-    ("JavaScript", Some("js/calculator.wasm")),
+    ("Python", Some("python")),
+    ("JavaScript", Some("js")),
 ];
-
-/// The component file `relative` under the build's `polyglot` directory.
-pub(crate) fn polyglot(relative: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    target.join("polyglot").join(relative)
-}
 
 /// Measures every language's calculator and prints the table.
 pub(crate) fn run() -> Result<()> {
@@ -42,26 +35,23 @@ pub(crate) fn run() -> Result<()> {
         "{:<12} {:>10} {:>12} {:>22} {:>22}",
         "", "size", "compile", "connect + first call", "add(4, 7) median/p99"
     );
-    for (language, file) in CALCULATORS {
-        let bytes = match file {
+    for (language, built) in CALCULATORS {
+        let file = built.map(|dir| polyglot(dir, "calculator"));
+        let bytes = match &file {
             None => bundled::EXAMPLES
                 .iter()
                 .find(|(name, ..)| *name == "calculator")
                 .map(|(.., bytes)| bytes.to_vec())
                 .context("the bundled calculator")?,
-            Some(relative) => std::fs::read(polyglot(relative)).with_context(|| {
-                format!(
-                    "{} (run `bash services/build.sh`)",
-                    polyglot(relative).display()
-                )
-            })?,
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("{} (run `bash services/build.sh`)", path.display()))?,
         };
         let started = Instant::now();
         tokio.block_on(ServiceComponent::from_bytes(&runtime, "calculator", &bytes))?;
         let compile = started.elapsed();
-        let host = match file {
+        let host = match &file {
             None => ChildServer::start(&["host", "calculator"])?,
-            Some(relative) => ChildServer::start(&["host", &polyglot(relative).to_string_lossy()])?,
+            Some(path) => ChildServer::start(&["host", &path.to_string_lossy()])?,
         };
         let fresh: Samples =
             tokio.block_on(async { tokio::spawn(fresh_connections(host.addr, FRESH)).await? })?;

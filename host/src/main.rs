@@ -260,7 +260,8 @@ async fn serve(args: Serve) -> Result<()> {
         Registrar::new(args.registry_type.into(), (host, args.registry_port))
     });
     let stop = CancellationToken::new();
-    let mut servers = Vec::new();
+    // The servers, and the tasks that keep them registered.
+    let mut tasks = Vec::new();
     for (component, port) in services {
         let server = Server::bind((args.host, port), component.clone(), config.clone())
             .await
@@ -274,7 +275,7 @@ async fn serve(args: Serve) -> Result<()> {
         if let Some(registrar) = &registrar {
             let aliases = component.aliases().to_vec();
             let port = server.local_addr()?.port();
-            servers.push(tokio::spawn(keep_registered(
+            tasks.push(tokio::spawn(keep_registered(
                 registrar.clone(),
                 aliases,
                 port,
@@ -282,14 +283,14 @@ async fn serve(args: Serve) -> Result<()> {
             )));
         }
         let stop = stop.clone();
-        servers.push(tokio::spawn(
+        tasks.push(tokio::spawn(
             server.run(async move { stop.cancelled().await }),
         ));
     }
     shutdown.await;
     stop.cancel();
-    for server in servers {
-        server.await?;
+    for task in tasks {
+        task.await?;
     }
     Ok(())
 }

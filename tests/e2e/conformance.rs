@@ -3,13 +3,12 @@
 //! Python and JavaScript services are built by `services/build.sh`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use serde_json::Value as Json;
 use wasm_rpyc::{
     Exception, FromValue, Function, IntoValue, RemoteObject, ServiceComponent, Value, connect,
 };
-use wasm_rpyc_tests::{example, runtime, serve};
+use wasm_rpyc_tests::{example, polyglot, runtime, serve};
 
 fn table() -> Json {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/cases.json");
@@ -22,13 +21,7 @@ async fn component(language: &str, service: &str) -> ServiceComponent {
     if language == "rust" {
         return example(&runtime, service).await;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    let path = target
-        .join("polyglot")
-        .join(language)
-        .join(format!("{service}.wasm"));
+    let path = polyglot(language, service);
     ServiceComponent::load(&runtime, &path)
         .await
         .unwrap_or_else(|e| panic!("{} (run `bash services/build.sh`): {e}", path.display()))

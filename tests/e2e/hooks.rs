@@ -55,12 +55,7 @@ async fn on_disconnect_runs_once_when_the_connection_ends() {
     let line = format!("on-disconnect {tag}");
     assert_eq!(logs.count(&line), 0, "not before the connection ends");
     conn.close().await;
-    for _ in 0..100 {
-        if logs.count(&line) > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    logs.wait_for(&line).await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(
         logs.count(&line),

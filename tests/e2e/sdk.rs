@@ -19,12 +19,7 @@ async fn state_lives_per_connection_and_the_hooks_run() {
         "on_connect ran on the connection's own state"
     );
     a.close().await;
-    for _ in 0..100 {
-        if logs.count("disconnecting after 3 calls") > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    logs.wait_for("disconnecting after 3 calls").await;
     assert_eq!(
         logs.count("disconnecting after 3 calls"),
         1,

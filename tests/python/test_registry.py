@@ -1,10 +1,11 @@
 """`wasm-rpyc registry` with the real rpyc registry clients, over UDP and TCP:
 registration, discovery, listing, connect_by_service, and hostile datagrams."""
 import os
+import pathlib
 import queue
-import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -89,25 +90,38 @@ def test_garbage_floods_and_oversized_requests_leave_it_answering(registrar, cal
         silent.close()
 
 
+def wait_until_answering(mode, port):
+    """Asks the registry on `port` to list its services until it answers."""
+    request = brine.dump(("RPYC", "LIST", ((None,),)))
+    for _ in range(100):
+        kind = socket.SOCK_DGRAM if mode == "UDP" else socket.SOCK_STREAM
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.settimeout(0.1)
+            try:
+                if mode == "UDP":
+                    sock.sendto(request, ("127.0.0.1", port))
+                else:
+                    sock.connect(("127.0.0.1", port))
+                    sock.sendall(request)
+                if sock.recv(15000):
+                    return
+            except OSError:
+                time.sleep(0.05)
+    raise TimeoutError(f"no registry answers on {mode} port {port}")
+
+
 @pytest.mark.parametrize("mode", ["UDP", "TCP"])
 def test_the_host_registers_with_rpycs_own_registry(mode):
     """`serve --register` with the real `rpyc_registry`: found by name, then
     gone when the host shuts down."""
     port = free_port(socket.SOCK_DGRAM if mode == "UDP" else socket.SOCK_STREAM)
     registry = subprocess.Popen(
-        [str(BINARY.parents[2] / ".venv" / "bin" / "rpyc_registry"), "-m", mode, "-p", str(port), "-l", "true"],
+        [str(pathlib.Path(sys.executable).parent / "rpyc_registry"), "-m", mode, "-p", str(port), "-l", "true"],
         stderr=subprocess.DEVNULL,
     )
     client = (UDPRegistryClient if mode == "UDP" else TCPRegistryClient)(ip="127.0.0.1", port=port)
     try:
-        # Wait for it to answer (a Python process takes a moment to start).
-        for _ in range(100):
-            try:
-                if client.list() is not None:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        wait_until_answering(mode, port)  # a Python process takes a moment to start
         host = Host(GUESTS / "calculator.wasm", args=(
             "--register", "--registry-type", mode, "--registry-host", "127.0.0.1", "--registry-port", str(port)))
         served = host.ports_in_order[0]

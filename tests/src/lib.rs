@@ -22,6 +22,18 @@ pub const SANDBOX: &str = env!("GUEST_SANDBOX");
 /// A service written with the SDK's `#[service]` attribute.
 pub const SDK_SERVICE: &str = env!("GUEST_SDK_SERVICE");
 
+/// Where `services/build.sh` puts `service` written in `language`
+/// (`python`, `js`): `<target>/polyglot/<language>/<service>.wasm`.
+pub fn polyglot(language: &str, service: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target
+        .join("polyglot")
+        .join(language)
+        .join(format!("{service}.wasm"))
+}
+
 /// A runtime with the default limits.
 pub fn runtime() -> Runtime {
     Runtime::new(Limits::default()).expect("the engine starts")
@@ -137,6 +149,17 @@ impl Logs {
             .lines()
             .filter(|l| l.contains(text))
             .count()
+    }
+
+    /// Waits up to 2 s for a line containing `text` (one logged by another
+    /// task, say when a connection ends).
+    pub async fn wait_for(&self, text: &str) {
+        for _ in 0..100 {
+            if self.count(text) > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -80,14 +80,7 @@ fn expand(aliases: Vec<String>, block: ItemImpl) -> syn::Result<TokenStream2> {
         return Err(Error::new(block.self_ty.span(), "#[service] needs a named type"));
     };
     let name = &self_path.path.segments.last().expect("a path has a segment").ident;
-    let exports = block
-        .items
-        .iter()
-        .filter_map(|item| match item {
-            ImplItem::Fn(method) => export(method).transpose(),
-            _ => None,
-        })
-        .collect::<syn::Result<Vec<_>>>()?;
+    let exports = exports_of(&block)?;
     if exports.iter().all(|e| !e.wit_name.starts_with("exposed-")) {
         return Err(Error::new(
             name.span(),
@@ -151,6 +144,18 @@ fn expand(aliases: Vec<String>, block: ItemImpl) -> syn::Result<TokenStream2> {
             export!(Exports);
         }
     })
+}
+
+/// The exports among `block`'s methods.
+fn exports_of(block: &ItemImpl) -> syn::Result<Vec<Export<'_>>> {
+    block
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            ImplItem::Fn(method) => export(method).transpose(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The export `method` is, if it is one.
@@ -302,15 +307,7 @@ mod tests {
 
     fn world_of(block: &str) -> syn::Result<String> {
         let block: ItemImpl = syn::parse_str(block).expect("an impl block");
-        let exports = block
-            .items
-            .iter()
-            .filter_map(|item| match item {
-                ImplItem::Fn(method) => export(method).transpose(),
-                _ => None,
-            })
-            .collect::<syn::Result<Vec<_>>>()?;
-        Ok(world(&exports))
+        Ok(world(&exports_of(&block)?))
     }
 
     fn error_of(block: &str) -> String {

@@ -205,6 +205,11 @@ mod tests {
         Some(brine::decode(&reply).unwrap())
     }
 
+    /// LIST, filtered by `host` (or not: `None`), as RPyC's client asks.
+    fn list(registry: &Registry, host: Value) -> Option<Value> {
+        ask(registry, "10.0.0.9", "LIST", vec![Value::Tuple(vec![host])])
+    }
+
     fn names(names: &[&str]) -> Value {
         Value::Tuple(names.iter().map(|n| Value::Str((*n).into())).collect())
     }
@@ -255,17 +260,9 @@ mod tests {
             Some(Value::Tuple(vec![addr("10.0.0.1", 18861)]))
         );
         assert_eq!(query("nothing"), Some(Value::Tuple(Vec::new())));
+        assert_eq!(list(&registry, Value::None), Some(names(&["CALC", "MATH"])));
         assert_eq!(
-            ask(
-                &registry,
-                "10.0.0.9",
-                "LIST",
-                vec![Value::Tuple(vec![Value::None])]
-            ),
-            Some(names(&["CALC", "MATH"]))
-        );
-        assert_eq!(
-            ask(&registry, "10.0.0.9", "LIST", vec![names(&["10.0.0.2"])]),
+            list(&registry, Value::Str("10.0.0.2".into())),
             Some(names(&["CALC"]))
         );
         assert_eq!(
@@ -296,15 +293,7 @@ mod tests {
             vec![Value::Str("calc".into())],
         );
         assert_eq!(found, Some(Value::Tuple(Vec::new())));
-        assert_eq!(
-            ask(
-                &registry,
-                "10.0.0.9",
-                "LIST",
-                vec![Value::Tuple(vec![Value::None])]
-            ),
-            Some(Value::None)
-        );
+        assert_eq!(list(&registry, Value::None), Some(Value::None));
     }
 
     #[test]
