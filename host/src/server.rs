@@ -273,6 +273,11 @@ async fn serve_stream<R, W>(
         let codecs = RpycCodec::pair(max_frame, config.connection.max_lent_objects);
         let reader = QuickAck { reader, ack };
         let transport = Transport::new(reader, writer, codecs, hello, peer_name);
+        let transport = if config.tls.is_some() {
+            transport.one_message_per_write()
+        } else {
+            transport
+        };
         Connection::spawn(transport, service, config.connection, stop)
     };
     if let Err(error) = task.await {

@@ -60,6 +60,25 @@ def test_ssl_connect_calls_over_tls(pki):
         host.stop()
 
 
+def test_replies_written_together_reach_the_client(pki):
+    """RPyC's client polls the socket for its reply, blind to a reply that
+    came in the TLS record of the one before (the answer to a DEL it sent
+    without waiting, say): the host must send each message on its own."""
+    host = tls_host(pki)
+    try:
+        port = host.ports["calculator"]
+        for _ in range(30):
+            conn = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"),
+                                    config={"sync_request_timeout": 5})
+            for _ in range(10):
+                assert conn.root.add(4, 7) == 11
+                with pytest.raises(ZeroDivisionError):
+                    conn.root.div(4, 0)
+            conn.close()
+    finally:
+        host.stop()
+
+
 def test_mutual_tls_wants_a_client_certificate(pki):
     host = tls_host(pki, "--tls-client-ca", str(pki / "ca.pem"))
     try:

@@ -348,6 +348,7 @@ pub(crate) struct Transport<R, W, C> {
     encoder: C,
     already_read: BytesMut,
     peer: String,
+    batch_writes: bool,
 }
 
 impl<R, W, C> Transport<R, W, C> {
@@ -367,7 +368,18 @@ impl<R, W, C> Transport<R, W, C> {
             encoder,
             already_read,
             peer,
+            batch_writes: true,
         }
+    }
+
+    /// Writes every message on its own (over TLS: in its own records)
+    /// rather than many per write. RPyC's Python end waits for a message by
+    /// polling the socket, which cannot see a second message already
+    /// decrypted into the TLS buffer alongside the first: it would wait for
+    /// it until its timeout.
+    pub(crate) fn one_message_per_write(mut self) -> Self {
+        self.batch_writes = false;
+        self
     }
 }
 
@@ -441,9 +453,14 @@ impl Connection {
                 shared.closing.cancel();
             };
             let writing = async {
-                if let Err(error) =
-                    transport::write_loop(transport.writer, transport.encoder, outgoing, shared)
-                        .await
+                if let Err(error) = transport::write_loop(
+                    transport.writer,
+                    transport.encoder,
+                    transport.batch_writes,
+                    outgoing,
+                    shared,
+                )
+                .await
                 {
                     tracing::debug!(peer = %shared.peer, %error, "write failed; closing the connection");
                     shared.closing.cancel();

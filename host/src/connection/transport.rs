@@ -204,11 +204,13 @@ async fn fill<R: AsyncRead + Unpin>(
     }
 }
 
-/// Writes queued messages, many per system call, until the connection is
-/// closing; then writes what is still queued and shuts the stream down.
+/// Writes queued messages, many per system call if `batch_writes` (else one by
+/// one), until the connection is closing; then writes what is still queued
+/// and shuts the stream down.
 pub(super) async fn write_loop<W, C>(
     mut writer: W,
     mut codec: C,
+    batch_writes: bool,
     mut outbox: mpsc::Receiver<Message>,
     shared: &Shared,
 ) -> io::Result<()>
@@ -231,22 +233,36 @@ where
         };
         for message in batch.drain(..) {
             encode(&mut codec, message, &mut buf, shared);
+            if !batch_writes {
+                write(&mut writer, &mut buf, shared).await?;
+            }
         }
-        if !buf.is_empty() {
-            let limit = shared.config.write_timeout;
-            timeout(limit, writer.write_all(&buf)).await.map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the peer read nothing for {limit:?}"),
-                )
-            })??;
-            buf.clear();
-            buf.shrink_to(READ_CHUNK);
-        }
+        write(&mut writer, &mut buf, shared).await?;
         if !open {
             return writer.shutdown().await;
         }
     }
+}
+
+/// Writes out what `buf` holds, if anything, and empties it.
+async fn write<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &mut Vec<u8>,
+    shared: &Shared,
+) -> io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let limit = shared.config.write_timeout;
+    timeout(limit, writer.write_all(buf)).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the peer read nothing for {limit:?}"),
+        )
+    })??;
+    buf.clear();
+    buf.shrink_to(READ_CHUNK);
+    Ok(())
 }
 
 /// Encodes one message. A message that cannot be framed fails alone: a
