@@ -41,6 +41,12 @@ pub enum Error {
     /// A registry did not say where a service is.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// [`deploy`](crate::deploy::deploy) reached a service that takes no
+    /// components (named here).
+    #[error(
+        "{0} takes no components: deploy to a host's DEPLOY service (`wasm-rpyc serve --allow-deploy`, port 18812 by default)"
+    )]
+    NotDeployService(String),
 }
 
 impl Error {

@@ -27,6 +27,9 @@
 //! - [`service`]: the root object a side exposes; `VoidService`.
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
 //! - [`server`]: the listener and graceful shutdown.
+//! - [`replace`]: hot deploy (a served component replaced while served).
+//! - [`deploy`]: sandboxed classic mode (the `DEPLOY` service, to which a
+//!   peer hands a component to run).
 //! - [`registry`]: RPyC's registry (where services are served, by name).
 //! - [`tls`]: TLS configurations for servers and clients (rustls).
 //! - [`client`]: connecting to a host with [`connect`].
@@ -34,11 +37,13 @@
 
 pub mod client;
 pub mod connection;
+pub mod deploy;
 mod error;
 pub mod exception;
 pub mod local;
 pub mod protocol;
 pub mod registry;
+pub mod replace;
 pub mod server;
 pub mod service;
 pub mod tls;
@@ -58,7 +63,7 @@ pub use connection::{Connection, Peer, RemoteObject};
 pub use error::Error;
 pub use exception::Exception;
 pub use local::Function;
-pub use server::{Server, ServerConfig};
+pub use server::{Server, ServerConfig, ServiceFactory};
 pub use service::{Service, VoidService};
 pub use value::{FromValue, IntoArgs, IntoValue, Value};
 pub use wasm::{Limits, Runtime, ServiceComponent};

@@ -1,7 +1,7 @@
 //! The `wasm-rpyc` command: parsing and wiring only.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +10,18 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connection::DEFAULT_IDLE_TIMEOUT;
+use wasm_rpyc::deploy::{
+    DEFAULT_MAX_COMPONENT_SIZE, DEPLOY_PORT, DEPLOY_SERVICE, DeployLimits, Deployer,
+};
 use wasm_rpyc::registry::{
     BROADCAST, DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, REREGISTER_INTERVAL, Registrar, Registry,
     Transport,
 };
+use wasm_rpyc::replace::{Replaceable, WatchedFile};
 use wasm_rpyc::server::DEFAULT_MAX_CONNECTIONS;
 use wasm_rpyc::wasm::{
-    DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants, parse_env,
+    DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants,
+    LoadError, parse_env,
 };
 use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled, tls};
 
@@ -136,6 +141,21 @@ struct Serve {
     /// The registry's port.
     #[arg(long, default_value_t = REGISTRY_PORT)]
     registry_port: u16,
+    /// Also serve the DEPLOY service, to which peers hand components to run
+    /// in the sandbox (`conn.root.deploy(data)`), on --deploy-port.
+    #[arg(long)]
+    allow_deploy: bool,
+    /// The DEPLOY service's port (RPyC classic's; 0: a free port).
+    #[arg(long, default_value_t = DEPLOY_PORT, requires = "allow_deploy")]
+    deploy_port: u16,
+    /// The largest component a peer may deploy, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_COMPONENT_SIZE >> 20, requires = "allow_deploy")]
+    max_deploy_size: usize,
+    /// Replace a served component when its file changes (checked every
+    /// second): new connections get the new version, open ones keep theirs.
+    /// SIGHUP replaces every component from its file at once.
+    #[arg(long)]
+    watch: bool,
 }
 
 fn main() -> Result<()> {
@@ -201,6 +221,7 @@ async fn registry(args: RegistryArgs) -> Result<()> {
 async fn serve(args: Serve) -> Result<()> {
     // Listen for signals before anything slow, so an early one is not lost.
     let shutdown = shutdown_signal()?;
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut limits = Limits::default();
     limits.call_cpu_budget = Duration::from_secs_f64(args.cpu_budget);
     limits.max_memory = args.max_memory << 20;
@@ -208,12 +229,13 @@ async fn serve(args: Serve) -> Result<()> {
     let runtime =
         Runtime::new(limits).map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
     let mut grants = Grants::default();
-    for dir in args.dirs {
-        grants = grants.dir(dir)?;
+    for dir in &args.dirs {
+        grants = grants.dir(dir.clone())?;
     }
-    for (key, value) in args.env {
-        grants = grants.env(key, value);
+    for (key, value) in &args.env {
+        grants = grants.env(key.clone(), value.clone());
     }
+    // What is served, on which port, and the file it comes from.
     let mut services = Vec::new();
     if args.components.is_empty() {
         if bundled::EXAMPLES.is_empty() {
@@ -222,12 +244,15 @@ async fn serve(args: Serve) -> Result<()> {
             );
         }
         for (name, port, bytes) in bundled::EXAMPLES {
-            services.push((
-                ServiceComponent::from_bytes(&runtime, name, bytes).await?,
-                *port,
-            ));
+            let component = ServiceComponent::from_bytes(&runtime, name, bytes).await?;
+            services.push((Replaceable::new(component), *port, None));
         }
     }
+    let from_file = FromFile {
+        runtime: runtime.clone(),
+        aliases: args.aliases.clone(),
+        grants,
+    };
     for (index, file) in args.components.iter().enumerate() {
         // Port 0 asks the system for a free port: for each component, not
         // for the first only (1, 2, ... are real ports).
@@ -238,11 +263,9 @@ async fn serve(args: Serve) -> Result<()> {
                 .and_then(|index| first.checked_add(index))
                 .with_context(|| format!("no port after {first} for {}", file.display()))?,
         };
-        let component = ServiceComponent::load(&runtime, file)
-            .await?
-            .with_aliases(&args.aliases)
-            .with_grants(grants.clone());
-        services.push((component, port));
+        let watched = WatchedFile::new(file);
+        let component = from_file.load(file).await?;
+        services.push((Replaceable::new(component), port, Some(watched)));
     }
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
@@ -260,21 +283,61 @@ async fn serve(args: Serve) -> Result<()> {
         Registrar::new(args.registry_type.into(), (host, args.registry_port))
     });
     let stop = CancellationToken::new();
-    // The servers, and the tasks that keep them registered.
+    // The servers, and the tasks that keep them registered and up to date.
     let mut tasks = Vec::new();
-    for (component, port) in services {
-        let server = Server::bind((args.host, port), component.clone(), config.clone())
+    let mut files = Vec::new();
+    for (slot, port, file) in services {
+        let server = Server::bind((args.host, port), slot.clone(), config.clone())
             .await
             .with_context(|| format!("cannot listen on {}:{port}", args.host))?;
+        let component = slot.current();
         tracing::info!(
             service = %component.aliases()[0],
             address = %server.local_addr()?,
             methods = ?component.methods(),
             "serving"
         );
+        let port = server.local_addr()?.port();
         if let Some(registrar) = &registrar {
-            let aliases = component.aliases().to_vec();
-            let port = server.local_addr()?.port();
+            let names = slot.clone();
+            let aliases = move || names.current().aliases().to_vec();
+            tasks.push(tokio::spawn(keep_registered(
+                registrar.clone(),
+                aliases,
+                port,
+                stop.clone(),
+            )));
+        }
+        if let Some(file) = file {
+            files.push(Watched { file, slot, port });
+        }
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(
+            server.run(async move { stop.cancelled().await }),
+        ));
+    }
+    if args.allow_deploy {
+        let mut deploy_limits = DeployLimits::default();
+        deploy_limits.max_component_size = args.max_deploy_size << 20;
+        let mut config = config.clone();
+        // Room for the largest component and the frame around it.
+        config.connection.max_frame = config
+            .connection
+            .max_frame
+            .max(deploy_limits.max_component_size + (1 << 20));
+        let deployer = Deployer::new(runtime.clone(), deploy_limits);
+        let server = Server::bind((args.host, args.deploy_port), deployer, config)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{} for deployments",
+                    args.host, args.deploy_port
+                )
+            })?;
+        let port = server.local_addr()?.port();
+        tracing::info!(service = DEPLOY_SERVICE, address = %server.local_addr()?, "serving");
+        if let Some(registrar) = &registrar {
+            let aliases = || vec![DEPLOY_SERVICE.to_owned()];
             tasks.push(tokio::spawn(keep_registered(
                 registrar.clone(),
                 aliases,
@@ -287,6 +350,14 @@ async fn serve(args: Serve) -> Result<()> {
             server.run(async move { stop.cancelled().await }),
         ));
     }
+    tasks.push(tokio::spawn(hot_deploy(
+        from_file,
+        files,
+        args.watch,
+        hangup,
+        registrar,
+        stop.clone(),
+    )));
     shutdown.await;
     stop.cancel();
     for task in tasks {
@@ -295,19 +366,97 @@ async fn serve(args: Serve) -> Result<()> {
     Ok(())
 }
 
-/// Keeps `aliases` registered as served on `port` (renewed every 60 s,
-/// retried every second after a failure) until `stop`, then unregisters.
+/// How components are made from their files, as the options say.
+struct FromFile {
+    runtime: Runtime,
+    aliases: Vec<String>,
+    grants: Grants,
+}
+
+impl FromFile {
+    async fn load(&self, file: &Path) -> Result<ServiceComponent, LoadError> {
+        Ok(ServiceComponent::load(&self.runtime, file)
+            .await?
+            .with_aliases(&self.aliases)
+            .with_grants(self.grants.clone()))
+    }
+}
+
+/// A component served from a file, and where.
+struct Watched {
+    file: WatchedFile,
+    slot: Replaceable,
+    port: u16,
+}
+
+/// How often `--watch` looks at the component files.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Replaces served components from their files: each one whose file changed
+/// (with `watch`), every one on SIGHUP. A file that does not load leaves the
+/// version served as it is. A service whose names change is registered anew.
+async fn hot_deploy(
+    from_file: FromFile,
+    mut files: Vec<Watched>,
+    watch: bool,
+    mut hangup: tokio::signal::unix::Signal,
+    registrar: Option<Registrar>,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        let every = tokio::select! {
+            () = stop.cancelled() => return,
+            _ = hangup.recv() => true,
+            _ = ticks.tick(), if watch => false,
+        };
+        for watched in &mut files {
+            // Both are asked, so that a SIGHUP's reload is not seen as a change later.
+            let changed = watched.file.changed();
+            if !(changed || every) {
+                continue;
+            }
+            let path = watched.file.path();
+            let component = match from_file.load(path).await {
+                Ok(component) => component,
+                Err(error) => {
+                    tracing::warn!(%error, file = %path.display(), "not replaced: still serving the previous version");
+                    continue;
+                }
+            };
+            let before = watched.slot.current().aliases().to_vec();
+            tracing::info!(service = %component.aliases()[0], file = %path.display(), methods = ?component.methods(), "replaced: new connections get the new version");
+            let renamed = component.aliases() != before.as_slice();
+            let aliases = component.aliases().to_vec();
+            watched.slot.replace(component);
+            if let (true, Some(registrar)) = (renamed, &registrar) {
+                let registered = async {
+                    registrar.unregister(watched.port).await?;
+                    registrar.register(&aliases, watched.port).await
+                };
+                if let Err(error) = registered.await {
+                    tracing::warn!(%error, service = %aliases[0], "not registered under its new names");
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the service registered (under the names `aliases` gives, read at
+/// every renewal) as served on `port` (renewed every 60 s, retried every
+/// second after a failure) until `stop`, then unregisters.
 async fn keep_registered(
     registrar: Registrar,
-    aliases: Vec<String>,
+    aliases: impl Fn() -> Vec<String>,
     port: u16,
     stop: CancellationToken,
 ) {
     loop {
-        let wait = match registrar.register(&aliases, port).await {
+        let names = aliases();
+        let wait = match registrar.register(&names, port).await {
             Ok(()) => REREGISTER_INTERVAL,
             Err(error) => {
-                tracing::warn!(%error, service = %aliases[0], "not registered");
+                tracing::warn!(%error, service = %names[0], "not registered");
                 Duration::from_secs(1)
             }
         };
@@ -317,7 +466,7 @@ async fn keep_registered(
         }
     }
     if let Err(error) = registrar.unregister(port).await {
-        tracing::warn!(%error, service = %aliases[0], "not unregistered");
+        tracing::warn!(%error, port, "not unregistered");
     }
 }
 

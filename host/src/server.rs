@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::connection::{self, Connection, Transport};
 use crate::protocol::native::{MAGIC, NativeCodec};
 use crate::protocol::rpyc::RpycCodec;
-use crate::wasm::ServiceComponent;
+use crate::service::Service;
+use crate::wasm::{ServiceComponent, WasmService};
 
 /// How many connections one listener serves at once; further clients wait in
 /// the accept backlog. Each connection holds a guest instance.
@@ -68,23 +69,49 @@ impl Default for ServerConfig {
     }
 }
 
-/// Serves one service component on one TCP listener.
-pub struct Server {
+/// What a server gives each connection: a service of its own.
+pub trait ServiceFactory: Clone + Send + Sync + 'static {
+    /// The service one connection gets.
+    type Service: Service;
+
+    /// The proper name of what is served, for logs.
+    fn name(&self) -> String;
+
+    /// A new service for one connection.
+    fn new_service(&self) -> Self::Service;
+}
+
+impl ServiceFactory for ServiceComponent {
+    type Service = WasmService;
+
+    fn name(&self) -> String {
+        self.aliases()[0].clone()
+    }
+
+    fn new_service(&self) -> WasmService {
+        self.instance()
+    }
+}
+
+/// Serves a service (a component, by default) on one TCP listener.
+pub struct Server<F = ServiceComponent> {
     listener: TcpListener,
-    component: ServiceComponent,
+    factory: F,
     config: ServerConfig,
 }
 
-impl Server {
-    /// Binds `addr` (port 0 picks a free port) to serve `component`.
+impl<F: ServiceFactory> Server<F> {
+    /// Binds `addr` (port 0 picks a free port) to give every connection a
+    /// service made by `factory` (a [`ServiceComponent`] gives each its own
+    /// instance).
     pub async fn bind(
         addr: impl ToSocketAddrs,
-        component: ServiceComponent,
+        factory: F,
         config: ServerConfig,
     ) -> io::Result<Self> {
         Ok(Server {
             listener: TcpListener::bind(addr).await?,
-            component,
+            factory,
             config,
         })
     }
@@ -101,7 +128,7 @@ impl Server {
         let stop = CancellationToken::new();
         let permits = Arc::new(Semaphore::new(self.config.max_connections));
         let mut connections = JoinSet::new();
-        let service = self.component.aliases()[0].clone();
+        let service = self.factory.name();
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -123,11 +150,14 @@ impl Server {
                     continue;
                 }
             };
-            let component = self.component.clone();
-            let config = self.config.clone();
-            let stop = stop.child_token();
+            let accepted = Accepted {
+                peer,
+                service: self.factory.new_service(),
+                config: self.config.clone(),
+                stop: stop.child_token(),
+            };
             connections.spawn(async move {
-                serve_socket(socket, peer, component, config, stop).await;
+                serve_socket(socket, accepted).await;
                 drop(permit);
             });
         }
@@ -146,28 +176,17 @@ impl Server {
 }
 
 /// Serves one accepted socket to its end, over TLS if the server has it.
-async fn serve_socket(
-    mut socket: TcpStream,
-    peer: SocketAddr,
-    component: ServiceComponent,
-    config: ServerConfig,
-    stop: CancellationToken,
-) {
+async fn serve_socket<S: Service>(mut socket: TcpStream, accepted: Accepted<S>) {
+    let (peer, config) = (accepted.peer, &accepted.config);
     if let Err(error) = socket.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
     let Some(tls) = config.tls.clone() else {
-        let Some(hello) = hello(&mut socket, peer, &config).await else {
+        let Some(hello) = hello(&mut socket, peer, config).await else {
             return;
         };
         let ack = quick_ack(&hello, &socket, peer);
         let (reader, writer) = socket.into_split();
-        let accepted = Accepted {
-            peer,
-            component,
-            config,
-            stop,
-        };
         return serve_stream(reader, writer, hello, ack, accepted).await;
     };
     let handshake = TlsAcceptor::from(tls).accept(socket);
@@ -178,24 +197,18 @@ async fn serve_socket(
             return tracing::debug!(%peer, "no TLS handshake within {:?}", config.hello_timeout);
         }
     };
-    let Some(hello) = hello(&mut stream, peer, &config).await else {
+    let Some(hello) = hello(&mut stream, peer, config).await else {
         return;
     };
     let ack = quick_ack(&hello, stream.get_ref().0, peer);
     let (reader, writer) = tokio::io::split(stream);
-    let accepted = Accepted {
-        peer,
-        component,
-        config,
-        stop,
-    };
     serve_stream(reader, writer, hello, ack, accepted).await;
 }
 
 /// An accepted connection: who, what it is served, and when to stop.
-struct Accepted {
+struct Accepted<S> {
     peer: SocketAddr,
-    component: ServiceComponent,
+    service: S,
     config: ServerConfig,
     stop: CancellationToken,
 }
@@ -243,24 +256,24 @@ fn quick_ack(hello: &[u8], socket: &TcpStream, peer: SocketAddr) -> Option<Socke
 
 /// Serves one connection's stream, whose first bytes (`hello`) named the
 /// protocol: native, or RPyC (whose reader re-arms quick ACKs with `ack`).
-async fn serve_stream<R, W>(
+async fn serve_stream<R, W, S>(
     reader: R,
     writer: W,
     hello: BytesMut,
     ack: Option<Socket>,
-    accepted: Accepted,
+    accepted: Accepted<S>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
+    S: Service,
 {
     let Accepted {
         peer,
-        component,
+        service,
         config,
         stop,
     } = accepted;
     let peer_name = peer.to_string();
-    let service = component.instance();
     let max_frame = config.connection.max_frame;
     let (connection, task) = if &hello[..] == MAGIC {
         tracing::debug!(%peer, "connected (native protocol)");

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::connection::Peer;
 use crate::exception::Exception;
-use crate::local::ServiceObject;
+use crate::local::{Local, ServiceObject};
 use crate::value::Value;
 
 /// The service one side of a connection exposes; one value per connection.
@@ -30,7 +30,8 @@ pub trait Service: Send + 'static {
     /// its exposed methods. A peer constructs one by calling the class's name
     /// on the root, which reaches [`Service::call`]; the service answers with
     /// a [`Local::Service`](crate::local::Local::Service) value, which the
-    /// peer then holds by reference. Read once per connection.
+    /// peer then holds by reference. Read once per connection, and again
+    /// when a call returns an object of a class not listed.
     fn exposed_classes(&self) -> Vec<(String, Vec<String>)> {
         Vec::new()
     }
@@ -149,6 +150,24 @@ impl Exposed {
             methods: service.exposed_names(),
             classes: service.exposed_classes().into_iter().collect(),
         }
+    }
+
+    /// Whether every service object in `value` is of a class known here.
+    pub(crate) fn knows_classes_in(&self, value: &Value) -> bool {
+        match value {
+            Value::Local(Local::Service(object)) => self.classes.contains_key(&object.class),
+            Value::Tuple(items) | Value::FrozenSet(items) => {
+                items.iter().all(|item| self.knows_classes_in(item))
+            }
+            Value::Slice(parts) => parts.iter().all(|item| self.knows_classes_in(item)),
+            _ => true,
+        }
+    }
+
+    /// Reads the exposed classes of `service` again: a service whose
+    /// classes come and go (the deploy service's) has new ones.
+    pub(crate) fn update_classes<S: Service>(&mut self, service: &S) {
+        self.classes.extend(service.exposed_classes());
     }
 
     /// The service's proper name.

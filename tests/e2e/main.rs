@@ -7,6 +7,7 @@ mod capabilities;
 mod classes;
 mod conformance;
 mod decoupled;
+mod deploy;
 mod hooks;
 mod hostile;
 mod loading;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
-use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled};
+use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, bundled};
 
 /// The test guest that echoes every WIT type, raises, traps and counts hooks.
 pub const TESTBED: &str = env!("GUEST_TESTBED");
@@ -70,9 +70,10 @@ pub struct Host {
     _stop: oneshot::Sender<()>,
 }
 
-/// Serves `component` with `config` on `127.0.0.1:0`.
-pub async fn serve_with(component: ServiceComponent, config: ServerConfig) -> Host {
-    let server = Server::bind("127.0.0.1:0", component, config)
+/// Serves what `factory` makes (a component's instances, say) with `config`
+/// on `127.0.0.1:0`.
+pub async fn serve_with<F: ServiceFactory>(factory: F, config: ServerConfig) -> Host {
+    let server = Server::bind("127.0.0.1:0", factory, config)
         .await
         .expect("bind");
     let addr = server.local_addr().expect("bound");
@@ -83,9 +84,9 @@ pub async fn serve_with(component: ServiceComponent, config: ServerConfig) -> Ho
     Host { addr, _stop: stop }
 }
 
-/// Serves `component` with the default configuration.
-pub async fn serve(component: ServiceComponent) -> Host {
-    serve_with(component, ServerConfig::default()).await
+/// Serves what `factory` makes with the default configuration.
+pub async fn serve<F: ServiceFactory>(factory: F) -> Host {
+    serve_with(factory, ServerConfig::default()).await
 }
 
 /// A Python RPyC server from `tests/python/`, run by the venv that

@@ -35,7 +35,7 @@ pub(super) async fn serve<S: Service>(
         shared.closing.cancel();
         return;
     }
-    let answers = Answers {
+    let mut answers = Answers {
         shared,
         exposed: Exposed::of(&service),
     };
@@ -54,24 +54,32 @@ pub(super) async fn serve<S: Service>(
             Answer::Reply(result) => result,
             Answer::Close => break,
             Answer::Service(call) => {
-                let calling = call.run(&mut service);
-                tokio::pin!(calling);
-                loop {
-                    tokio::select! {
-                        biased;
-                        result = &mut calling => break result,
-                        _ = waiting.changed() => {}
-                        Some((seq, nested)) = inbox.recv(), if *waiting.borrow() > 0 => {
-                            let result = match answers.answer(nested, &mut released).await {
-                                Answer::Reply(result) => result,
-                                // The reader stops at Close; the waiting call then fails as closed.
-                                Answer::Close => continue,
-                                Answer::Service(_) => Err(busy()),
-                            };
-                            answers.reply(seq, result).await;
+                let result = {
+                    let calling = call.run(&mut service);
+                    tokio::pin!(calling);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            result = &mut calling => break result,
+                            _ = waiting.changed() => {}
+                            Some((seq, nested)) = inbox.recv(), if *waiting.borrow() > 0 => {
+                                let result = match answers.answer(nested, &mut released).await {
+                                    Answer::Reply(result) => result,
+                                    // The reader stops at Close; the waiting call then fails as closed.
+                                    Answer::Close => continue,
+                                    Answer::Service(_) => Err(busy()),
+                                };
+                                answers.reply(seq, result).await;
+                            }
                         }
                     }
+                };
+                if let Ok(value) = &result
+                    && !answers.exposed.knows_classes_in(value)
+                {
+                    answers.exposed.update_classes(&service);
                 }
+                result
             }
         };
         let replied = answers.reply(seq, result).await;

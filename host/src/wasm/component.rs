@@ -132,8 +132,13 @@ impl ServiceComponent {
         name: &str,
         bytes: &[u8],
     ) -> Result<Self, LoadError> {
-        let component =
-            Component::new(runtime.engine(), bytes).map_err(|source| LoadError::Compile {
+        // Compiling takes from milliseconds to seconds: off the async threads.
+        let (engine, owned) = (runtime.engine().clone(), bytes.to_vec());
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
+            .await
+            .map_err(wasmtime::Error::from)
+            .and_then(|compiled| compiled)
+            .map_err(|source| LoadError::Compile {
                 name: name.to_owned(),
                 source,
             })?;
