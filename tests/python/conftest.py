@@ -20,7 +20,8 @@ POLYGLOT = TARGET / "polyglot"
 
 class Host:
     """A running `wasm-rpyc serve`: the port of each component, by file stem
-    (it serves them in the order given and logs each as it starts)."""
+    (it serves them in the order given and logs each as it starts), and the
+    DEPLOY service's with `--allow-deploy`."""
 
     def __init__(self, *components, args=()):
         for component in components:
@@ -34,15 +35,18 @@ class Host:
         self.log = queue.Queue()
         threading.Thread(target=self._read_log, daemon=True).start()
         ports = []
+        # With --allow-deploy, the DEPLOY service starts after the components.
+        expected = len(components) + ("--allow-deploy" in args)
         # Compiling a Python or JavaScript service (12-18 MB) takes seconds.
         deadline = time.monotonic() + 300
-        while len(ports) < len(components):
+        while len(ports) < expected:
             line = self.log.get(timeout=max(deadline - time.monotonic(), 0))
             match = re.search(r"serving service=\S+ address=127\.0\.0\.1:(\d+)", line)
             if match:
                 ports.append(int(match[1]))
         self.ports = {component.stem: port for component, port in zip(components, ports)}
         self.ports_in_order = ports
+        self.deploy_port = ports[-1] if expected > len(components) else None
 
     def _read_log(self):
         for line in self.process.stderr:

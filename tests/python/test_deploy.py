@@ -1,0 +1,98 @@
+"""Sandboxed classic mode from the unmodified Python client: `serve
+--allow-deploy` serves the DEPLOY service; `conn.root.deploy(data)` runs the
+component in the sandbox and returns its root."""
+import pytest
+import rpyc
+
+from conftest import GUESTS, POLYGLOT, Host
+
+
+@pytest.fixture(scope="module")
+def host():
+    served = Host(GUESTS / "calculator.wasm",
+                  args=["--allow-deploy", "--deploy-port", "0", "--cpu-budget", "1",
+                        "--max-deploy-size", "32"])
+    yield served
+    assert served.alive(), "the host died during the tests"
+    served.stop()
+
+
+def component(name):
+    return (GUESTS / f"{name}.wasm").read_bytes()
+
+
+@pytest.fixture
+def conn(host):
+    connection = rpyc.connect("localhost", host.deploy_port)
+    yield connection
+    connection.close()
+
+
+def test_a_deployed_component_is_called_through_its_root(conn):
+    assert conn.root.get_service_name() == "DEPLOY"
+    calculator = conn.root.deploy(component("calculator"))
+    assert calculator.add(4, 7) == 11
+    assert calculator.get_service_name() == "CALCULATOR"
+    assert "add" in dir(calculator)
+    with pytest.raises(ZeroDivisionError):
+        calculator.div(1, 0)
+    # The same bytes again: another instance of the cached component.
+    again = conn.root.deploy(component=component("calculator"))
+    assert again.mul(6, 7) == 42
+
+
+def test_a_deployed_service_calls_back_and_lends_objects(conn):
+    callback = conn.root.deploy(component("callback"))
+    assert callback.bar(lambda: "foo") == "foobar"
+    service = conn.root.deploy(component("my_service"))
+    assert service.get_service_aliases() == ("FOO", "BAR", "SPAM")
+    obj = service.MyClass(1, 2)
+    assert obj.foo() == 3
+    total = obj.add(service.MyClass(10, 20))
+    assert total.foo() == 33
+    assert service.same(obj, obj)
+    with pytest.raises(TypeError, match="not an object of this deployed service"):
+        conn.root.deploy(component("my_service")).same(obj, obj)
+
+
+def test_a_misbehaving_deployed_component_is_contained(host, conn):
+    bad = conn.root.deploy(component("testbed"))
+    with pytest.raises(TimeoutError):
+        bad.spin()
+    with pytest.raises(RuntimeError):
+        bad.allocate(128)
+    with pytest.raises(RecursionError):
+        bad.recurse(2**64 - 1)
+    with pytest.raises(RuntimeError, match="deployed"):
+        bad.panic("deployed")
+    assert bad.echo_s32(3) == 3
+    # Nobody else noticed.
+    other = rpyc.connect("localhost", host.ports["calculator"])
+    assert other.root.add(1, 2) == 3
+    other.close()
+    assert conn.root.deploy(component("calculator")).add(2, 2) == 4
+
+
+def test_what_cannot_be_deployed_is_refused_clearly(host, conn):
+    with pytest.raises(ValueError, match="not a valid component"):
+        conn.root.deploy(b"\0asm but not really")
+    with pytest.raises(ValueError, match="exports no `exposed-\\*` function"):
+        conn.root.deploy(component("nothing_exposed"))
+    with pytest.raises(ValueError, match="at most 33554432 bytes"):
+        conn.root.deploy(bytes(33 << 20))
+    with pytest.raises(TypeError, match="the component's bytes"):
+        conn.root.deploy("calculator.wasm")
+    # A service that is not the deploy service has no `deploy`.
+    calculator = rpyc.connect("localhost", host.ports["calculator"])
+    with pytest.raises(AttributeError):
+        calculator.root.deploy(component("calculator"))
+    calculator.close()
+
+
+@pytest.mark.skipif(not (POLYGLOT / "python" / "calculator.wasm").exists(),
+                    reason="services/build.sh makes the Python calculator")
+def test_a_python_component_is_deployed(conn):
+    data = (POLYGLOT / "python" / "calculator.wasm").read_bytes()
+    calculator = conn.root.deploy(data)
+    assert calculator.add(4, 7) == 11
+    assert conn.root.deploy(data).sub(9, 2) == 7
