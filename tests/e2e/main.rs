@@ -13,6 +13,7 @@ mod hostile;
 mod loading;
 mod python_server;
 mod registry;
+mod replace;
 mod sdk;
 mod shutdown;
 mod tls;
