@@ -4,6 +4,7 @@
 //! instance, and serial `add(4, 7)` through a host process. The Python and
 //! JavaScript components come from `services/build.sh`.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -17,11 +18,28 @@ const FRESH: usize = 200;
 
 /// Where the calculator of each language is: the bundled Rust one, or the
 /// file `services/build.sh` makes for that language.
-const CALCULATORS: [(&str, Option<&str>); 3] = [
+pub(crate) const CALCULATORS: [(&str, Option<&str>); 3] = [
     ("Rust", None),
     ("Python", Some("python")),
     ("JavaScript", Some("js")),
 ];
+
+/// The calculator's bytes, and its file for those `services/build.sh` made
+/// (`built` names the language's directory; `None` is the bundled Rust one).
+pub(crate) fn calculator(built: Option<&str>) -> Result<(Vec<u8>, Option<PathBuf>)> {
+    let Some(dir) = built else {
+        let bytes = bundled::EXAMPLES
+            .iter()
+            .find(|(name, ..)| *name == "calculator")
+            .map(|(.., bytes)| bytes.to_vec())
+            .context("the bundled calculator")?;
+        return Ok((bytes, None));
+    };
+    let path = polyglot(dir, "calculator");
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("{} (run `bash services/build.sh`)", path.display()))?;
+    Ok((bytes, Some(path)))
+}
 
 /// Measures every language's calculator and prints the table.
 pub(crate) fn run() -> Result<()> {
@@ -36,16 +54,7 @@ pub(crate) fn run() -> Result<()> {
         "", "size", "compile", "connect + first call", "add(4, 7) median/p99"
     );
     for (language, built) in CALCULATORS {
-        let file = built.map(|dir| polyglot(dir, "calculator"));
-        let bytes = match &file {
-            None => bundled::EXAMPLES
-                .iter()
-                .find(|(name, ..)| *name == "calculator")
-                .map(|(.., bytes)| bytes.to_vec())
-                .context("the bundled calculator")?,
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("{} (run `bash services/build.sh`)", path.display()))?,
-        };
+        let (bytes, file) = calculator(built)?;
         let started = Instant::now();
         tokio.block_on(ServiceComponent::from_bytes(&runtime, "calculator", &bytes))?;
         let compile = started.elapsed();

@@ -16,7 +16,8 @@
 //!
 //! `wasm-rpyc-bench load` is the load tool instead (see `load.rs`), and
 //! `wasm-rpyc-bench languages` compares the calculator written in each
-//! language (see `languages.rs`).
+//! language (see `languages.rs`), and `wasm-rpyc-bench deploy` measures
+//! deploying it (see `deploy.rs`).
 //!
 //! The hosts and the echo servers run as child processes of this binary
 //! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
@@ -24,6 +25,7 @@
 //! busy, which removes the cost of waking an idle core and leaves the
 //! software's own.
 
+mod deploy;
 mod languages;
 mod load;
 
@@ -36,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::future::join_all;
+use wasm_rpyc::deploy::{DeployLimits, Deployer};
 use wasm_rpyc::{
     Function, Limits, RemoteObject, Runtime, Server, ServerConfig, ServiceComponent, Value,
     bundled, connect,
@@ -58,8 +61,11 @@ fn main() -> Result<()> {
             load::run(number(2), number(3))
         }
         Some("languages") => languages::run(),
+        Some("deploy") => deploy::run(),
         Some(other) => {
-            bail!("unknown mode {other}: run without arguments, or with `load` or `languages`")
+            bail!(
+                "unknown mode {other}: run without arguments, or with `load`, `languages` or `deploy`"
+            )
         }
     }
 }
@@ -133,6 +139,16 @@ fn tokio_echo_server() -> Result<()> {
 fn host(example: &str) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let runtime = Runtime::new(Limits::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        if example == "deploy" {
+            let limits = DeployLimits::default();
+            let mut config = ServerConfig::default();
+            config.connection.max_frame = limits.max_frame();
+            let server =
+                Server::bind("127.0.0.1:0", Deployer::new(runtime, limits), config).await?;
+            println!("{}", server.local_addr()?);
+            server.run(std::future::pending()).await;
+            return Ok(());
+        }
         let component = if example.ends_with(".wasm") {
             ServiceComponent::load(&runtime, example.as_ref()).await?
         } else {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::OnceCell;
 
 use crate::connection::{Connection, Peer, RemoteObject};
@@ -19,17 +20,27 @@ use crate::error::Error;
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
 use crate::server::ServiceFactory;
-use crate::service::{Exposed, Service};
+use crate::service::{Exposed, Service, VoidService};
 use crate::value::Value;
 use crate::wasm::{Runtime, ServiceComponent, WasmService};
 
+/// Connects to a host's deploy service, with frames large enough for the
+/// largest component it takes by default (a plain [`connect`](crate::connect)
+/// sends at most 16 MiB, less than a Python component).
+pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection, Error> {
+    let mut config = crate::connection::Config::default();
+    config.max_frame = DeployLimits::default().max_frame();
+    crate::connect_with(addr, VoidService::default(), config).await
+}
+
 /// Deploys `component` (a component's bytes) through `connection`, a
-/// connection to a host's deploy service, and returns the root of the
-/// deployed service, which lives while it (or an object of it) is held.
+/// connection to a host's deploy service (see [`connect`]), and returns the
+/// root of the deployed service, which lives while it (or an object of it)
+/// is held.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), wasm_rpyc::Error> {
-/// let host = wasm_rpyc::connect(("127.0.0.1", wasm_rpyc::deploy::DEPLOY_PORT)).await?;
+/// let host = wasm_rpyc::deploy::connect(("127.0.0.1", wasm_rpyc::deploy::DEPLOY_PORT)).await?;
 /// let calculator = wasm_rpyc::deploy::deploy(&host, std::fs::read("calculator.wasm")?).await?;
 /// let sum: i64 = calculator.call("add", (4, 7)).await?;
 /// # Ok(()) }
@@ -76,6 +87,15 @@ pub struct DeployLimits {
     pub cached_components: usize,
     /// See [`DEFAULT_MAX_DEPLOYMENTS`].
     pub max_deployments: usize,
+}
+
+impl DeployLimits {
+    /// The largest frame a deploy service's connections should take: room
+    /// for a component twice the largest, so that one too large is refused
+    /// with a clear error rather than a closed connection.
+    pub fn max_frame(&self) -> usize {
+        2 * self.max_component_size + (1 << 20)
+    }
 }
 
 impl Default for DeployLimits {

@@ -320,10 +320,7 @@ async fn serve(args: Serve) -> Result<()> {
         let mut deploy_limits = DeployLimits::default();
         deploy_limits.max_component_size = args.max_deploy_size << 20;
         let mut config = config.clone();
-        // Room for the largest component, and for one up to twice as large
-        // (refused with a clear error rather than a closed connection).
-        let room = 2 * deploy_limits.max_component_size + (1 << 20);
-        config.connection.max_frame = config.connection.max_frame.max(room);
+        config.connection.max_frame = config.connection.max_frame.max(deploy_limits.max_frame());
         let deployer = Deployer::new(runtime.clone(), deploy_limits);
         let server = Server::bind((args.host, args.deploy_port), deployer, config)
             .await
