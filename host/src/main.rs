@@ -331,7 +331,7 @@ async fn serve(args: Serve) -> Result<()> {
                 )
             })?;
         let port = server.local_addr()?.port();
-        tracing::info!(service = DEPLOY_SERVICE, address = %server.local_addr()?, "serving");
+        tracing::info!(service = %DEPLOY_SERVICE, address = %server.local_addr()?, "serving");
         if let Some(registrar) = &registrar {
             let aliases = || vec![DEPLOY_SERVICE.to_owned()];
             tasks.push(tokio::spawn(keep_registered(

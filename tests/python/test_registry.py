@@ -2,6 +2,7 @@
 registration, discovery, listing, connect_by_service, and hostile datagrams."""
 import os
 import pathlib
+import shutil
 import queue
 import socket
 import subprocess
@@ -139,3 +140,33 @@ def test_the_host_registers_with_rpycs_own_registry(mode):
     finally:
         registry.terminate()
         registry.wait(timeout=10)
+
+
+def eventually(probe, timeout=10):
+    """What `probe` returns once it is truthy, asking again until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (found := probe()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def test_replacements_and_the_deploy_service_are_registered(registrar, tmp_path):
+    """With --register, DEPLOY is registered too, and a component replaced by
+    one of other names is registered under the new names at once."""
+    mode = "UDP" if isinstance(registrar, UDPRegistryClient) else "TCP"
+    served = tmp_path / "service.wasm"
+    shutil.copy(GUESTS / "calculator.wasm", served)
+    host = Host(served, args=("--watch", "--allow-deploy", "--deploy-port", "0", "--register",
+                              "--registry-type", mode, "--registry-host", "127.0.0.1",
+                              "--registry-port", str(registrar.port)))
+    try:
+        port = host.ports["service"]
+        assert eventually(lambda: registrar.discover("CALCULATOR")) == (("127.0.0.1", port),)
+        assert eventually(lambda: registrar.discover("DEPLOY")) == (("127.0.0.1", host.deploy_port),)
+        shutil.copy(GUESTS / "testbed.wasm", tmp_path / "next.tmp")
+        os.replace(tmp_path / "next.tmp", served)
+        assert eventually(lambda: registrar.discover("TESTBED")) == (("127.0.0.1", port),)
+        assert registrar.discover("CALCULATOR") == ()
+        assert registrar.discover("DEPLOY") == (("127.0.0.1", host.deploy_port),)
+    finally:
+        host.stop()
