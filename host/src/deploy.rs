@@ -164,7 +164,7 @@ impl Deployer {
 
     /// The component `bytes` make, compiled once per content, and the short
     /// tag (the digest's first 8 hex digits) that names its classes.
-    async fn compile(&self, bytes: &[u8]) -> Result<(ServiceComponent, String), Exception> {
+    async fn compile(&self, bytes: Vec<u8>) -> Result<(ServiceComponent, String), Exception> {
         let limit = self.inner.limits.max_component_size;
         if bytes.len() > limit {
             return Err(Exception::new(
@@ -175,12 +175,18 @@ impl Deployer {
                 ),
             ));
         }
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        // Tens of milliseconds for a large component: off the async threads.
+        let (digest, bytes) = tokio::task::spawn_blocking(move || {
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            (digest, bytes)
+        })
+        .await
+        .map_err(|error| Exception::new("RuntimeError", format!("cannot deploy: {error}")))?;
         let tag = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
         let cell = self.cache_entry(digest);
         let compiled = cell
             .get_or_try_init(|| {
-                ServiceComponent::from_bytes(&self.inner.runtime, DEPLOYED_NAME, bytes)
+                ServiceComponent::from_bytes(&self.inner.runtime, DEPLOYED_NAME, &bytes)
             })
             .await;
         match compiled {
@@ -292,9 +298,15 @@ impl DeployService {
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Exception> {
-        let bytes = match (args.as_slice(), kwargs.as_slice()) {
-            ([Value::Bytes(bytes)], []) => bytes,
-            ([], [(name, Value::Bytes(bytes))]) if name == "component" => bytes,
+        let positional = args.into_iter().map(|value| (None, value));
+        let keyword = kwargs.into_iter().map(|(name, value)| (Some(name), value));
+        let mut given = positional.chain(keyword);
+        let bytes = match (given.next(), given.next()) {
+            (Some((name, Value::Bytes(bytes))), None)
+                if name.as_deref().is_none_or(|name| name == "component") =>
+            {
+                bytes
+            }
             _ => {
                 return Err(Exception::type_error(
                     "deploy(component) takes one argument: the component's bytes (a bytes object)",

@@ -226,6 +226,13 @@ async fn what_cannot_be_deployed_is_refused_clearly() {
     let e = remote_error(error);
     assert_eq!(e.type_name, "TypeError");
     assert!(e.message.contains("the component's bytes"), "{e}");
+    let two = (Value::Bytes(testbed_bytes()), Value::Bytes(testbed_bytes()));
+    let error = conn
+        .root()
+        .call::<RemoteObject>("deploy", two)
+        .await
+        .unwrap_err();
+    assert_eq!(remote_error(error).type_name, "TypeError");
     assert_eq!(deployer.cached_components(), 0, "failures are not cached");
 
     // A service that is not the deploy service says so.
