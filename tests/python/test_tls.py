@@ -79,6 +79,17 @@ def test_replies_written_together_reach_the_client(pki):
         host.stop()
 
 
+def test_deploying_over_tls(pki):
+    host = tls_host(pki, "--allow-deploy", "--deploy-port", "0")
+    try:
+        conn = rpyc.ssl_connect("localhost", host.deploy_port, ca_certs=str(pki / "ca.pem"))
+        calculator = conn.root.deploy((GUESTS / "calculator.wasm").read_bytes())
+        assert calculator.add(4, 7) == 11
+        conn.close()
+    finally:
+        host.stop()
+
+
 def test_mutual_tls_wants_a_client_certificate(pki):
     host = tls_host(pki, "--tls-client-ca", str(pki / "ca.pem"))
     try:
