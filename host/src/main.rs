@@ -183,6 +183,9 @@ fn main() -> Result<()> {
     {
         bail!("--registry-type TCP needs --registry-host");
     }
+    if args.watch && args.components.is_empty() {
+        bail!("--watch replaces components from their files: name at least one");
+    }
     if !(args.cpu_budget.is_finite() && args.cpu_budget > 0.0) {
         bail!("--cpu-budget must be a positive number of seconds");
     }
