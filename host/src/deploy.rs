@@ -49,8 +49,13 @@ pub async fn deploy(connection: &Connection, component: Vec<u8>) -> Result<Remot
     let root = connection.root();
     match root.call("deploy", (Value::Bytes(component),)).await {
         Err(error) if error.exception().is_some_and(|e| e.is("AttributeError")) => {
+            // The service has no `deploy`, or the component's own code raised.
             let name: String = root.call("get_service_name", ()).await?;
-            Err(Error::NotDeployService(name))
+            if name == DEPLOY_SERVICE {
+                Err(error)
+            } else {
+                Err(Error::NotDeployService(name))
+            }
         }
         deployed => deployed,
     }
