@@ -28,8 +28,10 @@ use crate::wasm::{Runtime, ServiceComponent, WasmService};
 /// largest component it takes by default (a plain [`connect`](crate::connect)
 /// sends at most 16 MiB, less than a Python component).
 pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection, Error> {
-    let mut config = crate::connection::Config::default();
-    config.max_frame = DeployLimits::default().max_frame();
+    let config = crate::connection::Config {
+        max_frame: DeployLimits::default().max_frame(),
+        ..Default::default()
+    };
     crate::connect_with(addr, VoidService::default(), config).await
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connection::DEFAULT_IDLE_TIMEOUT;
 use wasm_rpyc::deploy::{
@@ -23,7 +24,9 @@ use wasm_rpyc::wasm::{
     DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants,
     LoadError, parse_env,
 };
-use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, bundled, tls};
+use wasm_rpyc::{
+    Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, bundled, tls,
+};
 
 #[derive(Parser)]
 #[command(version, about = "Serve WebAssembly components as RPyC services")]
@@ -301,23 +304,12 @@ async fn serve(args: Serve) -> Result<()> {
             "serving"
         );
         let port = server.local_addr()?.port();
-        if let Some(registrar) = &registrar {
-            let names = slot.clone();
-            let aliases = move || names.current().aliases().to_vec();
-            tasks.push(tokio::spawn(keep_registered(
-                registrar.clone(),
-                aliases,
-                port,
-                stop.clone(),
-            )));
-        }
+        let names = slot.clone();
+        let aliases = move || names.current().aliases().to_vec();
+        tasks.extend(run(server, port, aliases, registrar.as_ref(), &stop));
         if let Some(file) = file {
             files.push(Watched { file, slot, port });
         }
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(
-            server.run(async move { stop.cancelled().await }),
-        ));
     }
     if args.allow_deploy {
         let mut deploy_limits = DeployLimits::default();
@@ -335,19 +327,8 @@ async fn serve(args: Serve) -> Result<()> {
             })?;
         let port = server.local_addr()?.port();
         tracing::info!(service = %DEPLOY_SERVICE, address = %server.local_addr()?, "serving");
-        if let Some(registrar) = &registrar {
-            let aliases = || vec![DEPLOY_SERVICE.to_owned()];
-            tasks.push(tokio::spawn(keep_registered(
-                registrar.clone(),
-                aliases,
-                port,
-                stop.clone(),
-            )));
-        }
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(
-            server.run(async move { stop.cancelled().await }),
-        ));
+        let aliases = || vec![DEPLOY_SERVICE.to_owned()];
+        tasks.extend(run(server, port, aliases, registrar.as_ref(), &stop));
     }
     tasks.push(tokio::spawn(hot_deploy(
         from_file,
@@ -363,6 +344,27 @@ async fn serve(args: Serve) -> Result<()> {
         task.await?;
     }
     Ok(())
+}
+
+/// The tasks that run `server` (on `port`) until `stop` and, with a
+/// registrar, keep it registered under the names `aliases` gives.
+fn run<F: ServiceFactory>(
+    server: Server<F>,
+    port: u16,
+    aliases: impl Fn() -> Vec<String> + Send + 'static,
+    registrar: Option<&Registrar>,
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some(registrar) = registrar {
+        let registered = keep_registered(registrar.clone(), aliases, port, stop.clone());
+        tasks.push(tokio::spawn(registered));
+    }
+    let stop = stop.clone();
+    tasks.push(tokio::spawn(
+        server.run(async move { stop.cancelled().await }),
+    ));
+    tasks
 }
 
 /// How components are made from their files, as the options say.
