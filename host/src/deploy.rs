@@ -21,7 +21,7 @@ use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
 use crate::server::ServiceFactory;
 use crate::service::{Exposed, Service, VoidService};
-use crate::value::Value;
+use crate::value::{IntoArgs, Value};
 use crate::wasm::{Runtime, ServiceComponent, WasmService};
 
 /// Connects to a host's deploy service, with frames large enough for the
@@ -38,7 +38,8 @@ pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection, Error> {
 /// Deploys `component` (a component's bytes) through `connection`, a
 /// connection to a host's deploy service (see [`connect`]), and returns the
 /// root of the deployed service, which lives while it (or an object of it)
-/// is held.
+/// is held. A component that declares no aliases serves as `DEPLOYED`; see
+/// [`deploy_as`].
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), wasm_rpyc::Error> {
@@ -48,8 +49,22 @@ pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection, Error> {
 /// # Ok(()) }
 /// ```
 pub async fn deploy(connection: &Connection, component: Vec<u8>) -> Result<RemoteObject, Error> {
+    request(connection, (Value::Bytes(component),)).await
+}
+
+/// [`deploy`], serving the component as `name` (`calculator` serves as
+/// `CALCULATOR`) unless it declares its own aliases.
+pub async fn deploy_as(
+    connection: &Connection,
+    name: &str,
+    component: Vec<u8>,
+) -> Result<RemoteObject, Error> {
+    request(connection, (Value::Bytes(component), name)).await
+}
+
+async fn request(connection: &Connection, args: impl IntoArgs) -> Result<RemoteObject, Error> {
     let root = connection.root();
-    match root.call("deploy", (Value::Bytes(component),)).await {
+    match root.call("deploy", args).await {
         Err(error) if error.exception().is_some_and(|e| e.is("AttributeError")) => {
             // The service has no `deploy`, or the component's own code raised.
             let name: String = root.call("get_service_name", ()).await?;
@@ -305,21 +320,7 @@ impl DeployService {
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Exception> {
-        let positional = args.into_iter().map(|value| (None, value));
-        let keyword = kwargs.into_iter().map(|(name, value)| (Some(name), value));
-        let mut given = positional.chain(keyword);
-        let bytes = match (given.next(), given.next()) {
-            (Some((name, Value::Bytes(bytes))), None)
-                if name.as_deref().is_none_or(|name| name == "component") =>
-            {
-                bytes
-            }
-            _ => {
-                return Err(Exception::type_error(
-                    "deploy(component) takes one argument: the component's bytes (a bytes object)",
-                ));
-            }
-        };
+        let (bytes, name) = deploy_args(args, kwargs)?;
         let most = self.deployer.inner.limits.max_deployments;
         if self.deployments.len() >= most {
             return Err(Exception::new(
@@ -329,7 +330,10 @@ impl DeployService {
                 ),
             ));
         }
-        let (component, tag) = self.deployer.compile(bytes).await?;
+        let (mut component, tag) = self.deployer.compile(bytes).await?;
+        if let Some(name) = name {
+            component = component.with_default_name(&name);
+        }
         let mut service = component.instance();
         if let Some(peer) = &self.peer {
             service.on_connect(peer.clone()).await?;
@@ -410,6 +414,49 @@ impl DeployService {
         map_objects(value, &mut |object| Ok(self.lend(id, Some(object))))
             .expect("lending does not fail")
     }
+}
+
+/// The arguments of `deploy(component, name=None)`: the component's bytes,
+/// and the name it is served under if it declares none (`DEPLOYED` else).
+fn deploy_args(
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> Result<(Vec<u8>, Option<String>), Exception> {
+    const USAGE: &str = "deploy(component, name=None) takes the component's bytes (a bytes \
+                         object) and, optionally, the name to serve it under (a str)";
+    if args.len() > 2 {
+        return Err(Exception::type_error(USAGE));
+    }
+    let mut slots: [Option<Value>; 2] = Default::default();
+    for (slot, value) in slots.iter_mut().zip(args) {
+        *slot = Some(value);
+    }
+    for (key, value) in kwargs {
+        let slot = match key.as_str() {
+            "component" => &mut slots[0],
+            "name" => &mut slots[1],
+            _ => {
+                return Err(Exception::type_error(format!(
+                    "deploy() got an unexpected keyword argument '{key}'"
+                )));
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(Exception::type_error(format!(
+                "deploy() got multiple values for argument '{key}'"
+            )));
+        }
+    }
+    let [component, name] = slots;
+    let Some(Value::Bytes(bytes)) = component else {
+        return Err(Exception::type_error(USAGE));
+    };
+    let name = match name {
+        None | Some(Value::None) => None,
+        Some(Value::Str(name)) => Some(name),
+        Some(_) => return Err(Exception::type_error(USAGE)),
+    };
+    Ok((bytes, name))
 }
 
 /// `value` with every service object in it replaced by what `map` makes of

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-use wasm_rpyc::deploy::{DeployLimits, Deployer, deploy};
-use wasm_rpyc::{Error, Function, Limits, RemoteObject, Runtime, Value, connect};
-use wasm_rpyc_tests::{NOTHING_EXPOSED, TESTBED, calculator, capture_logs, runtime, serve};
+use wasm_rpyc::deploy::{DeployLimits, Deployer, deploy, deploy_as};
+use wasm_rpyc::{Error, Function, Limits, RemoteObject, Runtime, ServerConfig, Value, connect};
+use wasm_rpyc_tests::{
+    NOTHING_EXPOSED, TESTBED, calculator, capture_logs, polyglot, runtime, serve, serve_with,
+};
 
 fn testbed_bytes() -> Vec<u8> {
     std::fs::read(TESTBED).expect("the test guest is built")
@@ -226,13 +228,30 @@ async fn what_cannot_be_deployed_is_refused_clearly() {
     let e = remote_error(error);
     assert_eq!(e.type_name, "TypeError");
     assert!(e.message.contains("the component's bytes"), "{e}");
-    let two = (Value::Bytes(testbed_bytes()), Value::Bytes(testbed_bytes()));
-    let error = conn
-        .root()
-        .call::<RemoteObject>("deploy", two)
-        .await
-        .unwrap_err();
-    assert_eq!(remote_error(error).type_name, "TypeError");
+    let misnamed = (Value::Bytes(testbed_bytes()), Value::Bytes(testbed_bytes()));
+    let three = (Value::Bytes(testbed_bytes()), "a", "b");
+    for error in [
+        conn.root()
+            .call::<RemoteObject>("deploy", misnamed)
+            .await
+            .unwrap_err(),
+        conn.root()
+            .call::<RemoteObject>("deploy", three)
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(remote_error(error).type_name, "TypeError");
+    }
+    let e = remote_error(
+        conn.root()
+            .call_kw::<RemoteObject>("deploy", (), [("version", Value::Int(2))])
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        e.message.contains("unexpected keyword argument 'version'"),
+        "{e}"
+    );
     assert_eq!(deployer.cached_components(), 0, "failures are not cached");
 
     // A service that is not the deploy service says so.
@@ -242,4 +261,33 @@ async fn what_cannot_be_deployed_is_refused_clearly() {
         Err(Error::NotDeployService(name)) => assert_eq!(name, "CALCULATOR"),
         other => panic!("refused as not the deploy service, not {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_python_component_is_deployed_from_rust() {
+    let limits = DeployLimits::default();
+    let mut config = ServerConfig::default();
+    config.connection.max_frame = limits.max_frame();
+    let host = serve_with(Deployer::new(runtime(), limits), config).await;
+    let bytes = std::fs::read(polyglot("python", "calculator"))
+        .expect("services/build.sh made the Python calculator");
+    assert!(
+        bytes.len() > 16 << 20,
+        "larger than a plain connection's frames"
+    );
+    // `deploy::connect` sends frames large enough for it.
+    let conn = wasm_rpyc::deploy::connect(host.addr).await.unwrap();
+    let calculator = deploy(&conn, bytes.clone()).await.unwrap();
+    assert_eq!(calculator.call::<i64>("add", (4, 7)).await.unwrap(), 11);
+    // It declares no aliases: it is named by the deployer, or else DEPLOYED.
+    let name: String = calculator.call("get_service_name", ()).await.unwrap();
+    assert_eq!(name, "DEPLOYED");
+    let named = deploy_as(&conn, "calculator", bytes).await.unwrap();
+    let name: String = named.call("get_service_name", ()).await.unwrap();
+    assert_eq!(name, "CALCULATOR");
+    assert!(
+        named.class().starts_with("CALCULATOR@"),
+        "{}",
+        named.class()
+    );
 }

@@ -82,6 +82,8 @@ def test_what_cannot_be_deployed_is_refused_clearly(host, conn):
         conn.root.deploy(bytes(33 << 20))
     with pytest.raises(TypeError, match="the component's bytes"):
         conn.root.deploy("calculator.wasm")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'version'"):
+        conn.root.deploy(component("calculator"), version=2)
     # A service that is not the deploy service has no `deploy`.
     calculator = rpyc.connect("localhost", host.ports["calculator"])
     with pytest.raises(AttributeError):
@@ -95,4 +97,8 @@ def test_a_python_component_is_deployed(conn):
     data = (POLYGLOT / "python" / "calculator.wasm").read_bytes()
     calculator = conn.root.deploy(data)
     assert calculator.add(4, 7) == 11
-    assert conn.root.deploy(data).sub(9, 2) == 7
+    # It declares no aliases: named by the deployer, or else DEPLOYED.
+    assert calculator.get_service_name() == "DEPLOYED"
+    named = conn.root.deploy(data, name="calculator")
+    assert named.get_service_name() == "CALCULATOR"
+    assert named.sub(9, 2) == 7

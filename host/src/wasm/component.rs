@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) runtime: Runtime,
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) aliases: Vec<String>,
+    /// The aliases its `service-aliases` export declares, if any.
+    declared_aliases: Vec<String>,
     pub(crate) methods: HashMap<String, Method>,
     pub(crate) on_connect: Option<Method>,
     pub(crate) on_disconnect: Option<Method>,
@@ -159,6 +161,7 @@ impl ServiceComponent {
             runtime: runtime.clone(),
             pre,
             aliases: service_aliases(&[], name),
+            declared_aliases: Vec::new(),
             methods: exports.methods,
             on_connect: exports.on_connect,
             on_disconnect: exports.on_disconnect,
@@ -175,10 +178,21 @@ impl ServiceComponent {
                         reason,
                     })?;
             inner.aliases = service_aliases(&declared, name);
+            inner.declared_aliases = declared;
         }
         Ok(ServiceComponent {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Names the service after `name` (`calculator` serves as `CALCULATOR`)
+    /// unless it declares its own aliases.
+    pub fn with_default_name(self, name: &str) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.aliases = service_aliases(&inner.declared_aliases, name);
+        ServiceComponent {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Replaces the service's aliases (a deploy-time override); the first is
