@@ -78,6 +78,14 @@ async fn request(connection: &Connection, args: impl IntoArgs) -> Result<RemoteO
     }
 }
 
+/// Where components are deployed, for a peer that looked elsewhere.
+pub(crate) fn where_to_deploy() -> String {
+    format!(
+        "deploy to a host's {DEPLOY_SERVICE} service (`wasm-rpyc serve --allow-deploy`, port \
+         {DEPLOY_PORT} by default)"
+    )
+}
+
 /// The deploy service's port: RPyC classic mode's.
 pub const DEPLOY_PORT: u16 = 18812;
 

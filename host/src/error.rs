@@ -43,9 +43,7 @@ pub enum Error {
     Registry(#[from] RegistryError),
     /// [`deploy`](crate::deploy::deploy) reached a service that takes no
     /// components (named here).
-    #[error(
-        "{0} takes no components: deploy to a host's DEPLOY service (`wasm-rpyc serve --allow-deploy`, port 18812 by default)"
-    )]
+    #[error("{0} takes no components; {hint}", hint = crate::deploy::where_to_deploy())]
     NotDeployService(String),
 }
 

@@ -185,6 +185,21 @@ impl Exposed {
         known.then_some(name)
     }
 
+    /// The error for a member the root does not have. A peer reaching for
+    /// `deploy` is told where components are deployed.
+    pub(crate) fn no_member(&self, name: &str) -> Exception {
+        let mut error = Exception::no_attribute(name);
+        if name.strip_prefix("exposed_").unwrap_or(name) == "deploy" {
+            error.message = format!(
+                "{}: {} takes no components; {}",
+                error.message,
+                self.name(),
+                crate::deploy::where_to_deploy()
+            );
+        }
+        error
+    }
+
     /// Every member name of the root, sorted.
     pub(crate) fn root_members(&self) -> Vec<String> {
         let mut names = self.methods.clone();

@@ -258,7 +258,11 @@ async fn what_cannot_be_deployed_is_refused_clearly() {
     let calculator_host = serve(calculator(&runtime()).await).await;
     let conn = connect(calculator_host.addr).await.unwrap();
     match deploy(&conn, testbed_bytes()).await {
-        Err(Error::NotDeployService(name)) => assert_eq!(name, "CALCULATOR"),
+        Err(error @ Error::NotDeployService(_)) => assert_eq!(
+            error.to_string(),
+            "CALCULATOR takes no components; deploy to a host's DEPLOY service \
+             (`wasm-rpyc serve --allow-deploy`, port 18812 by default)"
+        ),
         other => panic!("refused as not the deploy service, not {other:?}"),
     }
 }

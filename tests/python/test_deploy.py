@@ -84,9 +84,10 @@ def test_what_cannot_be_deployed_is_refused_clearly(host, conn):
         conn.root.deploy("calculator.wasm")
     with pytest.raises(TypeError, match="unexpected keyword argument 'version'"):
         conn.root.deploy(component("calculator"), version=2)
-    # A service that is not the deploy service has no `deploy`.
+    # A service that is not the deploy service says where to deploy.
     calculator = rpyc.connect("localhost", host.ports["calculator"])
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="CALCULATOR takes no components; deploy to a host's "
+                                             "DEPLOY service .*--allow-deploy"):
         calculator.root.deploy(component("calculator"))
     calculator.close()
 

@@ -248,7 +248,7 @@ impl Answers<'_> {
         match self.lent(target)? {
             Lent::Root => match self.exposed.root_member(name) {
                 Some(member) => self.lend(Lent::Method(member.to_owned())),
-                None => Err(Exception::no_attribute(name)),
+                None => Err(self.exposed.no_member(name)),
             },
             Lent::Method(method) | Lent::BoundMethod { name: method, .. } => match name {
                 "__name__" => Ok(Value::Str(method)),
@@ -297,7 +297,7 @@ impl Answers<'_> {
             (None | Some("__call__"), Lent::Root) => return not_callable(self.exposed.name()),
             (Some(name), Lent::Root) => match self.exposed.root_member(name) {
                 Some(member) => member.to_owned(),
-                None => return Answer::Reply(Err(Exception::no_attribute(name))),
+                None => return Answer::Reply(Err(self.exposed.no_member(name))),
             },
             (None | Some("__call__"), Lent::Method(method)) => method.clone(),
             (None | Some("__call__"), Lent::BoundMethod { name, .. }) => name.clone(),
