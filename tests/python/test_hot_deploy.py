@@ -2,6 +2,7 @@
 its file; connections made after it get the new version, open ones keep
 theirs, and a load running across the replacement sees no failed call."""
 import os
+import queue
 import shutil
 import signal
 import threading
@@ -26,7 +27,7 @@ def wait_for_log(host, text, timeout=60):
     while time.monotonic() < deadline:
         try:
             line = host.log.get(timeout=0.2)
-        except Exception:
+        except queue.Empty:
             continue
         if text in line:
             return line
