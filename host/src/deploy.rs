@@ -9,6 +9,7 @@
 //! instantiation only.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -20,7 +21,7 @@ use crate::error::Error;
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
 use crate::server::ServiceFactory;
-use crate::service::{Exposed, Service, VoidService};
+use crate::service::{Exposed, Service, VoidService, bind_arguments};
 use crate::value::{IntoArgs, Value};
 use crate::wasm::{Runtime, ServiceComponent, WasmService};
 
@@ -402,25 +403,39 @@ impl DeployService {
 
     /// `value` as deployment `id` sees it: this service's handles become
     /// the deployment's own objects; another deployment's are refused.
-    fn inward(&self, id: u64, value: Value) -> Result<Value, Exception> {
-        map_objects(value, &mut |object| match self.held.get(&object.handle) {
-            Some(Held {
-                deployment,
-                object: Some(own),
-                ..
-            }) if *deployment == id => Ok(Value::Local(Local::Service(own.clone()))),
-            _ => Err(Exception::type_error(format!(
-                "a {} object cannot be passed here: it is not an object of this deployed service",
-                object.class
-            ))),
-        })
+    fn inward(&self, id: u64, mut value: Value) -> Result<Value, Exception> {
+        value.try_for_each_item(&mut |item| {
+            let Value::Local(Local::Service(object)) = item else {
+                return Ok(());
+            };
+            match self.held.get(&object.handle) {
+                Some(Held {
+                    deployment,
+                    object: Some(own),
+                    ..
+                }) if *deployment == id => {
+                    *object = own.clone();
+                    Ok(())
+                }
+                _ => Err(Exception::type_error(format!(
+                    "a {} object cannot be passed here: it is not an object of this deployed service",
+                    object.class
+                ))),
+            }
+        })?;
+        Ok(value)
     }
 
     /// `value` as the peer sees it: deployment `id`'s objects become
     /// handles of this service.
-    fn outward(&mut self, id: u64, value: Value) -> Value {
-        map_objects(value, &mut |object| Ok(self.lend(id, Some(object))))
-            .expect("lending does not fail")
+    fn outward(&mut self, id: u64, mut value: Value) -> Value {
+        let _ = value.try_for_each_item(&mut |item| {
+            if let Value::Local(Local::Service(object)) = item {
+                *item = self.lend(id, Some(object.clone()));
+            }
+            Ok::<(), Infallible>(())
+        });
+        value
     }
 }
 
@@ -432,30 +447,9 @@ fn deploy_args(
 ) -> Result<(Vec<u8>, Option<String>), Exception> {
     const USAGE: &str = "deploy(component, name=None) takes the component's bytes (a bytes \
                          object) and, optionally, the name to serve it under (a str)";
-    if args.len() > 2 {
-        return Err(Exception::type_error(USAGE));
-    }
-    let mut slots: [Option<Value>; 2] = Default::default();
-    for (slot, value) in slots.iter_mut().zip(args) {
-        *slot = Some(value);
-    }
-    for (key, value) in kwargs {
-        let slot = match key.as_str() {
-            "component" => &mut slots[0],
-            "name" => &mut slots[1],
-            _ => {
-                return Err(Exception::type_error(format!(
-                    "deploy() got an unexpected keyword argument '{key}'"
-                )));
-            }
-        };
-        if slot.replace(value).is_some() {
-            return Err(Exception::type_error(format!(
-                "deploy() got multiple values for argument '{key}'"
-            )));
-        }
-    }
-    let [component, name] = slots;
+    let params = ["component", "name"].into_iter();
+    let mut slots = bind_arguments("deploy", params, args, kwargs)?.into_iter();
+    let (component, name) = (slots.next().flatten(), slots.next().flatten());
     let Some(Value::Bytes(bytes)) = component else {
         return Err(Exception::type_error(USAGE));
     };
@@ -465,31 +459,6 @@ fn deploy_args(
         Some(_) => return Err(Exception::type_error(USAGE)),
     };
     Ok((bytes, name))
-}
-
-/// `value` with every service object in it replaced by what `map` makes of
-/// it.
-fn map_objects(
-    value: Value,
-    map: &mut impl FnMut(ServiceObject) -> Result<Value, Exception>,
-) -> Result<Value, Exception> {
-    let all = |items: Vec<Value>, map: &mut _| {
-        items
-            .into_iter()
-            .map(|item| map_objects(item, map))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    Ok(match value {
-        Value::Local(Local::Service(object)) => map(object)?,
-        Value::Tuple(items) => Value::Tuple(all(items, map)?),
-        Value::FrozenSet(items) => Value::FrozenSet(all(items, map)?),
-        Value::Slice(parts) => {
-            let [start, stop, step] = *parts;
-            let mapped = all(vec![start, stop, step], map)?;
-            Value::Slice(Box::new(mapped.try_into().expect("three parts")))
-        }
-        other => other,
-    })
 }
 
 impl Service for DeployService {

@@ -235,11 +235,11 @@ async fn serve(args: Serve) -> Result<()> {
     let runtime =
         Runtime::new(limits).map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
     let mut grants = Grants::default();
-    for dir in &args.dirs {
-        grants = grants.dir(dir.clone())?;
+    for dir in args.dirs {
+        grants = grants.dir(dir)?;
     }
-    for (key, value) in &args.env {
-        grants = grants.env(key.clone(), value.clone());
+    for (key, value) in args.env {
+        grants = grants.env(key, value);
     }
     // What is served, on which port, and the file it comes from.
     let mut services = Vec::new();
@@ -256,7 +256,7 @@ async fn serve(args: Serve) -> Result<()> {
     }
     let from_file = FromFile {
         runtime: runtime.clone(),
-        aliases: args.aliases.clone(),
+        aliases: args.aliases,
         grants,
     };
     for (index, file) in args.components.iter().enumerate() {

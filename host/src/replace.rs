@@ -36,11 +36,6 @@ impl Replaceable {
     pub fn replace(&self, component: ServiceComponent) {
         self.current.send_replace(component);
     }
-
-    /// Tells of every replacement.
-    pub fn changes(&self) -> watch::Receiver<ServiceComponent> {
-        self.current.subscribe()
-    }
 }
 
 impl ServiceFactory for Replaceable {

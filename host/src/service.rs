@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::connection::Peer;
 use crate::exception::Exception;
-use crate::local::{Local, ServiceObject};
+use crate::local::ServiceObject;
 use crate::value::Value;
 
 /// The service one side of a connection exposes; one value per connection.
@@ -129,6 +129,41 @@ pub fn service_aliases(declared: &[String], type_name: &str) -> Vec<String> {
     vec![trimmed.to_owned()]
 }
 
+/// Binds a call's positional then keyword arguments to the parameters of
+/// `function` (their names, in order) as Python does: one slot per
+/// parameter, `None` where none was given. Too many positional arguments, an
+/// unknown keyword or a parameter given twice is a `TypeError`.
+pub(crate) fn bind_arguments<'a>(
+    function: &str,
+    params: impl ExactSizeIterator<Item = &'a str> + Clone,
+    args: Vec<Value>,
+    kwargs: Vec<(String, Value)>,
+) -> Result<Vec<Option<Value>>, Exception> {
+    let count = params.len();
+    if args.len() > count {
+        return Err(Exception::type_error(format!(
+            "{function}() takes {count} positional argument{} but {} were given",
+            if count == 1 { "" } else { "s" },
+            args.len()
+        )));
+    }
+    let mut slots: Vec<Option<Value>> = args.into_iter().map(Some).collect();
+    slots.resize(count, None);
+    for (key, value) in kwargs {
+        let Some(at) = params.clone().position(|param| param == key) else {
+            return Err(Exception::type_error(format!(
+                "{function}() got an unexpected keyword argument '{key}'"
+            )));
+        };
+        if slots[at].replace(value).is_some() {
+            return Err(Exception::type_error(format!(
+                "{function}() got multiple values for argument '{key}'"
+            )));
+        }
+    }
+    Ok(slots)
+}
+
 /// The methods every root answers, as RPyC's `Service` does.
 const ROOT_METHODS: [&str; 2] = ["get_service_name", "get_service_aliases"];
 
@@ -152,16 +187,9 @@ impl Exposed {
         }
     }
 
-    /// Whether every service object in `value` is of a class known here.
-    pub(crate) fn knows_classes_in(&self, value: &Value) -> bool {
-        match value {
-            Value::Local(Local::Service(object)) => self.classes.contains_key(&object.class),
-            Value::Tuple(items) | Value::FrozenSet(items) => {
-                items.iter().all(|item| self.knows_classes_in(item))
-            }
-            Value::Slice(parts) => parts.iter().all(|item| self.knows_classes_in(item)),
-            _ => true,
-        }
+    /// Whether `class` is one of the exposed classes known here.
+    pub(crate) fn knows_class(&self, class: &str) -> bool {
+        self.classes.contains_key(class)
     }
 
     /// Reads the exposed classes of `service` again: a service whose

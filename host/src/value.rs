@@ -112,6 +112,24 @@ impl Value {
 }
 
 impl Value {
+    /// Calls `visit` on every value inside this one that is not a tuple,
+    /// frozenset or slice (itself, if it is none of those), depth first,
+    /// stopping at the first error.
+    pub(crate) fn try_for_each_item<E>(
+        &mut self,
+        visit: &mut impl FnMut(&mut Value) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            Value::Tuple(items) | Value::FrozenSet(items) => items
+                .iter_mut()
+                .try_for_each(|item| item.try_for_each_item(visit)),
+            Value::Slice(parts) => parts
+                .iter_mut()
+                .try_for_each(|item| item.try_for_each_item(visit)),
+            item => visit(item),
+        }
+    }
+
     /// Reads keyword arguments as they travel: a tuple of `(name, value)`
     /// pairs (a name may arrive as UTF-8 bytes, as RPyC allows). `None` if the
     /// value has another shape.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::objects::{Lent, METHOD_CLASS};
+use super::objects::{self, Lent, METHOD_CLASS};
 use super::{Peer, Shared};
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
@@ -74,8 +74,10 @@ pub(super) async fn serve<S: Service>(
                         }
                     }
                 };
+                let exposed = &answers.exposed;
+                let unknown = |v: &Value| matches!(v, Value::Local(Local::Service(o)) if !exposed.knows_class(&o.class));
                 if let Ok(value) = &result
-                    && !answers.exposed.knows_classes_in(value)
+                    && objects::holds(value, unknown)
                 {
                     answers.exposed.update_classes(&service);
                 }

@@ -2,6 +2,7 @@
 //! many references the peer holds, with a bound and typed errors.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
@@ -156,49 +157,40 @@ impl Objects {
         value: &mut Value,
         lent: &mut Vec<ObjectId>,
     ) -> Result<(), Exception> {
-        match value {
-            Value::Local(local) => {
-                let class = local.class().to_owned();
-                let id = self.lend(Lent::Local(local.clone()))?;
-                lent.push(id);
-                *value = Value::Object(ObjectRef {
-                    holder: Holder::Sender,
-                    id,
-                    class,
-                });
-                Ok(())
-            }
-            Value::Tuple(items) | Value::FrozenSet(items) => items
-                .iter_mut()
-                .try_for_each(|item| self.lend_within(item, lent)),
-            Value::Slice(parts) => parts
-                .iter_mut()
-                .try_for_each(|item| self.lend_within(item, lent)),
-            _ => Ok(()),
-        }
+        value.try_for_each_item(&mut |item| {
+            let Value::Local(local) = item else {
+                return Ok(());
+            };
+            let class = local.class().to_owned();
+            let id = self.lend(Lent::Local(local.clone()))?;
+            lent.push(id);
+            *item = Value::Object(ObjectRef {
+                holder: Holder::Sender,
+                id,
+                class,
+            });
+            Ok(())
+        })
     }
 
     /// Turns the peer's references to this side's native functions and
     /// service objects in `value` back into the objects themselves.
     pub(crate) fn resolve_locals(&self, value: &mut Value) {
-        match value {
-            Value::Object(object) if object.holder == Holder::Receiver => {
-                if let Ok(Lent::Local(local)) = self.get(object.id) {
-                    *value = Value::Local(local.clone());
-                }
+        let _ = value.try_for_each_item(&mut |item| {
+            if let Value::Object(object) = item
+                && object.holder == Holder::Receiver
+                && let Ok(Lent::Local(local)) = self.get(object.id)
+            {
+                *item = Value::Local(local.clone());
             }
-            Value::Tuple(items) | Value::FrozenSet(items) => {
-                items.iter_mut().for_each(|item| self.resolve_locals(item))
-            }
-            Value::Slice(parts) => parts.iter_mut().for_each(|item| self.resolve_locals(item)),
-            _ => {}
-        }
+            Ok::<(), Infallible>(())
+        });
     }
 }
 
 /// Whether `value` holds a reference of the kind `wanted` anywhere, so that
 /// the table need not be locked for plain values.
-pub(crate) fn holds(value: &Value, wanted: fn(&Value) -> bool) -> bool {
+pub(crate) fn holds(value: &Value, wanted: impl Fn(&Value) -> bool + Copy) -> bool {
     match value {
         Value::Tuple(items) | Value::FrozenSet(items) => items.iter().any(|v| holds(v, wanted)),
         Value::Slice(parts) => parts.iter().any(|v| holds(v, wanted)),

@@ -6,6 +6,7 @@ use wasmtime::component::{ComponentExportIndex, Type, Val};
 
 use super::convert::{self, Keep, Lend, Mismatch};
 use crate::exception::Exception;
+use crate::service::bind_arguments;
 use crate::value::Value;
 
 /// An `exposed-*` export, ready to call by index.
@@ -32,29 +33,8 @@ impl Method {
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> Result<Vec<Option<Value>>, Exception> {
-        let name = &self.name;
-        if args.len() > self.params.len() {
-            return Err(Exception::type_error(format!(
-                "{name}() takes {} positional argument{} but {} were given",
-                self.params.len(),
-                if self.params.len() == 1 { "" } else { "s" },
-                args.len()
-            )));
-        }
-        let mut slots: Vec<Option<Value>> = args.into_iter().map(Some).collect();
-        slots.resize(self.params.len(), None);
-        for (key, value) in kwargs {
-            let Some(at) = self.params.iter().position(|(p, _)| *p == key) else {
-                return Err(Exception::type_error(format!(
-                    "{name}() got an unexpected keyword argument '{key}'"
-                )));
-            };
-            if slots[at].replace(value).is_some() {
-                return Err(Exception::type_error(format!(
-                    "{name}() got multiple values for argument '{key}'"
-                )));
-            }
-        }
+        let params = self.params.iter().map(|(param, _)| param.as_str());
+        let slots = bind_arguments(&self.name, params, args, kwargs)?;
         let missing: Vec<String> = self
             .params
             .iter()
@@ -64,7 +44,8 @@ impl Method {
             .collect();
         if !missing.is_empty() {
             return Err(Exception::type_error(format!(
-                "{name}() missing {} required argument{}: {}",
+                "{}() missing {} required argument{}: {}",
+                self.name,
                 missing.len(),
                 if missing.len() == 1 { "" } else { "s" },
                 missing.join(", ")
