@@ -10,10 +10,12 @@ use wasm_rpyc::value::{Holder, ObjectRef};
 use wasm_rpyc::wasm::WasmService;
 use wasm_rpyc::{Limits, Runtime, Service, ServiceComponent, Value};
 
-/// Exports that spend resources on purpose (loops, allocations, huge
-/// results): they test limits, not conversion, and would only slow the
-/// fuzzer down.
-const RESOURCE_HOGS: [&str; 6] = ["spin", "work", "allocate", "recurse", "bytes_of", "text_of"];
+/// Exports that spend resources on purpose (loops, allocations, sleeps,
+/// floods of output, huge results): they test limits, not conversion, and
+/// would only slow the fuzzer down.
+const RESOURCE_HOGS: [&str; 8] = [
+    "spin", "work", "sleep", "shout", "allocate", "recurse", "bytes_of", "text_of",
+];
 
 /// Containers nest at most this deep in generated values.
 const MAX_NESTING: u32 = 4;

@@ -10,19 +10,23 @@ use clap::{Args, Parser, Subcommand};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasm_rpyc::connection::DEFAULT_IDLE_TIMEOUT;
+use wasm_rpyc::connection::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES};
 use wasm_rpyc::deploy::{
-    DEFAULT_MAX_COMPONENT_SIZE, DEPLOY_PORT, DEPLOY_SERVICE, DeployLimits, Deployer,
+    DEFAULT_CACHE_BYTES, DEFAULT_MAX_COMPONENT_SIZE, DEFAULT_MAX_TOTAL_DEPLOYMENTS, DEPLOY_PORT,
+    DEPLOY_SERVICE, DeployLimits, Deployer, default_concurrent_compiles,
 };
 use wasm_rpyc::registry::{
     BROADCAST, DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, REREGISTER_INTERVAL, Registrar, Registry,
     Transport,
 };
 use wasm_rpyc::replace::{Replaceable, WatchedFile};
-use wasm_rpyc::server::DEFAULT_MAX_CONNECTIONS;
+use wasm_rpyc::server::{
+    DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_HANDSHAKES,
+};
 use wasm_rpyc::wasm::{
-    DEFAULT_CALL_CPU_BUDGET, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY, DirGrant, Grants,
-    LoadError, parse_env,
+    DEFAULT_CALL_CPU_BUDGET, DEFAULT_CALL_DEADLINE, DEFAULT_MAX_MEMORY, DirGrant, Grants,
+    LoadError, default_total_memory, parse_env,
 };
 use wasm_rpyc::{
     Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, bundled, tls,
@@ -108,16 +112,49 @@ struct Serve {
     /// TimeoutError and the connection gets a fresh instance.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CALL_CPU_BUDGET.as_secs_f64())]
     cpu_budget: f64,
-    /// Linear memory one instance may use, in MiB.
+    /// Wall-clock time one call may take, waiting included, in seconds;
+    /// past it the call fails with TimeoutError and the instance is
+    /// discarded.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CALL_DEADLINE.as_secs_f64())]
+    call_deadline: f64,
+    /// Linear memory one memory of an instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_MEMORY >> 20)]
     max_memory: usize,
+    /// Linear memory all guests together may use, in MiB (half the
+    /// machine's memory by default); growth past it fails with MemoryError
+    /// in the guest that asked.
+    #[arg(long, value_name = "MIB", default_value_t = default_total_memory() >> 20)]
+    max_total_memory: usize,
     /// Instances alive at once across all services (sizes the pooling
-    /// allocator; about one per connection).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_INSTANCES)]
-    max_instances: u32,
-    /// Connections each service serves at once; more wait in the backlog.
+    /// allocator). By default the sum of the services' shares: each
+    /// service's --max-connections, DEPLOY's --max-deployments.
+    #[arg(long, value_name = "N")]
+    max_instances: Option<u32>,
+    /// Guests that run at once (calls that have run long take turns on one
+    /// fewer); the machine's cores by default.
+    #[arg(long, value_name = "N")]
+    guest_cores: Option<usize>,
+    /// Connections each service serves at once: its share of the instances.
+    /// Past it, the connection idle longest makes room, or the client is
+    /// refused with RuntimeError.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Connections one address may have open to one service (0: no cap).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Sockets that may be in their TLS handshake or yet to name their
+    /// protocol at once, per service; past it the oldest gives way.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_HANDSHAKES)]
+    max_handshakes: usize,
+    /// How long a connection must have been idle, in seconds, to be closed
+    /// to make room for a new client when every slot is taken.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_EVICT_IDLE_AFTER.as_secs())]
+    evict_idle_after: u64,
+    /// Bytes, in MiB, that one connection's requests waiting for the service
+    /// may take, and as many its messages waiting for the socket; past it the
+    /// host stops reading that connection until they drain.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_QUEUED_BYTES >> 20)]
+    max_queued_bytes: usize,
     /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -154,6 +191,17 @@ struct Serve {
     /// The largest component a peer may deploy, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_COMPONENT_SIZE >> 20, requires = "allow_deploy")]
     max_deploy_size: usize,
+    /// Deployed services the host runs at once, from all peers: DEPLOY's
+    /// share of the instances.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TOTAL_DEPLOYMENTS)]
+    max_deployments: usize,
+    /// Deployed components compiled at once (a few more wait their turn;
+    /// past that, deploys are refused until one finishes).
+    #[arg(long, value_name = "N", default_value_t = default_concurrent_compiles())]
+    concurrent_compiles: usize,
+    /// Compiled code the cache of deployed components keeps, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_CACHE_BYTES >> 20)]
+    deploy_cache: usize,
     /// Replace a served component when its file changes (checked every
     /// second): new connections get the new version, open ones keep theirs.
     /// SIGHUP replaces every component from its file at once.
@@ -191,6 +239,9 @@ fn main() -> Result<()> {
     }
     if !(args.cpu_budget.is_finite() && args.cpu_budget > 0.0) {
         bail!("--cpu-budget must be a positive number of seconds");
+    }
+    if !(args.call_deadline.is_finite() && args.call_deadline > 0.0) {
+        bail!("--call-deadline must be a positive number of seconds");
     }
     tokio::runtime::Runtime::new()?.block_on(serve(args))
 }
@@ -230,8 +281,13 @@ async fn serve(args: Serve) -> Result<()> {
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut limits = Limits::default();
     limits.call_cpu_budget = Duration::from_secs_f64(args.cpu_budget);
+    limits.call_deadline = Duration::from_secs_f64(args.call_deadline);
     limits.max_memory = args.max_memory << 20;
-    limits.max_instances = args.max_instances;
+    limits.max_total_memory = args.max_total_memory << 20;
+    limits.max_instances = instances(&args)?;
+    if let Some(cores) = args.guest_cores {
+        limits.guest_cores = cores;
+    }
     let runtime =
         Runtime::new(limits).map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
     let mut grants = Grants::default();
@@ -275,6 +331,11 @@ async fn serve(args: Serve) -> Result<()> {
     }
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
+    config.max_connections_per_ip =
+        (args.max_connections_per_ip > 0).then_some(args.max_connections_per_ip);
+    config.max_handshakes = args.max_handshakes;
+    config.evict_idle_after = Duration::from_secs(args.evict_idle_after);
+    config.connection.max_queued_bytes = args.max_queued_bytes << 20;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(tls::server_config(
             cert,
@@ -314,6 +375,9 @@ async fn serve(args: Serve) -> Result<()> {
     if args.allow_deploy {
         let mut deploy_limits = DeployLimits::default();
         deploy_limits.max_component_size = args.max_deploy_size << 20;
+        deploy_limits.max_total_deployments = args.max_deployments;
+        deploy_limits.concurrent_compiles = args.concurrent_compiles;
+        deploy_limits.cache_bytes = args.deploy_cache << 20;
         let mut config = config.clone();
         config.connection.max_frame = config.connection.max_frame.max(deploy_limits.max_frame());
         let deployer = Deployer::new(runtime.clone(), deploy_limits);
@@ -344,6 +408,46 @@ async fn serve(args: Serve) -> Result<()> {
         task.await?;
     }
     Ok(())
+}
+
+/// Instances a host needs beyond its services' shares: loading a component
+/// instantiates it once, to read its names (at start, at a hot deploy, at a
+/// deploy's compile).
+const LOADING_INSTANCES: usize = 4;
+
+/// How many instances the pool holds: `--max-instances`, which must cover
+/// the services' shares, or exactly those shares (each service's
+/// `--max-connections`, DEPLOY's `--max-deployments`).
+fn instances(args: &Serve) -> Result<u32> {
+    let services = match args.components.len() {
+        0 => bundled::EXAMPLES.len(),
+        files => files,
+    };
+    let deployments = if args.allow_deploy {
+        args.max_deployments
+    } else {
+        0
+    };
+    let shares = services
+        .saturating_mul(args.max_connections)
+        .saturating_add(deployments)
+        .saturating_add(LOADING_INSTANCES);
+    let shares = u32::try_from(shares).context("the services' shares of instances are too many")?;
+    match args.max_instances {
+        None => Ok(shares),
+        Some(instances) if instances >= shares => Ok(instances),
+        Some(instances) => bail!(
+            "--max-instances {instances} cannot hold the services' shares: {services} service(s) \
+             x --max-connections {}{} + {LOADING_INSTANCES} for loading = {shares}; lower \
+             --max-connections or raise --max-instances",
+            args.max_connections,
+            if args.allow_deploy {
+                format!(" + --max-deployments {deployments}")
+            } else {
+                String::new()
+            },
+        ),
+    }
 }
 
 /// The tasks that run `server` (on `port`) until `stop` and, with a

@@ -37,7 +37,9 @@ pub trait Service: Send + 'static {
     }
 
     /// Calls the exposed method `name` (or constructs the exposed class
-    /// `name`).
+    /// `name`). When the peer goes away during the call, its future is
+    /// dropped before it completes (so are [`Service::call_object`]'s): the
+    /// service must cope with a call abandoned half way.
     fn call(
         &mut self,
         name: &str,

@@ -130,6 +130,20 @@ impl Value {
         }
     }
 
+    /// Roughly how many bytes the value takes in memory, decoded (its
+    /// nodes and their text and bytes): what queues of values are bounded by.
+    pub(crate) fn weight(&self) -> usize {
+        let own = match self {
+            Value::BigInt(text) | Value::Str(text) => text.len(),
+            Value::Bytes(bytes) => bytes.len(),
+            Value::Tuple(items) | Value::FrozenSet(items) => items.iter().map(Value::weight).sum(),
+            Value::Slice(parts) => parts.iter().map(Value::weight).sum(),
+            Value::Object(object) => object.class.len(),
+            _ => 0,
+        };
+        size_of::<Value>() + own
+    }
+
     /// Reads keyword arguments as they travel: a tuple of `(name, value)`
     /// pairs (a name may arrive as UTF-8 bytes, as RPyC allows). `None` if the
     /// value has another shape.

@@ -187,7 +187,7 @@ async fn a_misbehaving_deployed_component_is_contained() {
         "TimeoutError"
     );
     let error = bad.call::<u32>("allocate", (64,)).await.unwrap_err();
-    assert_eq!(remote_error(error).type_name, "RuntimeError");
+    assert_eq!(remote_error(error).type_name, "MemoryError");
     let error = bad.call::<u64>("recurse", (u64::MAX,)).await.unwrap_err();
     assert_eq!(remote_error(error).type_name, "RecursionError");
     let error = bad.call::<()>("panic", ("deployed",)).await.unwrap_err();
@@ -210,7 +210,7 @@ async fn what_cannot_be_deployed_is_refused_clearly() {
 
     let e = remote_error(deploy(&conn, b"not wasm".to_vec()).await.unwrap_err());
     assert_eq!(e.type_name, "ValueError");
-    assert!(e.message.contains("not a valid component"), "{e}");
+    assert!(e.message.contains("cannot be compiled"), "{e}");
 
     let nothing = std::fs::read(NOTHING_EXPOSED).unwrap();
     let e = remote_error(deploy(&conn, nothing).await.unwrap_err());

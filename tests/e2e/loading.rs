@@ -26,9 +26,7 @@ async fn bytes_that_are_no_component_are_refused() {
         .err()
         .expect("junk must not load");
     assert!(
-        error
-            .to_string()
-            .starts_with("junk is not a valid component"),
+        error.to_string().starts_with("junk cannot be compiled"),
         "{error}"
     );
     let missing =

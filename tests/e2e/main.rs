@@ -1,6 +1,7 @@
 //! End-to-end tests: components built from source, served on real sockets,
 //! called by the Rust client. One module per topic.
 
+mod budgets;
 mod calculator;
 mod callbacks;
 mod capabilities;

@@ -59,7 +59,7 @@ def test_a_misbehaving_deployed_component_is_contained(host, conn):
     bad = conn.root.deploy(component("testbed"))
     with pytest.raises(TimeoutError):
         bad.spin()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(MemoryError, match="an instance may use 64 MiB"):
         bad.allocate(128)
     with pytest.raises(RecursionError):
         bad.recurse(2**64 - 1)
@@ -74,7 +74,7 @@ def test_a_misbehaving_deployed_component_is_contained(host, conn):
 
 
 def test_what_cannot_be_deployed_is_refused_clearly(host, conn):
-    with pytest.raises(ValueError, match="not a valid component"):
+    with pytest.raises(ValueError, match="cannot be compiled"):
         conn.root.deploy(b"\0asm but not really")
     with pytest.raises(ValueError, match="exports no `exposed-\\*` function"):
         conn.root.deploy(component("nothing_exposed"))

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::objects::{self, Lent, METHOD_CLASS};
+use super::queues::Incoming;
 use super::{Peer, Shared};
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
@@ -24,7 +25,7 @@ use crate::value::Value;
 /// the peer held, then `on_disconnect`.
 pub(super) async fn serve<S: Service>(
     mut service: S,
-    mut inbox: mpsc::Receiver<(Seq, Request)>,
+    mut inbox: mpsc::Receiver<Incoming>,
     shared: &Arc<Shared>,
 ) {
     let peer = Peer {
@@ -43,7 +44,9 @@ pub(super) async fn serve<S: Service>(
     // The service's objects the peer released, for the service to let go
     // once it is free.
     let mut released = Vec::new();
-    while let Some((seq, request)) = inbox.recv().await {
+    while let Some(Incoming { seq, request, held }) = inbox.recv().await {
+        // Out of the queue: its bytes no longer count against the peer.
+        drop(held);
         // Marked before the check, so the reader and writer, once closing,
         // either see this request served or see it refused.
         shared.serving.send_replace(true);
@@ -61,8 +64,10 @@ pub(super) async fn serve<S: Service>(
                         tokio::select! {
                             biased;
                             result = &mut calling => break result,
+                            () = shared.peer_gone.cancelled() => break Err(peer_gone()),
                             _ = waiting.changed() => {}
-                            Some((seq, nested)) = inbox.recv(), if *waiting.borrow() > 0 => {
+                            Some(Incoming { seq, request: nested, held }) = inbox.recv(), if *waiting.borrow() > 0 => {
+                                drop(held);
                                 let result = match answers.answer(nested, &mut released).await {
                                     Answer::Reply(result) => result,
                                     // The reader stops at Close; the waiting call then fails as closed.
@@ -85,6 +90,7 @@ pub(super) async fn serve<S: Service>(
             }
         };
         let replied = answers.reply(seq, result).await;
+        shared.touch();
         shared.serving.send_replace(false);
         if !replied {
             break;
@@ -101,6 +107,11 @@ pub(super) async fn serve<S: Service>(
         service.release_object(object).await;
     }
     service.on_disconnect().await;
+}
+
+/// Why a call in progress was abandoned: nobody is left to answer.
+fn peer_gone() -> Exception {
+    Exception::new("EOFError", "the peer closed the connection during the call")
 }
 
 /// The answer to a request that enters the service while it waits on the
@@ -172,11 +183,7 @@ impl Answers<'_> {
         {
             result = Err(exception);
         }
-        let sent = self
-            .shared
-            .outbox
-            .send(Message::Reply { seq, result })
-            .await;
+        let sent = self.shared.send(Message::Reply { seq, result }).await;
         drop(kept);
         sent.is_ok()
     }

@@ -9,12 +9,13 @@
 mod dispatch;
 mod in_flight;
 mod objects;
+mod queues;
 mod remote;
 mod transport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -29,6 +30,7 @@ use crate::service::Service;
 use crate::value::Value;
 use in_flight::InFlight;
 use objects::Objects;
+use queues::{ByteBudget, Held, Outgoing};
 use remote::hand_back;
 pub use remote::{Peer, RemoteObject};
 
@@ -47,6 +49,14 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 /// request is answered at once with a `RuntimeError`, so a flooding peer
 /// cannot grow the queue.
 pub const DEFAULT_MAX_QUEUED_REQUESTS: usize = 1000;
+
+/// How many bytes (decoded) the peer's requests waiting for the service may
+/// take, and as many again the messages waiting for the socket (replies to
+/// a peer that does not read them). Past it the connection stops reading
+/// the socket, or the service waits to send, until the queue drains: a
+/// peer's excess costs the host at most twice this. Twice the largest
+/// frame, so that a frame of any allowed size passes.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 2 * DEFAULT_MAX_FRAME;
 
 /// How many objects (methods, instances) the peer may hold of this side at
 /// once. A client that forgets to release them hits this instead of growing
@@ -74,8 +84,9 @@ pub const DEFAULT_REPLY_SPIN: Duration = Duration::from_micros(100);
 /// side has a call in progress, before it is closed: an idle connection holds
 /// a service instance and a connection slot, and one whose peer vanished
 /// without closing (a half-open socket) would hold them forever. Long enough
-/// for an interactive session that pauses.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// for an interactive session that pauses; short enough that forgotten
+/// connections give their slots back within minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// How long a write may wait for a peer that does not read.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,6 +103,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// See [`DEFAULT_MAX_QUEUED_REQUESTS`].
     pub max_queued_requests: usize,
+    /// See [`DEFAULT_MAX_QUEUED_BYTES`].
+    pub max_queued_bytes: usize,
     /// See [`DEFAULT_MAX_LENT_OBJECTS`].
     pub max_lent_objects: usize,
     /// See [`DEFAULT_FRAME_TIMEOUT`].
@@ -120,6 +133,7 @@ impl Default for Config {
             max_frame: DEFAULT_MAX_FRAME,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             max_lent_objects: DEFAULT_MAX_LENT_OBJECTS,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -132,12 +146,20 @@ impl Default for Config {
 
 /// What the driver task and every handle share.
 struct Shared {
-    outbox: mpsc::Sender<Message>,
+    outbox: mpsc::Sender<Outgoing>,
+    /// The bytes of the messages waiting for the socket.
+    unsent: ByteBudget,
+    /// The bytes of the peer's requests waiting for the service.
+    queued: ByteBudget,
     in_flight: InFlight,
     /// Cancelled when the connection starts to close, for whatever reason.
     closing: CancellationToken,
     /// Cancelled when the driver task has finished.
     finished: CancellationToken,
+    /// Cancelled when the peer went away (closed its end, sent `Close`,
+    /// broke the stream) before this side began to close: the call of the
+    /// peer's in progress is abandoned, as nobody waits for its reply.
+    peer_gone: CancellationToken,
     config: Config,
     /// The peer's address, for logs.
     peer: String,
@@ -154,6 +176,8 @@ struct Shared {
     waiting_on_peer: watch::Sender<usize>,
     /// Whether this side is serving one of the peer's requests.
     serving: watch::Sender<bool>,
+    /// When the last message arrived or the last request was served.
+    last_active: std::sync::Mutex<Instant>,
     /// The id of the peer's root object, once known: a native client knows it
     /// ([`ROOT`]); otherwise the first use asks the peer (GETROOT).
     root: OnceCell<ObjectId>,
@@ -181,6 +205,25 @@ impl Shared {
     /// Whether this side is serving one of the peer's requests.
     fn serving(&self) -> bool {
         *self.serving.borrow()
+    }
+
+    /// Marks the connection active now.
+    fn touch(&self) {
+        *self.last_active.lock().expect("last_active poisoned") = Instant::now();
+    }
+
+    /// How long neither side has had anything to do; `None` while a call
+    /// is in progress either way.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.serving() || self.in_flight.len() > 0 {
+            return None;
+        }
+        Some(
+            self.last_active
+                .lock()
+                .expect("last_active poisoned")
+                .elapsed(),
+        )
     }
 
     /// Completes once the connection is closing and no request of the peer's
@@ -226,6 +269,10 @@ impl Shared {
         let Some(del) = self.del(id, self.take_receipts(id)) else {
             return;
         };
+        let del = Outgoing {
+            message: del,
+            held: Held::nothing(),
+        };
         if let Err(mpsc::error::TrySendError::Full(del)) = self.outbox.try_send(del)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -264,7 +311,7 @@ impl Shared {
             seq: pending.seq(),
             request,
         };
-        self.outbox.send(message).await.map_err(|_| Error::Closed)?;
+        self.send(message).await.map_err(|_| Error::Closed)?;
         drop(kept);
         let limit = self.config.call_timeout;
         let mut reply = tokio::time::timeout(limit, pending.outcome())
@@ -274,13 +321,23 @@ impl Shared {
         Ok(reply)
     }
 
+    /// Queues `message` for the socket, once its bytes fit in the budget of
+    /// unsent messages; `Err` when the connection is gone.
+    async fn send(&self, message: Message) -> Result<(), Closed> {
+        let held = self.unsent.take(message.weight()).await;
+        self.outbox
+            .send(Outgoing { message, held })
+            .await
+            .map_err(|_| Closed)
+    }
+
     /// Sends the releases the service asked for, after the reply it just
     /// sent (see [`Peer::release`]).
     async fn send_releases(&self) {
         let releases = std::mem::take(&mut *self.releases.lock().expect("releases poisoned"));
         for (id, count) in releases {
             if let Some(del) = self.del(id, count) {
-                let _ = self.outbox.send(del).await;
+                let _ = self.send(del).await;
             }
         }
     }
@@ -326,6 +383,10 @@ impl Shared {
         Some(del)
     }
 }
+
+/// The connection is gone: a message could not be queued.
+#[derive(Debug)]
+struct Closed;
 
 /// Calls `found` with the id of each of the peer's objects in `value`.
 fn count_objects(value: &Value, found: &mut impl FnMut(ObjectId)) {
@@ -421,17 +482,21 @@ impl Connection {
         let (inbox, incoming) = mpsc::channel(config.max_queued_requests);
         let shared = Arc::new(Shared {
             outbox,
+            unsent: ByteBudget::new(config.max_queued_bytes),
+            queued: ByteBudget::new(config.max_queued_bytes),
             in_flight: InFlight::new(config.max_in_flight),
             objects: std::sync::Mutex::new(Objects::new(config.max_lent_objects)),
             remotes: std::sync::Mutex::new(HashMap::new()),
             closing: stop.child_token(),
             finished: CancellationToken::new(),
+            peer_gone: CancellationToken::new(),
             config,
             peer: transport.peer,
             releases: std::sync::Mutex::new(Vec::new()),
             receipts: std::sync::Mutex::new(HashMap::new()),
             waiting_on_peer: watch::Sender::new(0),
             serving: watch::Sender::new(false),
+            last_active: std::sync::Mutex::new(Instant::now()),
             root: OnceCell::new(),
         });
         let driver = Arc::clone(&shared);
@@ -448,6 +513,9 @@ impl Connection {
                 .await;
                 if let Err(error) = result {
                     tracing::warn!(peer = %shared.peer, %error, "closing the connection");
+                }
+                if !shared.closing.is_cancelled() {
+                    shared.peer_gone.cancel();
                 }
                 shared.in_flight.close();
                 shared.closing.cancel();
@@ -548,6 +616,18 @@ impl Connection {
         self.shared().closing.is_cancelled()
     }
 
+    /// How long the connection has been idle: no message either way and no
+    /// call in progress on either side. `None` while a call is in progress.
+    pub fn idle_for(&self) -> Option<Duration> {
+        self.shared().idle_for()
+    }
+
+    /// Starts closing the connection without telling the peer or waiting: a
+    /// request being served still gets its reply.
+    pub fn disconnect(&self) {
+        self.shared().closing.cancel();
+    }
+
     /// Tells the peer this side is closing, then closes and waits until the
     /// connection has finished.
     pub async fn close(self) {
@@ -557,7 +637,7 @@ impl Connection {
                 seq: pending.seq(),
                 request: Request::Close,
             };
-            let _ = shared.outbox.send(close).await;
+            let _ = shared.send(close).await;
         }
         drop(self);
         shared.closing.cancel();

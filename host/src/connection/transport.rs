@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::Shared;
+use super::queues::{Incoming, Outgoing, queue_full};
 use crate::error::Error;
 use crate::exception::Exception;
-use crate::protocol::{Codec, FrameError, Message, Request, Seq};
+use crate::protocol::{Codec, FrameError, Message, Request};
 
 /// How many queued messages the writer turns into one write.
 const WRITE_BATCH: usize = 64;
@@ -45,7 +46,7 @@ pub(super) async fn read_loop<R, C>(
     mut codec: C,
     mut buf: BytesMut,
     shared: &Shared,
-    inbox: mpsc::Sender<(Seq, Request)>,
+    inbox: mpsc::Sender<Incoming>,
 ) -> Result<(), ReadError>
 where
     R: AsyncRead + Unpin,
@@ -55,6 +56,8 @@ where
     loop {
         while let Some((message, used)) = codec.decode(&buf)? {
             buf.advance(used);
+            let weight = message.weight();
+            shared.touch();
             shared.count_receipts(&message);
             match message {
                 Message::Reply { seq, result } => {
@@ -64,23 +67,20 @@ where
                 }
                 Message::Request { seq, request } => {
                     let closing = matches!(request, Request::Close);
-                    if let Err(mpsc::error::TrySendError::Full((seq, _))) =
-                        inbox.try_send((seq, request))
+                    let held = tokio::select! {
+                        held = shared.queued.take(weight) => held,
+                        () = shared.wound_up() => return Ok(()),
+                    };
+                    let incoming = Incoming { seq, request, held };
+                    if let Err(mpsc::error::TrySendError::Full(refused)) = inbox.try_send(incoming)
                     {
-                        let busy = Exception::new(
-                            "RuntimeError",
-                            format!(
-                                "too many requests waiting on this connection (the limit is {})",
-                                shared.config.max_queued_requests
-                            ),
-                        );
-                        let _ = shared
-                            .outbox
-                            .send(Message::Reply {
-                                seq,
-                                result: Err(busy),
-                            })
-                            .await;
+                        drop(refused);
+                        let busy = queue_full(shared.config.max_queued_requests);
+                        let reply = Message::Reply {
+                            seq,
+                            result: Err(busy),
+                        };
+                        let _ = shared.send(reply).await;
                     }
                     if closing {
                         return Ok(());
@@ -211,7 +211,7 @@ pub(super) async fn write_loop<W, C>(
     mut writer: W,
     mut codec: C,
     batch_writes: bool,
-    mut outbox: mpsc::Receiver<Message>,
+    mut outbox: mpsc::Receiver<Outgoing>,
     shared: &Shared,
 ) -> io::Result<()>
 where
@@ -231,13 +231,18 @@ where
                 false
             }
         };
-        for message in batch.drain(..) {
+        // Each message keeps its bytes of the budget until it is written.
+        let mut written = Vec::with_capacity(batch.len());
+        for Outgoing { message, held } in batch.drain(..) {
             encode(&mut codec, message, &mut buf, shared);
+            written.push(held);
             if !batch_writes {
                 write(&mut writer, &mut buf, shared).await?;
+                written.clear();
             }
         }
         write(&mut writer, &mut buf, shared).await?;
+        drop(written);
         if !open {
             return writer.shutdown().await;
         }

@@ -39,6 +39,46 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// Roughly how many bytes the message takes in memory, decoded: what
+    /// the queues of a connection are bounded by.
+    pub(crate) fn weight(&self) -> usize {
+        let values = match self {
+            Message::Request { request, .. } => match request {
+                Request::Call { args, kwargs, .. } => arguments_weight(args, kwargs),
+                Request::CallAttr {
+                    name, args, kwargs, ..
+                } => name.len() + arguments_weight(args, kwargs),
+                Request::SetAttr { name, value, .. } => name.len() + value.weight(),
+                Request::GetAttr { name, .. } | Request::DelAttr { name, .. } => name.len(),
+                Request::Ping(value) => value.weight(),
+                _ => 0,
+            },
+            Message::Reply {
+                result: Ok(value), ..
+            } => value.weight(),
+            Message::Reply {
+                result: Err(exception),
+                ..
+            } => {
+                let traceback = exception.traceback.as_ref().map_or(0, String::len);
+                exception.type_name.len() + exception.message.len() + traceback
+            }
+        };
+        size_of::<Message>() + values
+    }
+}
+
+/// The weight of a call's arguments (see [`Message::weight`]).
+fn arguments_weight(args: &[Value], kwargs: &[(String, Value)]) -> usize {
+    let args: usize = args.iter().map(Value::weight).sum();
+    let kwargs: usize = kwargs
+        .iter()
+        .map(|(name, value)| name.len() + value.weight())
+        .sum();
+    args + kwargs
+}
+
 /// An operation on one of the receiver's objects (`target` is the receiver's
 /// object id), or on the connection itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -32,8 +32,9 @@ pub enum LoadError {
         /// Why.
         source: std::io::Error,
     },
-    /// The bytes are not a valid WebAssembly component.
-    #[error("{name} is not a valid component: {source:#}")]
+    /// The bytes are not a valid WebAssembly component, or one that needs
+    /// more core instances, memories or tables than the host allows.
+    #[error("{name} cannot be compiled: {source:#}")]
     Compile {
         /// The component's name.
         name: String,
@@ -228,6 +229,12 @@ impl ServiceComponent {
         let mut names: Vec<&str> = self.inner.methods.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+
+    /// The bytes of the component's compiled code.
+    pub fn compiled_size(&self) -> usize {
+        let code = self.inner.pre.component().image_range();
+        code.end.addr() - code.start.addr()
     }
 
     pub(crate) fn inner(&self) -> &Arc<Inner> {

@@ -1,5 +1,5 @@
 //! What the host gives each guest: the store's state (WASI context with no
-//! grants, resource limits, the CPU budget of the running call, captured
+//! grants, its share of guest memory, the CPU budget of the running call, captured
 //! output) and the functions the host imports into guests.
 
 use std::io;
@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
+use wasmtime::Engine;
 use wasmtime::component::{Linker, Resource, ResourceTable};
-use wasmtime::{Engine, StoreLimits};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::cpu::Meter;
 use super::grants::Grants;
+use super::memory::StoreMemory;
 use super::netrefs::{GuestNetrefs, NetrefResource, netref_type};
 use crate::connection::Peer;
 
@@ -26,13 +28,21 @@ const OUTPUT_TAIL: usize = 2048;
 /// The longest line of guest output logged as one record; longer lines are split.
 const OUTPUT_LINE: usize = 1024;
 
+/// How many bytes of output one call may have logged; the rest is dropped
+/// (and counted in one line). Time spent writing counts against the call.
+pub const MAX_OUTPUT_PER_CALL: usize = 64 * 1024;
+
+/// How many bytes of output one instance may have logged in its life.
+pub const MAX_OUTPUT_PER_INSTANCE: usize = 1024 * 1024;
+
 /// The state of one guest's store.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
-    /// Epoch ticks the running call may still use before it is stopped.
-    pub(crate) ticks_left: u64,
+    /// The store's share of the host's memory budget, and its limits.
+    pub(crate) memory: StoreMemory,
+    /// How long the running call has run, against its CPU budget.
+    pub(crate) meter: Arc<Meter>,
     /// What the guest wrote to stdout and stderr.
     pub(crate) output: GuestOutput,
     /// The other side of the connection, for the `peer` interface.
@@ -47,7 +57,8 @@ impl HostState {
     /// tagged with `service`.
     pub(crate) fn new(
         service: &str,
-        limits: StoreLimits,
+        memory: StoreMemory,
+        meter: Arc<Meter>,
         peer: Option<Peer>,
         grants: &Grants,
     ) -> wasmtime::Result<Self> {
@@ -58,8 +69,8 @@ impl HostState {
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits,
-            ticks_left: 0,
+            memory,
+            meter,
             output,
             peer,
             netrefs: GuestNetrefs::default(),
@@ -109,8 +120,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     Ok(linker)
 }
 
-/// A guest's stdout and stderr: each line is logged, and the latest output
-/// is kept to explain a trap (a Rust guest prints its panic message there).
+/// A guest's stdout and stderr: each line is logged, up to
+/// [`MAX_OUTPUT_PER_CALL`] and [`MAX_OUTPUT_PER_INSTANCE`] bytes, and the
+/// latest output is kept to explain a trap (a Rust guest prints its panic
+/// message there).
 #[derive(Clone)]
 pub(crate) struct GuestOutput {
     inner: Arc<Mutex<OutputLines>>,
@@ -120,6 +133,11 @@ struct OutputLines {
     service: String,
     line: Vec<u8>,
     tail: Vec<u8>,
+    /// Bytes logged in the current call, and in the instance's life.
+    logged_in_call: usize,
+    logged: usize,
+    /// Bytes not logged in the current call, for lack of room.
+    dropped: usize,
 }
 
 impl GuestOutput {
@@ -129,6 +147,9 @@ impl GuestOutput {
                 service: service.to_owned(),
                 line: Vec::new(),
                 tail: Vec::new(),
+                logged_in_call: 0,
+                logged: 0,
+                dropped: 0,
             })),
         }
     }
@@ -141,23 +162,38 @@ impl GuestOutput {
         String::from_utf8_lossy(&tail).trim().to_owned()
     }
 
-    /// Forgets the kept output (a new call begins).
-    pub(crate) fn clear_tail(&self) {
-        self.inner
-            .lock()
-            .expect("guest output poisoned")
-            .tail
-            .clear();
+    /// A new call begins: the kept output is forgotten, and the call may
+    /// log [`MAX_OUTPUT_PER_CALL`] bytes.
+    pub(crate) fn begin_call(&self) {
+        let mut inner = self.inner.lock().expect("guest output poisoned");
+        inner.tail.clear();
+        inner.logged_in_call = 0;
+    }
+
+    /// The call has ended: says how much of its output was dropped, if any.
+    pub(crate) fn end_call(&self) {
+        let mut inner = self.inner.lock().expect("guest output poisoned");
+        let dropped = std::mem::take(&mut inner.dropped);
+        if dropped > 0 {
+            tracing::warn!(target: "guest", service = %inner.service, dropped, "output dropped: a call may log {MAX_OUTPUT_PER_CALL} bytes, an instance {MAX_OUTPUT_PER_INSTANCE}");
+        }
     }
 }
 
 impl OutputLines {
     fn write(&mut self, bytes: &[u8]) {
-        self.tail.extend_from_slice(bytes);
+        let kept = &bytes[bytes.len().saturating_sub(OUTPUT_TAIL)..];
+        self.tail.extend_from_slice(kept);
         if self.tail.len() > OUTPUT_TAIL {
             self.tail.drain(..self.tail.len() - OUTPUT_TAIL);
         }
-        for &byte in bytes {
+        let room =
+            (MAX_OUTPUT_PER_CALL - self.logged_in_call).min(MAX_OUTPUT_PER_INSTANCE - self.logged);
+        let (logged, dropped) = bytes.split_at(bytes.len().min(room));
+        self.logged_in_call += logged.len();
+        self.logged += logged.len();
+        self.dropped += dropped.len();
+        for &byte in logged {
             if byte == b'\n' || self.line.len() >= OUTPUT_LINE {
                 tracing::info!(target: "guest", service = %self.service, "{}", String::from_utf8_lossy(&self.line));
                 self.line.clear();

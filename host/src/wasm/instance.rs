@@ -2,12 +2,15 @@
 //! budget per call, and a fresh instance after a trap.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::component::{ComponentExportIndex, Instance, ResourceAny, Val};
-use wasmtime::{AsContextMut, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{AsContextMut, Store, Trap, UpdateDeadline};
 
+use super::EPOCH_TICK;
 use super::classes::{GuestObjects, StoreKeep};
 use super::component::{Inner, ServiceComponent};
+use super::cpu::{Meter, OnCpu};
 use super::fetch;
 use super::host::HostState;
 use super::method::Method;
@@ -29,6 +32,10 @@ struct CpuBudgetExceeded;
 pub(crate) struct Live {
     store: Store<HostState>,
     instance: Instance,
+    /// Set while a call runs; still set afterwards when the call's future
+    /// was dropped half way (its deadline passed, its peer went away), which
+    /// leaves the guest in no state to run again.
+    in_call: bool,
 }
 
 impl Live {
@@ -36,42 +43,69 @@ impl Live {
     /// reaches `peer`.
     pub(crate) async fn new(component: &Inner, peer: Option<Peer>) -> Result<Self, Exception> {
         let runtime = &component.runtime;
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(runtime.limits().max_memory)
-            .build();
-        let state = HostState::new(&component.aliases[0], limits, peer, &component.grants)
-            .map_err(|error| {
-                Exception::new(
-                    "OSError",
-                    format!("the service's grants cannot be given: {error:#}"),
-                )
-            })?;
+        let memory = runtime.store_memory();
+        let meter = Arc::new(Meter::default());
+        let state = HostState::new(
+            &component.aliases[0],
+            memory,
+            Arc::clone(&meter),
+            peer,
+            &component.grants,
+        )
+        .map_err(|error| {
+            Exception::new(
+                "OSError",
+                format!("the service's grants cannot be given: {error:#}"),
+            )
+        })?;
         let mut store = Store::new(runtime.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_callback(|mut store| {
-            let state = store.data_mut();
-            if state.ticks_left == 0 {
+        store.limiter(|state| &mut state.memory);
+        // wasmtime charges each element a guest hands over as a whole `Val`
+        // (a `list<u8>` of n bytes costs n of them).
+        let fuel = runtime
+            .limits()
+            .max_value_size
+            .saturating_mul(size_of::<Val>());
+        store.set_hostcall_fuel(fuel);
+        let budget = runtime.limits().call_cpu_budget;
+        store.epoch_deadline_callback(move |store| {
+            let (used, slice) = store.data().meter.read();
+            if used > budget {
                 return Err(CpuBudgetExceeded.into());
             }
-            state.ticks_left -= 1;
-            // Let other connections run between ticks of a long call.
+            if slice < EPOCH_TICK / 2 {
+                // Resumed just now, after waiting for its turn: run on.
+                return Ok(UpdateDeadline::Continue(1));
+            }
+            // Give up the core at every tick: others may be waiting.
             Ok(UpdateDeadline::Yield(1))
         });
-        start_budget(&mut store, component);
-        let instance = component
-            .pre
-            .instantiate_async(&mut store)
+        start_budget(&mut store);
+        let instantiating = component.pre.instantiate_async(&mut store);
+        let instance = on_cpu(component, &meter, instantiating)
             .await
-            .map_err(|error| trap_exception(&error, &store))?;
-        Ok(Live { store, instance })
+            .map_err(|error| trap_exception(&error, &mut store))?;
+        Ok(Live {
+            store,
+            instance,
+            in_call: false,
+        })
     }
 }
 
 /// Gives the next guest call a full CPU budget.
-fn start_budget(store: &mut Store<HostState>, component: &Inner) {
-    store.data_mut().ticks_left = component.runtime.budget_ticks();
-    store.data().output.clear_tail();
+fn start_budget(store: &mut Store<HostState>) {
+    let state = store.data_mut();
+    state.meter.reset();
+    state.memory.take_refusal();
+    state.output.begin_call();
     store.set_epoch_deadline(1);
+}
+
+/// `future`, which runs guest code metered by `meter`, polled only with a
+/// turn on the host's CPU.
+fn on_cpu<F: Future>(component: &Inner, meter: &Arc<Meter>, future: F) -> OnCpu<F> {
+    component.runtime.cpu().run(Arc::clone(meter), future)
 }
 
 /// Calls `export` under the CPU budget. An error means the store is poisoned.
@@ -86,24 +120,46 @@ pub(crate) async fn call_export(
         .instance
         .get_func(&mut live.store, export)
         .expect("exports were found on this component");
-    start_budget(&mut live.store, component);
-    func.call_async(&mut live.store, params, results)
-        .await
-        .map_err(|error| trap_exception(&error, &live.store))
+    start_budget(&mut live.store);
+    let meter = Arc::clone(&live.store.data().meter);
+    live.in_call = true;
+    let called = on_cpu(
+        component,
+        &meter,
+        func.call_async(&mut live.store, params, results),
+    )
+    .await;
+    live.in_call = false;
+    live.store.data().output.end_call();
+    called.map_err(|error| trap_exception(&error, &mut live.store))
+}
+
+/// The exception of a call stopped at its wall-clock deadline.
+fn past_deadline(deadline: Duration) -> Exception {
+    Exception::new(
+        "TimeoutError",
+        format!(
+            "the call ran past its deadline of {deadline:?}; the service's instance was \
+             discarded"
+        ),
+    )
 }
 
 /// The exception a caller receives for a trap; the guest's latest output
-/// (where a Rust guest prints its panic message) is part of the message.
-fn trap_exception(error: &wasmtime::Error, store: &Store<HostState>) -> Exception {
+/// (where a Rust guest prints its panic message) is part of the message. A
+/// trap after a refused memory growth (a Rust guest aborts when an
+/// allocation fails) is a `MemoryError`.
+fn trap_exception(error: &wasmtime::Error, store: &mut Store<HostState>) -> Exception {
     let output = store.data().output.take_tail();
     let said = if output.is_empty() {
         String::new()
     } else {
         format!("; it wrote: {output}")
     };
+    if let Some(refusal) = store.data_mut().memory.take_refusal() {
+        return Exception::new("MemoryError", format!("{}{said}", refusal.explain()));
+    }
     if error.is::<CpuBudgetExceeded>() {
-        let budget = store.data().ticks_left;
-        debug_assert_eq!(budget, 0);
         return Exception::new(
             "TimeoutError",
             format!("the service used up its CPU budget for one call{said}"),
@@ -165,6 +221,7 @@ impl WasmService {
     /// The live instance, instantiating it (and running `on-connect`) first
     /// if there is none: at connect, and after a trap.
     async fn ensure_live(&mut self) -> Result<(), Exception> {
+        self.forget_abandoned();
         if self.live.is_none() {
             self.live = Some(Live::new(&self.component, self.peer.clone()).await?);
             let component = Arc::clone(&self.component);
@@ -182,19 +239,32 @@ impl WasmService {
         let component = &self.component;
         let live = self.live.as_mut().expect("a live instance");
         let mut results = method.result_slots();
-        match call_export(live, component, &method.export, &params, &mut results).await {
+        let deadline = component.runtime.limits().call_deadline;
+        let calling = call_export(live, component, &method.export, &params, &mut results);
+        let called = tokio::time::timeout(deadline, calling)
+            .await
+            .unwrap_or_else(|_| Err(past_deadline(deadline)));
+        match called {
             Ok(()) => {
+                let meter = Arc::clone(&live.store.data().meter);
                 let mut store = live.store.as_context_mut();
                 let mut keep =
                     StoreKeep::new(&mut store).with_objects(&component.classes, &mut self.objects);
                 let outcome = method.outcome(results.pop(), &mut keep);
-                keep.finish().await;
+                on_cpu(component, &meter, keep.finish()).await;
                 outcome
             }
             Err(exception) => {
                 self.discard_instance();
                 Err(exception)
             }
+        }
+    }
+
+    /// Drops the instance if its last call was abandoned half way.
+    fn forget_abandoned(&mut self) {
+        if self.live.as_ref().is_some_and(|live| live.in_call) {
+            self.discard_instance();
         }
     }
 
@@ -358,13 +428,16 @@ impl Service for WasmService {
     }
 
     async fn release_object(&mut self, object: ServiceObject) {
+        self.forget_abandoned();
         let (Some(resource), Some(live)) = (self.objects.remove(object.handle), &mut self.live)
         else {
             return;
         };
-        start_budget(&mut live.store, &self.component);
-        if let Err(error) = resource.resource_drop_async(&mut live.store).await {
-            let error = trap_exception(&error, &live.store);
+        start_budget(&mut live.store);
+        let meter = Arc::clone(&live.store.data().meter);
+        let dropping = resource.resource_drop_async(&mut live.store);
+        if let Err(error) = on_cpu(&self.component, &meter, dropping).await {
+            let error = trap_exception(&error, &mut live.store);
             tracing::warn!(service = %self.component.aliases[0], %error, "an object's destructor failed");
             self.discard_instance();
         }
@@ -376,6 +449,7 @@ impl Service for WasmService {
     }
 
     async fn on_disconnect(&mut self) {
+        self.forget_abandoned();
         let component = Arc::clone(&self.component);
         if let (Some(_), Some(hook)) = (&self.live, &component.on_disconnect)
             && let Err(error) = self.call_export(hook, Vec::new()).await

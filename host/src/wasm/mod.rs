@@ -5,10 +5,12 @@
 mod classes;
 mod component;
 mod convert;
+mod cpu;
 mod fetch;
 mod grants;
 mod host;
 mod instance;
+mod memory;
 mod method;
 mod netrefs;
 mod peer;
@@ -23,10 +25,14 @@ pub use classes::MAX_GUEST_OBJECTS;
 pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
 pub use fetch::MAX_FETCHED_ITEMS;
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
+pub use host::{MAX_OUTPUT_PER_CALL, MAX_OUTPUT_PER_INSTANCE};
 pub use instance::WasmService;
+pub use memory::default_total_memory;
 pub use netrefs::MAX_GUEST_NETREFS;
 
+use cpu::Cpu;
 use host::HostState;
+use memory::{MemoryBudget, PerStore, StoreMemory};
 
 /// How often the epoch clock ticks: the granularity of CPU budgets.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -45,11 +51,33 @@ pub const DEFAULT_MAX_MEMORY: usize = 64 * 1024 * 1024;
 /// request handler, short enough that a runaway loop is not left spinning.
 pub const DEFAULT_CALL_CPU_BUDGET: Duration = Duration::from_secs(10);
 
-/// Core instances, memories and tables a component may need per instance of
-/// it (a Rust guest has a main module plus a few adapter shims).
-const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
-const MEMORIES_PER_COMPONENT: u32 = 2;
-const TABLES_PER_COMPONENT: u32 = 4;
+/// How long one call may take, waiting included (a guest asleep in WASI,
+/// or waiting on its peer, uses no CPU budget): past it the call fails with
+/// a `TimeoutError` and the instance is discarded. Twice RPyC's
+/// `sync_request_timeout`: by then the caller has given up.
+pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Core instances one instance of a component may create. A Rust guest has
+/// a main module and a few adapter shims; a Python (componentize-py) or
+/// JavaScript (componentize-js) one about a dozen. A component that needs
+/// more is refused at load.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 40;
+
+/// Linear memories one instance of a component may have: each may grow to
+/// the per-instance memory limit, so this bounds what one instance maps.
+/// Rust, Python and JavaScript guests have one or two.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+
+/// Tables one instance of a component may have (Python and JavaScript
+/// guests have a few).
+pub const MAX_TABLES_PER_COMPONENT: u32 = 16;
+
+/// How many core instances, memories and tables the pool keeps per
+/// component instance on average: most components need far fewer than the
+/// maximum, so the pool is not sized for the worst case.
+const CORE_INSTANCES_PER_SLOT: u32 = 8;
+const MEMORIES_PER_SLOT: u32 = 2;
+const TABLES_PER_SLOT: u32 = 4;
 
 /// The bounds every guest runs under.
 #[derive(Clone, Debug)]
@@ -61,6 +89,21 @@ pub struct Limits {
     pub max_memory: usize,
     /// See [`DEFAULT_CALL_CPU_BUDGET`].
     pub call_cpu_budget: Duration,
+    /// See [`DEFAULT_CALL_DEADLINE`].
+    pub call_deadline: Duration,
+    /// The largest value, in bytes, a guest may hand the host in one go (a
+    /// call's result, a call to its peer): a `list<u8>` of this length
+    /// passes, a larger one traps. The largest frame by default, so that
+    /// any value that can travel can be returned.
+    pub max_value_size: usize,
+    /// The linear memory and tables of every guest of the host together,
+    /// in bytes; growth past it fails in the guest that asked. See
+    /// [`default_total_memory`].
+    pub max_total_memory: usize,
+    /// How many guests run at once (calls that have run long take turns on
+    /// one fewer, so a short call always finds a core); the machine's cores
+    /// by default.
+    pub guest_cores: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +112,10 @@ impl Default for Limits {
             max_instances: DEFAULT_MAX_INSTANCES,
             max_memory: DEFAULT_MAX_MEMORY,
             call_cpu_budget: DEFAULT_CALL_CPU_BUDGET,
+            call_deadline: DEFAULT_CALL_DEADLINE,
+            max_value_size: crate::connection::DEFAULT_MAX_FRAME,
+            max_total_memory: default_total_memory(),
+            guest_cores: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -84,6 +131,8 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
     limits: Limits,
+    memory: Arc<MemoryBudget>,
+    cpu: Arc<Cpu>,
 }
 
 impl Runtime {
@@ -92,11 +141,15 @@ impl Runtime {
     pub fn new(limits: Limits) -> wasmtime::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_COMPONENT)
-            .total_memories(limits.max_instances * MEMORIES_PER_COMPONENT)
-            .total_tables(limits.max_instances * TABLES_PER_COMPONENT)
+            .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_SLOT)
+            .total_memories(limits.max_instances * MEMORIES_PER_SLOT)
+            .total_tables(limits.max_instances * TABLES_PER_SLOT)
             .total_stacks(limits.max_instances)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             .max_memory_size(limits.max_memory);
+        warn_if_overcommitted(&limits);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -118,6 +171,8 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
+                memory: MemoryBudget::new(limits.max_total_memory),
+                cpu: Cpu::new(limits.guest_cores),
                 limits,
             }),
         })
@@ -136,8 +191,46 @@ impl Runtime {
         &self.inner.linker
     }
 
-    /// The CPU budget of one call, in epoch ticks (at least one).
-    pub(crate) fn budget_ticks(&self) -> u64 {
-        (self.inner.limits.call_cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    /// A new store's share of the host's memory budget.
+    pub(crate) fn store_memory(&self) -> StoreMemory {
+        let bounds = PerStore {
+            instances: MAX_CORE_INSTANCES_PER_COMPONENT as usize,
+            memories: MAX_MEMORIES_PER_COMPONENT as usize,
+            tables: MAX_TABLES_PER_COMPONENT as usize,
+        };
+        StoreMemory::new(
+            Arc::clone(&self.inner.memory),
+            self.inner.limits.max_memory,
+            bounds,
+        )
+    }
+
+    /// The bytes of linear memory and tables every guest holds now.
+    pub fn memory_in_use(&self) -> usize {
+        self.inner.memory.used()
+    }
+
+    /// The cores guests take turns on.
+    pub(crate) fn cpu(&self) -> &Arc<Cpu> {
+        &self.inner.cpu
+    }
+}
+
+/// How many times the budget the instances may map (each at its full
+/// memory limit) before the start warns: the budget holds either way, but
+/// far past it most instances can never reach their limit.
+const OVERCOMMIT_WARNING: usize = 8;
+
+/// Warns when the instances could map far more guest memory than the budget
+/// allows: growth past the budget then fails in guests, not in the host.
+fn warn_if_overcommitted(limits: &Limits) {
+    let mappable = (limits.max_instances as usize).saturating_mul(limits.max_memory);
+    if mappable > OVERCOMMIT_WARNING.saturating_mul(limits.max_total_memory) {
+        tracing::warn!(
+            mappable_mib = mappable >> 20,
+            budget_mib = limits.max_total_memory >> 20,
+            "the instance pool could map far more guest memory than the budget; guests that \
+             grow past the budget see their allocations fail"
+        );
     }
 }

@@ -130,6 +130,16 @@ impl Guest for Testbed {
         }
         ms
     }
+    fn exposed_sleep(ms: u32) -> u32 {
+        std::thread::sleep(std::time::Duration::from_millis(ms.into()));
+        ms
+    }
+    fn exposed_shout(lines: u32, width: u32) {
+        let line = "!".repeat(width as usize);
+        for _ in 0..lines {
+            println!("{line}");
+        }
+    }
     fn exposed_allocate(mib: u32) -> u32 {
         let mut held = Vec::new();
         for _ in 0..mib {

@@ -1,6 +1,9 @@
-//! The listener: accepts connections, tells the protocol from the first
-//! bytes (native or RPyC), gives each connection its own service instance,
-//! and shuts down cleanly.
+//! The listener: accepts connections, admits them (see [`admission`]),
+//! tells the protocol from the first bytes (native or RPyC), gives each
+//! connection its own service instance, and shuts down cleanly.
+
+mod admission;
+mod refusal;
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,10 +17,12 @@ use bytes::BytesMut;
 use socket2::{SockRef, Socket};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use admission::{Admission, Bounds, Ticket};
+use refusal::refuse;
 
 use crate::connection::{self, Connection, Transport};
 use crate::protocol::native::{MAGIC, NativeCodec};
@@ -25,13 +30,31 @@ use crate::protocol::rpyc::RpycCodec;
 use crate::service::Service;
 use crate::wasm::{ServiceComponent, WasmService};
 
-/// How many connections one listener serves at once; further clients wait in
-/// the accept backlog. Each connection holds a guest instance.
+/// How many connections one listener serves at once: its service's share
+/// of the host's instances (each connection holds one). A client past it
+/// is refused with a `RuntimeError` that says so, unless a connection idle
+/// long enough makes room (see [`DEFAULT_EVICT_IDLE_AFTER`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 
+/// How many connections one address may have open on one listener, in
+/// their handshake or served: a quarter of the slots, so that one address
+/// cannot take every one.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = DEFAULT_MAX_CONNECTIONS / 4;
+
+/// How many sockets may be in their TLS handshake or yet to name their
+/// protocol at once, beside the served connections: past it the oldest
+/// gives way. A real client gets through in milliseconds; silent sockets
+/// cannot hold serving slots.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
+
 /// How long a new connection may take to send its first bytes, which name
-/// its protocol.
+/// its protocol (and, over TLS, to finish its handshake first). RPyC's
+/// client sends nothing until its first request.
 pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a served connection must have been idle before it may be
+/// closed to make room for a new client when every slot is taken.
+pub const DEFAULT_EVICT_IDLE_AFTER: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for connections to finish their current call and
 /// run `on-disconnect`.
@@ -45,8 +68,14 @@ pub struct ServerConfig {
     pub connection: connection::Config,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// See [`DEFAULT_MAX_CONNECTIONS_PER_IP`]; `None` sets no cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// See [`DEFAULT_MAX_HANDSHAKES`].
+    pub max_handshakes: usize,
     /// See [`DEFAULT_HELLO_TIMEOUT`].
     pub hello_timeout: Duration,
+    /// See [`DEFAULT_EVICT_IDLE_AFTER`].
+    pub evict_idle_after: Duration,
     /// See [`DEFAULT_SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
     /// Serve over TLS with this configuration (see [`crate::tls`]); `None`
@@ -62,7 +91,10 @@ impl Default for ServerConfig {
         ServerConfig {
             connection,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            evict_idle_after: DEFAULT_EVICT_IDLE_AFTER,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tls: None,
         }
@@ -126,15 +158,16 @@ impl<F: ServiceFactory> Server<F> {
     /// and waits for them, at most the shutdown grace period.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let stop = CancellationToken::new();
-        let permits = Arc::new(Semaphore::new(self.config.max_connections));
+        let admission = Admission::new(Bounds {
+            slots: self.config.max_connections,
+            handshakes: self.config.max_handshakes,
+            per_ip: self.config.max_connections_per_ip,
+            evict_idle_after: self.config.evict_idle_after,
+        });
         let mut connections = JoinSet::new();
         let service = self.factory.name();
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
-                () = &mut shutdown => break,
-            };
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
                 () = &mut shutdown => break,
@@ -150,16 +183,24 @@ impl<F: ServiceFactory> Server<F> {
                     continue;
                 }
             };
+            let ticket = match admission.arrive(peer.ip()) {
+                Ok(ticket) => ticket,
+                Err(refused) => {
+                    tracing::debug!(%peer, ?refused, "refused");
+                    continue;
+                }
+            };
             let accepted = Accepted {
                 peer,
+                // Chosen now: a hot deploy after this does not change what
+                // an accepted connection is served.
                 service: self.factory.new_service(),
                 config: self.config.clone(),
                 stop: stop.child_token(),
+                admission: Arc::clone(&admission),
+                ticket,
             };
-            connections.spawn(async move {
-                serve_socket(socket, accepted).await;
-                drop(permit);
-            });
+            connections.spawn(serve_socket(socket, accepted));
         }
         tracing::info!(%service, open = connections.len(), "shutting down");
         stop.cancel();
@@ -176,41 +217,66 @@ impl<F: ServiceFactory> Server<F> {
 }
 
 /// Serves one accepted socket to its end, over TLS if the server has it.
+/// Until it has named its protocol it may give way to newer sockets.
 async fn serve_socket<S: Service>(mut socket: TcpStream, accepted: Accepted<S>) {
     let (peer, config) = (accepted.peer, &accepted.config);
     if let Err(error) = socket.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
+    let displaced = accepted.ticket.displaced.clone();
+    let gave_way =
+        || tracing::debug!(%peer, "still in its handshake when newer sockets came: closed");
     let Some(tls) = config.tls.clone() else {
-        let Some(hello) = hello(&mut socket, peer, config).await else {
+        let hello = tokio::select! {
+            hello = hello(&mut socket, peer, config) => hello,
+            () = displaced.cancelled() => return gave_way(),
+        };
+        let Some(hello) = hello else {
             return;
         };
         let ack = quick_ack(&hello, &socket, peer);
         let (reader, writer) = socket.into_split();
-        return serve_stream(reader, writer, hello, ack, accepted).await;
+        return admitted(reader, writer, hello, ack, accepted).await;
     };
-    let handshake = TlsAcceptor::from(tls).accept(socket);
-    let mut stream = match tokio::time::timeout(config.hello_timeout, handshake).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
-        Err(_) => {
-            return tracing::debug!(%peer, "no TLS handshake within {:?}", config.hello_timeout);
-        }
+    let handshake = async {
+        let stream =
+            match tokio::time::timeout(config.hello_timeout, TlsAcceptor::from(tls).accept(socket))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "no TLS handshake within {:?}", config.hello_timeout);
+                    return None;
+                }
+            };
+        let mut stream = stream;
+        let hello = hello(&mut stream, peer, config).await?;
+        Some((stream, hello))
     };
-    let Some(hello) = hello(&mut stream, peer, config).await else {
+    let handshaken = tokio::select! {
+        handshaken = handshake => handshaken,
+        () = displaced.cancelled() => return gave_way(),
+    };
+    let Some((stream, hello)) = handshaken else {
         return;
     };
     let ack = quick_ack(&hello, stream.get_ref().0, peer);
     let (reader, writer) = tokio::io::split(stream);
-    serve_stream(reader, writer, hello, ack, accepted).await;
+    admitted(reader, writer, hello, ack, accepted).await;
 }
 
-/// An accepted connection: who, what it is served, and when to stop.
+/// An accepted connection: who, what serves it, when to stop, and its place.
 struct Accepted<S> {
     peer: SocketAddr,
     service: S,
     config: ServerConfig,
     stop: CancellationToken,
+    admission: Arc<Admission>,
+    ticket: Ticket,
 }
 
 /// The first bytes of a connection, which name its protocol; `None` if they
@@ -255,8 +321,9 @@ fn quick_ack(hello: &[u8], socket: &TcpStream, peer: SocketAddr) -> Option<Socke
 }
 
 /// Serves one connection's stream, whose first bytes (`hello`) named the
-/// protocol: native, or RPyC (whose reader re-arms quick ACKs with `ack`).
-async fn serve_stream<R, W, S>(
+/// protocol (native, or RPyC, whose reader re-arms quick ACKs with `ack`),
+/// if it gets a slot; otherwise tells the client why not.
+async fn admitted<R, W, S>(
     reader: R,
     writer: W,
     hello: BytesMut,
@@ -272,10 +339,26 @@ async fn serve_stream<R, W, S>(
         service,
         config,
         stop,
+        admission,
+        ticket,
     } = accepted;
+    let native = &hello[..] == MAGIC;
+    if let Err(refused) = admission.seat(&ticket).await {
+        let exception = refused.exception(&service.aliases()[0]);
+        tracing::info!(%peer, error = %exception, "refused");
+        let limit = config.hello_timeout;
+        let frame = refusal::REFUSED_FRAME;
+        return if native {
+            let codec = NativeCodec::new(frame);
+            refuse(reader, writer, (codec, codec), hello, exception, limit).await
+        } else {
+            let codecs = RpycCodec::pair(frame, 1);
+            refuse(reader, writer, codecs, hello, exception, limit).await
+        };
+    }
     let peer_name = peer.to_string();
     let max_frame = config.connection.max_frame;
-    let (connection, task) = if &hello[..] == MAGIC {
+    let (connection, task) = if native {
         tracing::debug!(%peer, "connected (native protocol)");
         let codec = NativeCodec::new(max_frame);
         let transport = Transport::new(reader, writer, (codec, codec), hello, peer_name);
@@ -293,10 +376,12 @@ async fn serve_stream<R, W, S>(
         };
         Connection::spawn(transport, service, config.connection, stop)
     };
+    admission.serve(&ticket, connection.clone());
     if let Err(error) = task.await {
         tracing::error!(%peer, %error, "connection task failed");
     }
     drop(connection);
+    drop(ticket);
     tracing::debug!(%peer, "disconnected");
 }
 

@@ -1,0 +1,76 @@
+//! The queues between the socket and the service, bounded in bytes as well
+//! as in messages: the peer's requests waiting for the service, and the
+//! messages waiting for the socket. Each message holds a share of its
+//! queue's byte budget (its decoded weight) until it leaves the queue;
+//! when the budget is spent, whoever adds to the queue waits: the reader
+//! stops reading the socket, the service waits to send its reply.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::exception::Exception;
+use crate::protocol::{Message, Request, Seq};
+
+/// A queue's budget of bytes.
+pub(super) struct ByteBudget {
+    bytes: Arc<Semaphore>,
+    total: u32,
+}
+
+/// A message's share of a budget, given back when dropped.
+pub(super) struct Held {
+    _bytes: Option<OwnedSemaphorePermit>,
+}
+
+impl ByteBudget {
+    pub(super) fn new(total: usize) -> Self {
+        let total = u32::try_from(total).unwrap_or(u32::MAX).max(1);
+        ByteBudget {
+            bytes: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Takes `weight` bytes (at most the whole budget, so that one large
+    /// message fits alone), waiting until they are free.
+    pub(super) async fn take(&self, weight: usize) -> Held {
+        let weight = u32::try_from(weight).unwrap_or(u32::MAX).min(self.total);
+        let permit = Arc::clone(&self.bytes)
+            .acquire_many_owned(weight)
+            .await
+            .expect("never closed");
+        Held {
+            _bytes: Some(permit),
+        }
+    }
+}
+
+impl Held {
+    /// A message that counts against no budget (small ones this side sends
+    /// where it cannot wait: a release).
+    pub(super) fn nothing() -> Self {
+        Held { _bytes: None }
+    }
+}
+
+/// A request of the peer's waiting for the service.
+pub(super) struct Incoming {
+    pub(super) seq: Seq,
+    pub(super) request: Request,
+    pub(super) held: Held,
+}
+
+/// A message waiting for the socket.
+pub(super) struct Outgoing {
+    pub(super) message: Message,
+    pub(super) held: Held,
+}
+
+/// The exception a request gets when the service's queue is full.
+pub(super) fn queue_full(limit: usize) -> Exception {
+    Exception::new(
+        "RuntimeError",
+        format!("too many requests waiting on this connection (the limit is {limit})"),
+    )
+}

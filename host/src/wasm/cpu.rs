@@ -1,0 +1,185 @@
+//! CPU for guests: a bounded number of guests run at once, calls that have
+//! run long take turns on fewer cores than that (so a short call always
+//! finds a core, and the sockets keep one), and each call's running time is
+//! metered against its CPU budget.
+//!
+//! A guest runs only while its future is polled: from the start of a poll
+//! until the guest yields (at an epoch tick), awaits the host (a call to its
+//! peer, a WASI sleep) or returns. [`OnCpu`] holds a turn for exactly that
+//! long, so a guest that waits holds nothing, and measures it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::PollSemaphore;
+
+use super::EPOCH_TICK;
+
+/// After how much running time a call takes turns with the other long ones.
+/// Short calls (almost all: microseconds) never wait for a long one's slice.
+pub(crate) const LONG_CALL: Duration = EPOCH_TICK;
+
+/// The cores guests may use: every guest's running slice takes one of
+/// `all`, and a long call's also one of `long`, which has one fewer.
+pub(crate) struct Cpu {
+    all: Arc<Semaphore>,
+    long: Arc<Semaphore>,
+}
+
+impl Cpu {
+    /// Turns for `cores` guests at once (at least one); long calls get
+    /// `cores - 1` of them (at least one).
+    pub(crate) fn new(cores: usize) -> Arc<Self> {
+        let cores = cores.max(1);
+        Arc::new(Cpu {
+            all: Arc::new(Semaphore::new(cores)),
+            long: Arc::new(Semaphore::new((cores - 1).max(1))),
+        })
+    }
+
+    /// `future`, which runs guest code metered by `meter`, polled only with a
+    /// turn on the CPU.
+    pub(crate) fn run<F: Future>(self: &Arc<Self>, meter: Arc<Meter>, future: F) -> OnCpu<F> {
+        OnCpu {
+            future: Box::pin(future),
+            all: PollSemaphore::new(Arc::clone(&self.all)),
+            long: PollSemaphore::new(Arc::clone(&self.long)),
+            held_long: None,
+            meter,
+        }
+    }
+}
+
+/// How long the guest of one store has run in its current call.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    inner: Mutex<Metered>,
+}
+
+#[derive(Debug, Default)]
+struct Metered {
+    /// Running time of finished slices.
+    used: Duration,
+    /// When the slice in progress began.
+    running_since: Option<Instant>,
+}
+
+impl Meter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Metered> {
+        self.inner.lock().expect("meter poisoned")
+    }
+
+    /// Starts a new call at zero.
+    pub(crate) fn reset(&self) {
+        self.lock().used = Duration::ZERO;
+    }
+
+    /// The call's running time so far, and how long the slice in progress
+    /// has run.
+    pub(crate) fn read(&self) -> (Duration, Duration) {
+        let metered = self.lock();
+        let slice = metered
+            .running_since
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        (metered.used + slice, slice)
+    }
+
+    fn begin_slice(&self) {
+        self.lock().running_since = Some(Instant::now());
+    }
+
+    fn end_slice(&self) {
+        let mut metered = self.lock();
+        if let Some(since) = metered.running_since.take() {
+            metered.used += since.elapsed();
+        }
+    }
+
+    fn is_long(&self) -> bool {
+        self.lock().used >= LONG_CALL
+    }
+}
+
+/// A future that runs guest code, polled only with a turn on the CPU.
+pub(crate) struct OnCpu<F> {
+    future: Pin<Box<F>>,
+    all: PollSemaphore,
+    long: PollSemaphore,
+    /// A long call's turn among the long ones, held while it waits for a
+    /// core.
+    held_long: Option<OwnedSemaphorePermit>,
+    meter: Arc<Meter>,
+}
+
+impl<F: Future> Future for OnCpu<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        if this.held_long.is_none() && this.meter.is_long() {
+            let permit = ready!(this.long.poll_acquire(cx)).expect("never closed");
+            this.held_long = Some(permit);
+        }
+        let turn = ready!(this.all.poll_acquire(cx)).expect("never closed");
+        this.meter.begin_slice();
+        let polled = this.future.as_mut().poll(cx);
+        this.meter.end_slice();
+        drop(turn);
+        this.held_long = None;
+        polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Busy for `slice` at every poll, `slices` times.
+    async fn burn(slices: u32, slice: Duration) {
+        for _ in 0..slices {
+            let start = Instant::now();
+            while start.elapsed() < slice {}
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn meters_running_time_not_waiting_time() {
+        let cpu = Cpu::new(2);
+        let meter = Arc::new(Meter::default());
+        let work = async {
+            burn(3, Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        cpu.run(Arc::clone(&meter), work).await;
+        let (used, slice) = meter.read();
+        assert!(used >= Duration::from_millis(15), "{used:?}");
+        assert!(used < Duration::from_millis(45), "{used:?}");
+        assert_eq!(slice, Duration::ZERO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn a_short_call_finds_a_core_while_long_calls_burn() {
+        let cpu = Cpu::new(2);
+        let burners: Vec<_> = (0..4)
+            .map(|_| {
+                let run = cpu.run(Arc::default(), burn(40, Duration::from_millis(5)));
+                tokio::spawn(run)
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let start = Instant::now();
+        cpu.run(Arc::default(), async {}).await;
+        let waited = start.elapsed();
+        for burner in burners {
+            burner.await.unwrap();
+        }
+        // A slice is 5 ms: had the short call queued behind the burners it
+        // would have waited for at least one.
+        assert!(waited < Duration::from_millis(4), "{waited:?}");
+    }
+}
