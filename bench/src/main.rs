@@ -16,8 +16,9 @@
 //!
 //! `wasm-rpyc-bench load` is the load tool instead (see `load.rs`), and
 //! `wasm-rpyc-bench languages` compares the calculator written in each
-//! language (see `languages.rs`), and `wasm-rpyc-bench deploy` measures
-//! deploying it (see `deploy.rs`).
+//! language (see `languages.rs`), `wasm-rpyc-bench deploy` measures
+//! deploying it (see `deploy.rs`), and `wasm-rpyc-bench fairness` measures
+//! short calls while other connections burn CPU (see `fairness.rs`).
 //!
 //! The hosts and the echo servers run as child processes of this binary
 //! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
@@ -26,6 +27,7 @@
 //! software's own.
 
 mod deploy;
+mod fairness;
 mod languages;
 mod load;
 
@@ -62,9 +64,11 @@ fn main() -> Result<()> {
         }
         Some("languages") => languages::run(),
         Some("deploy") => deploy::run(),
+        Some("fairness") => fairness::run(),
+        Some("fairness-host") => fairness::host(),
         Some(other) => {
             bail!(
-                "unknown mode {other}: run without arguments, or with `load`, `languages` or `deploy`"
+                "unknown mode {other}: run without arguments, or with `load`, `languages`, `deploy` or `fairness`"
             )
         }
     }

@@ -41,6 +41,8 @@ pub(super) async fn serve<S: Service>(
         exposed: Exposed::of(&service),
     };
     let mut waiting = shared.waiting_on_peer.subscribe();
+    let peer_gone = shared.peer_gone.cancelled();
+    tokio::pin!(peer_gone);
     // The service's objects the peer released, for the service to let go
     // once it is free.
     let mut released = Vec::new();
@@ -64,7 +66,7 @@ pub(super) async fn serve<S: Service>(
                         tokio::select! {
                             biased;
                             result = &mut calling => break result,
-                            () = shared.peer_gone.cancelled() => break Err(peer_gone()),
+                            () = &mut peer_gone => break Err(gone()),
                             _ = waiting.changed() => {}
                             Some(Incoming { seq, request: nested, held }) = inbox.recv(), if *waiting.borrow() > 0 => {
                                 drop(held);
@@ -110,7 +112,7 @@ pub(super) async fn serve<S: Service>(
 }
 
 /// Why a call in progress was abandoned: nobody is left to answer.
-fn peer_gone() -> Exception {
+fn gone() -> Exception {
     Exception::new("EOFError", "the peer closed the connection during the call")
 }
 

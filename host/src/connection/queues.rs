@@ -36,10 +36,14 @@ impl ByteBudget {
     /// message fits alone), waiting until they are free.
     pub(super) async fn take(&self, weight: usize) -> Held {
         let weight = u32::try_from(weight).unwrap_or(u32::MAX).min(self.total);
-        let permit = Arc::clone(&self.bytes)
-            .acquire_many_owned(weight)
-            .await
-            .expect("never closed");
+        let bytes = Arc::clone(&self.bytes);
+        let permit = match bytes.clone().try_acquire_many_owned(weight) {
+            Ok(permit) => permit,
+            Err(_) => bytes
+                .acquire_many_owned(weight)
+                .await
+                .expect("never closed"),
+        };
         Held {
             _bytes: Some(permit),
         }

@@ -1,7 +1,8 @@
-//! CPU for guests: a bounded number of guests run at once, calls that have
-//! run long take turns on fewer cores than that (so a short call always
-//! finds a core, and the sockets keep one), and each call's running time is
-//! metered against its CPU budget.
+//! CPU for guests: a bounded number of guests run at once, guests that
+//! compute a lot (a call that has run long, or an instance that keeps
+//! running calls back to back) take turns on fewer cores than that (so a
+//! short call always finds a core, and the sockets keep one), and each
+//! call's running time is metered against its CPU budget.
 //!
 //! A guest runs only while its future is polled: from the start of a poll
 //! until the guest yields (at an epoch tick), awaits the host (a call to its
@@ -22,6 +23,12 @@ use super::EPOCH_TICK;
 /// After how much running time a call takes turns with the other long ones.
 /// Short calls (almost all: microseconds) never wait for a long one's slice.
 pub(crate) const LONG_CALL: Duration = EPOCH_TICK;
+
+/// How quickly an instance's recent running time is forgotten: it halves
+/// every this long. An instance that has run more than [`LONG_CALL`] of late
+/// (many calls of a few milliseconds each, back to back) takes turns with
+/// the long calls too, from the first slice of its next call.
+const LOAD_HALF_LIFE: Duration = Duration::from_secs(1);
 
 /// The cores guests may use: every guest's running slice takes one of
 /// `all`, and a long call's also one of `long`, which has one fewer.
@@ -45,7 +52,7 @@ impl Cpu {
     /// turn on the CPU.
     pub(crate) fn run<F: Future>(self: &Arc<Self>, meter: Arc<Meter>, future: F) -> OnCpu<F> {
         OnCpu {
-            future: Box::pin(future),
+            future,
             all: PollSemaphore::new(Arc::clone(&self.all)),
             long: PollSemaphore::new(Arc::clone(&self.long)),
             held_long: None,
@@ -54,7 +61,8 @@ impl Cpu {
     }
 }
 
-/// How long the guest of one store has run in its current call.
+/// How long the guest of one store has run in its current call, and of
+/// late.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
     inner: Mutex<Metered>,
@@ -62,10 +70,25 @@ pub(crate) struct Meter {
 
 #[derive(Debug, Default)]
 struct Metered {
-    /// Running time of finished slices.
+    /// Running time of the call's finished slices.
     used: Duration,
     /// When the slice in progress began.
     running_since: Option<Instant>,
+    /// Running time of late, decaying (see [`LOAD_HALF_LIFE`]), as of
+    /// `load_at`.
+    load: Duration,
+    load_at: Option<Instant>,
+}
+
+impl Metered {
+    /// The running time of late, as of `now`.
+    fn load(&self, now: Instant) -> Duration {
+        let Some(at) = self.load_at else {
+            return Duration::ZERO;
+        };
+        let halvings = now.duration_since(at).as_secs_f64() / LOAD_HALF_LIFE.as_secs_f64();
+        self.load.mul_f64(0.5f64.powf(halvings))
+    }
 }
 
 impl Meter {
@@ -95,41 +118,50 @@ impl Meter {
     fn end_slice(&self) {
         let mut metered = self.lock();
         if let Some(since) = metered.running_since.take() {
-            metered.used += since.elapsed();
+            let now = Instant::now();
+            let slice = now.duration_since(since);
+            metered.used += slice;
+            metered.load = metered.load(now) + slice;
+            metered.load_at = Some(now);
         }
     }
 
+    /// Whether the guest has run long in this call, or much of late.
     fn is_long(&self) -> bool {
-        self.lock().used >= LONG_CALL
+        let metered = self.lock();
+        metered.used >= LONG_CALL || metered.load(Instant::now()) >= LONG_CALL
     }
 }
 
-/// A future that runs guest code, polled only with a turn on the CPU.
-pub(crate) struct OnCpu<F> {
-    future: Pin<Box<F>>,
-    all: PollSemaphore,
-    long: PollSemaphore,
-    /// A long call's turn among the long ones, held while it waits for a
-    /// core.
-    held_long: Option<OwnedSemaphorePermit>,
-    meter: Arc<Meter>,
+pin_project_lite::pin_project! {
+    /// A future that runs guest code, polled only with a turn on the CPU.
+    pub(crate) struct OnCpu<F> {
+        #[pin]
+        future: F,
+        all: PollSemaphore,
+        long: PollSemaphore,
+        // A long call's turn among the long ones, held while it waits for a
+        // core.
+        held_long: Option<OwnedSemaphorePermit>,
+        meter: Arc<Meter>,
+    }
 }
 
 impl<F: Future> Future for OnCpu<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
         if this.held_long.is_none() && this.meter.is_long() {
             let permit = ready!(this.long.poll_acquire(cx)).expect("never closed");
-            this.held_long = Some(permit);
+            *this.held_long = Some(permit);
         }
         let turn = ready!(this.all.poll_acquire(cx)).expect("never closed");
         this.meter.begin_slice();
-        let polled = this.future.as_mut().poll(cx);
+        let polled = this.future.poll(cx);
         this.meter.end_slice();
         drop(turn);
-        this.held_long = None;
+        *this.held_long = None;
         polled
     }
 }
@@ -160,6 +192,21 @@ mod tests {
         assert!(used >= Duration::from_millis(15), "{used:?}");
         assert!(used < Duration::from_millis(45), "{used:?}");
         assert_eq!(slice, Duration::ZERO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_short_calls_back_to_back_count_as_long_until_forgotten() {
+        let cpu = Cpu::new(2);
+        let meter = Arc::new(Meter::default());
+        for _ in 0..4 {
+            meter.reset();
+            cpu.run(Arc::clone(&meter), burn(1, Duration::from_millis(4)))
+                .await;
+        }
+        assert!(meter.is_long(), "16 ms of calls just now");
+        meter.reset();
+        tokio::time::sleep(LOAD_HALF_LIFE * 2).await;
+        assert!(!meter.is_long(), "forgotten two half-lives later");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
