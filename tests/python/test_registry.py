@@ -172,3 +172,24 @@ def test_replacements_and_the_deploy_service_are_registered(registrar, tmp_path)
         assert registrar.discover("DEPLOY") == (("127.0.0.1", host.deploy_port),)
     finally:
         host.stop()
+
+
+def test_a_name_with_many_servers_is_still_discovered(registrar):
+    """Past about 80 servers a full reply would not fit in the 1500 bytes
+    RPyC's client reads: the freshest that fit are answered."""
+    for port in range(20000, 20200):
+        assert eventually(lambda: registrar.register(("CROWDED",), port))
+    found = rpyc.discover("CROWDED", registrar=registrar)
+    assert 10 < len(found) <= 64, len(found)
+    assert found[0] == ("127.0.0.1", 20199), "the freshest first"
+
+
+def test_tcp_requests_are_applied_in_the_order_they_were_sent(registrar, calculator_port):
+    """RPyC's TCP client sends UNREGISTER without waiting for an answer: a
+    query right after it must not see the name (RPyC's own test_api)."""
+    for _ in range(50):
+        assert registrar.register(("ORDERED",), calculator_port)
+        assert rpyc.discover("ORDERED", registrar=registrar)
+        registrar.unregister(calculator_port)
+        with pytest.raises(DiscoveryError):
+            rpyc.discover("ORDERED", registrar=registrar)

@@ -2,6 +2,10 @@
 //! where a name is served (`rpyc.discover`, `rpyc.connect_by_service`).
 //! [`Registry`] is the server, [`Registrar`] the client.
 //!
+//! The registry keeps its registrations bounded (per name and in all),
+//! prunes them on a timer, keeps every reply within what RPyC's client
+//! reads, and applies TCP requests in the order their connections came.
+//!
 //! The protocol of `rpyc/utils/registry.py`: a request is one brine tuple
 //! `("RPYC", command, args)`, a reply one brine value; over UDP one datagram
 //! each way, over TCP one request per connection. A request that is not
@@ -10,11 +14,12 @@
 
 mod client;
 mod server;
+mod tcp;
 
 use std::time::Duration;
 
 pub use client::{BROADCAST, REGISTRAR_TIMEOUT, REREGISTER_INTERVAL, Registrar, RegistryError};
-pub use server::Registry;
+pub use server::{MAX_REGISTRATIONS, MAX_REPLY, MAX_SERVERS_PER_NAME, Registry};
 
 use crate::protocol::rpyc::brine;
 use crate::value::Value;

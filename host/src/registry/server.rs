@@ -1,19 +1,29 @@
-//! [`Registry`]: the registry's side, answering over UDP or TCP.
+//! [`Registry`]: the registry's side: the registrations, bounded and pruned
+//! on a timer, and the answers, each of which fits what RPyC's client reads;
+//! served over UDP here and over TCP by [`super::tcp`].
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 
 use super::MAX_REQUEST;
 use crate::protocol::rpyc::brine;
 use crate::value::Value;
 
-/// How long a TCP client may take to send its request.
-const TCP_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest reply: RPyC's client reads one datagram of this size (and,
+/// over TCP, this many bytes), so a longer reply would not be understood.
+pub const MAX_REPLY: usize = MAX_REQUEST;
+
+/// How many servers one name may have registered: a new one past it
+/// replaces the one renewed longest ago.
+pub const MAX_SERVERS_PER_NAME: usize = 64;
+
+/// How many registrations (a name at an address) the registry keeps in all:
+/// past it, a new one gets no reply, as from a registry that is not there.
+pub const MAX_REGISTRATIONS: usize = 10_000;
 
 /// Name -> (address -> when it was last registered).
 type Services = HashMap<String, HashMap<(IpAddr, u16), Instant>>;
@@ -53,7 +63,7 @@ impl Registry {
         let reply = match (command.to_lowercase().as_str(), args.as_slice()) {
             ("register", [Value::Tuple(names), Value::Int(port)]) => {
                 let names: Option<Vec<&str>> = names.iter().map(as_str).collect();
-                self.register(&names?, (source, u16::try_from(*port).ok()?))
+                self.register(&names?, (source, u16::try_from(*port).ok()?))?
             }
             ("unregister", [Value::Int(port)]) => {
                 self.unregister((source, u16::try_from(*port).ok()?))
@@ -75,17 +85,37 @@ impl Registry {
         self.services.lock().expect("registry poisoned")
     }
 
-    fn register(&self, names: &[&str], addr: (IpAddr, u16)) -> Value {
+    /// Registers `addr` under `names`; `None` (no reply) when the registry
+    /// holds as many registrations as it may.
+    fn register(&self, names: &[&str], addr: (IpAddr, u16)) -> Option<Value> {
         let now = Instant::now();
         let mut services = self.services();
+        let new = names
+            .iter()
+            .filter(|name| {
+                let servers = services.get(&name.to_uppercase());
+                !servers.is_some_and(|servers| servers.contains_key(&addr))
+            })
+            .count();
+        if registrations(&services) + new > MAX_REGISTRATIONS {
+            prune(&mut services, self.pruning_timeout);
+            if registrations(&services) + new > MAX_REGISTRATIONS {
+                tracing::warn!(ip = %addr.0, port = addr.1, "not registered: the registry is full");
+                return None;
+            }
+        }
         for name in names {
-            services
-                .entry(name.to_uppercase())
-                .or_default()
-                .insert(addr, now);
+            let servers = services.entry(name.to_uppercase()).or_default();
+            if !servers.contains_key(&addr) && servers.len() >= MAX_SERVERS_PER_NAME {
+                let stalest = servers.iter().min_by_key(|(_, at)| **at).map(|(a, _)| *a);
+                if let Some(stalest) = stalest {
+                    servers.remove(&stalest);
+                }
+            }
+            servers.insert(addr, now);
         }
         tracing::info!(?names, ip = %addr.0, port = addr.1, "registered");
-        Value::Str("OK".into())
+        Some(Value::Str("OK".into()))
     }
 
     fn unregister(&self, addr: (IpAddr, u16)) -> Value {
@@ -98,7 +128,8 @@ impl Registry {
         Value::Str("OK".into())
     }
 
-    /// Where `name` is served, oldest registration first; stale ones go.
+    /// Where `name` is served, most recently renewed first (as many as fit
+    /// in a reply); stale ones go.
     fn query(&self, name: &str) -> Value {
         let name = name.to_uppercase();
         let mut services = self.services();
@@ -110,15 +141,12 @@ impl Registry {
         if servers.is_empty() {
             services.remove(&name);
         }
-        found.sort();
-        Value::Tuple(
-            found
-                .into_iter()
-                .map(|(_, (ip, port))| {
-                    Value::Tuple(vec![Value::Str(ip.to_string()), Value::Int(port.into())])
-                })
-                .collect(),
-        )
+        drop(services);
+        found.sort_by(|a, b| b.cmp(a));
+        let found = found.into_iter().map(|(_, (ip, port))| {
+            Value::Tuple(vec![Value::Str(ip.to_string()), Value::Int(port.into())])
+        });
+        fitting(found)
     }
 
     /// Every registered name (only those served on `host`, if given), or
@@ -136,19 +164,33 @@ impl Registry {
             .map(|(name, _)| name)
             .collect();
         names.sort();
-        Value::Tuple(
-            names
-                .into_iter()
-                .map(|name| Value::Str(name.clone()))
-                .collect(),
-        )
+        fitting(names.into_iter().map(|name| Value::Str(name.clone())))
+    }
+
+    /// Forgets every registration not renewed within the pruning timeout.
+    pub(crate) fn prune(&self) {
+        prune(&mut self.services(), self.pruning_timeout);
+    }
+
+    /// How often the registry prunes its registrations: a quarter of the
+    /// timeout, at least every second.
+    pub(crate) fn pruning_interval(&self) -> Duration {
+        (self.pruning_timeout / 4).max(Duration::from_secs(1))
     }
 
     /// Answers datagrams on `socket` until the task is dropped.
     pub async fn serve_udp(self: Arc<Self>, socket: UdpSocket) {
         let mut buf = [0u8; MAX_REQUEST];
+        let mut pruning = tokio::time::interval(self.pruning_interval());
         loop {
-            let (len, from) = match socket.recv_from(&mut buf).await {
+            let received = tokio::select! {
+                received = socket.recv_from(&mut buf) => received,
+                _ = pruning.tick() => {
+                    self.prune();
+                    continue;
+                }
+            };
+            let (len, from) = match received {
                 Ok(received) => received,
                 Err(error) => {
                     tracing::warn!(%error, "registry datagram not received");
@@ -162,30 +204,38 @@ impl Registry {
             }
         }
     }
+}
 
-    /// Answers one request per connection on `listener` until the task is
-    /// dropped.
-    pub async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            match listener.accept().await {
-                Ok((stream, from)) => {
-                    tokio::spawn(Arc::clone(&self).answer_tcp(stream, from));
-                }
-                Err(error) => tracing::warn!(%error, "registry connection not accepted"),
-            }
-        }
-    }
+/// How many registrations `services` holds.
+fn registrations(services: &Services) -> usize {
+    services.values().map(HashMap::len).sum()
+}
 
-    async fn answer_tcp(self: Arc<Self>, mut stream: TcpStream, from: SocketAddr) {
-        let mut buf = [0u8; MAX_REQUEST];
-        let read = tokio::time::timeout(TCP_REQUEST_TIMEOUT, stream.read(&mut buf)).await;
-        let Ok(Ok(len)) = read else {
-            return;
-        };
-        if let Some(reply) = self.answer(&buf[..len], from.ip()) {
-            let _ = stream.write_all(&reply).await;
-        }
+/// Forgets every registration of `services` older than `timeout`.
+fn prune(services: &mut Services, timeout: Duration) {
+    for servers in services.values_mut() {
+        servers.retain(|_, registered| registered.elapsed() <= timeout);
     }
+    services.retain(|_, servers| !servers.is_empty());
+}
+
+/// A tuple of as many of `items`, in order, as fit in a reply.
+fn fitting(items: impl Iterator<Item = Value>) -> Value {
+    let mut kept = Vec::new();
+    // A tuple's brine is its items' and a few bytes of header.
+    let mut size = 8;
+    for item in items {
+        let mut encoded = Vec::new();
+        if brine::encode(&item, &mut encoded).is_err() {
+            continue;
+        }
+        if size + encoded.len() > MAX_REPLY {
+            break;
+        }
+        size += encoded.len();
+        kept.push(item);
+    }
+    Value::Tuple(kept)
 }
 
 fn as_str(value: &Value) -> Option<&str> {
@@ -219,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn registrations_are_found_by_any_alias_oldest_first_and_removed() {
+    fn registrations_are_found_by_any_alias_freshest_first_and_removed() {
         let registry = Registry::new(DEFAULT_PRUNING_TIMEOUT, true);
         let ok = Some(Value::Str("OK".into()));
         assert_eq!(
@@ -251,8 +301,8 @@ mod tests {
         assert_eq!(
             query("Calc"),
             Some(Value::Tuple(vec![
-                addr("10.0.0.1", 18861),
-                addr("10.0.0.2", 18861)
+                addr("10.0.0.2", 18861),
+                addr("10.0.0.1", 18861)
             ]))
         );
         assert_eq!(
@@ -294,6 +344,63 @@ mod tests {
         );
         assert_eq!(found, Some(Value::Tuple(Vec::new())));
         assert_eq!(list(&registry, Value::None), Some(Value::None));
+    }
+
+    #[test]
+    fn replies_fit_what_rpyc_reads_freshest_first_and_names_stay_bounded() {
+        let registry = Registry::new(DEFAULT_PRUNING_TIMEOUT, true);
+        for port in 1..=200 {
+            let from = format!("10.0.{}.{}", port / 250, port % 250);
+            let reply = ask(
+                &registry,
+                &from,
+                "REGISTER",
+                vec![names(&["calc"]), Value::Int(port)],
+            );
+            assert_eq!(reply, Some(Value::Str("OK".into())));
+        }
+        let reply = registry
+            .answer(
+                &request("QUERY", vec![Value::Str("calc".into())]),
+                "10.0.0.9".parse().unwrap(),
+            )
+            .unwrap();
+        assert!(reply.len() <= MAX_REPLY, "{} bytes", reply.len());
+        let Value::Tuple(found) = brine::decode(&reply).unwrap() else {
+            panic!("a tuple");
+        };
+        assert!(
+            found.len() > 10 && found.len() <= MAX_SERVERS_PER_NAME,
+            "{}",
+            found.len()
+        );
+        assert_eq!(found[0], addr("10.0.0.200", 200), "the freshest first");
+    }
+
+    #[test]
+    fn a_flood_of_names_is_bounded() {
+        let registry = Registry::new(DEFAULT_PRUNING_TIMEOUT, true);
+        let refused = (0..MAX_REGISTRATIONS + 10)
+            .filter(|n| {
+                let name = format!("flood{n}");
+                let register = vec![names(&[&name]), Value::Int(1)];
+                ask(&registry, "10.0.0.1", "REGISTER", register).is_none()
+            })
+            .count();
+        assert_eq!(refused, 10);
+        assert_eq!(registrations(&registry.services()), MAX_REGISTRATIONS);
+    }
+
+    #[test]
+    fn names_nobody_asks_for_are_pruned_all_the_same() {
+        let registry = Registry::new(Duration::from_millis(20), true);
+        for n in 0..100 {
+            let register = vec![names(&[&format!("flood{n}")]), Value::Int(1)];
+            ask(&registry, "10.0.0.1", "REGISTER", register);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        registry.prune();
+        assert_eq!(registrations(&registry.services()), 0);
     }
 
     #[test]
