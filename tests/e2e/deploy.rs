@@ -201,6 +201,60 @@ async fn a_misbehaving_deployed_component_is_contained() {
 }
 
 #[tokio::test]
+async fn the_host_runs_at_most_its_share_of_deployments() {
+    let mut limits = DeployLimits::default();
+    limits.max_total_deployments = 1;
+    let host = serve(Deployer::new(runtime(), limits)).await;
+    let (first, second) = (
+        connect(host.addr).await.unwrap(),
+        connect(host.addr).await.unwrap(),
+    );
+    let deployed = deploy(&first, testbed_bytes()).await.unwrap();
+    let error = remote_error(deploy(&second, testbed_bytes()).await.unwrap_err());
+    assert_eq!(error.type_name, "RuntimeError", "{error}");
+    assert!(error.message.contains("DEPLOY is at capacity"), "{error}");
+    drop(deployed);
+    // Its place is given back once the first peer lets go of it.
+    let mut again = None;
+    for _ in 0..50 {
+        again = deploy(&second, testbed_bytes()).await.ok();
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the deployment's place came back");
+}
+
+#[tokio::test]
+async fn the_compile_cache_keeps_to_its_bytes() {
+    let runtime = runtime();
+    let testbed_size = wasm_rpyc_tests::guest(&runtime, TESTBED)
+        .await
+        .compiled_size();
+    let mut limits = DeployLimits::default();
+    limits.cache_bytes = testbed_size + 1;
+    let deployer = Deployer::new(runtime, limits);
+    let host = serve(deployer.clone()).await;
+    let conn = connect(host.addr).await.unwrap();
+    let testbed = deploy(&conn, testbed_bytes()).await.unwrap();
+    assert_eq!(deployer.cached_components(), 1);
+    assert_eq!(deployer.cached_bytes(), testbed_size);
+    let calc_bytes = wasm_rpyc::bundled::EXAMPLES
+        .iter()
+        .find(|(name, ..)| *name == "calculator")
+        .map(|(_, _, bytes)| bytes.to_vec())
+        .unwrap();
+    let calculator = deploy(&conn, calc_bytes).await.unwrap();
+    // Both do not fit: the least recently deployed went.
+    assert_eq!(deployer.cached_components(), 1);
+    assert!(deployer.cached_bytes() <= testbed_size + 1);
+    // Deployed services stay up whatever the cache holds.
+    assert_eq!(testbed.call::<i32>("echo_s32", (3,)).await.unwrap(), 3);
+    assert_eq!(calculator.call::<i64>("add", (4, 7)).await.unwrap(), 11);
+}
+
+#[tokio::test]
 async fn what_cannot_be_deployed_is_refused_clearly() {
     let mut limits = DeployLimits::default();
     limits.max_component_size = 1 << 20;
@@ -267,12 +321,15 @@ async fn what_cannot_be_deployed_is_refused_clearly() {
     }
 }
 
-#[tokio::test]
-async fn a_python_component_is_deployed_from_rust() {
-    let limits = DeployLimits::default();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_component_is_deployed_from_rust_while_others_wait_their_turn() {
+    let mut limits = DeployLimits::default();
+    limits.concurrent_compiles = 1;
+    limits.queued_compiles = 0;
     let mut config = ServerConfig::default();
     config.connection.max_frame = limits.max_frame();
-    let host = serve_with(Deployer::new(runtime(), limits), config).await;
+    let deployer = Deployer::new(runtime(), limits.clone());
+    let host = serve_with(deployer.clone(), config).await;
     let bytes = std::fs::read(polyglot("python", "calculator"))
         .expect("services/build.sh made the Python calculator");
     assert!(
@@ -281,7 +338,24 @@ async fn a_python_component_is_deployed_from_rust() {
     );
     // `deploy::connect` sends frames large enough for it.
     let conn = wasm_rpyc::deploy::connect(host.addr).await.unwrap();
-    let calculator = deploy(&conn, bytes.clone()).await.unwrap();
+    let compiling = {
+        let (conn, bytes) = (conn.clone(), bytes.clone());
+        tokio::spawn(async move { deploy(&conn, bytes).await })
+    };
+    // A Python component compiles for seconds: meanwhile, with one compile
+    // at a time and none waiting, another deploy is refused at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let other = wasm_rpyc::deploy::connect(host.addr).await.unwrap();
+    let js = std::fs::read(polyglot("js", "calculator")).expect("services/build.sh made it");
+    let error = remote_error(deploy(&other, js).await.unwrap_err());
+    assert_eq!(error.type_name, "RuntimeError", "{error}");
+    assert!(error.message.contains("DEPLOY is at capacity"), "{error}");
+    assert!(
+        !compiling.is_finished(),
+        "the refusal did not wait for the compile"
+    );
+    let calculator = compiling.await.unwrap().unwrap();
+    assert!(deployer.cached_bytes() > 0 && deployer.cached_bytes() <= limits.cache_bytes);
     assert_eq!(calculator.call::<i64>("add", (4, 7)).await.unwrap(), 11);
     // It declares no aliases: it is named by the deployer, or else DEPLOYED.
     let name: String = calculator.call("get_service_name", ()).await.unwrap();

@@ -1,6 +1,7 @@
 """The unmodified Python client's `rpyc.ssl_connect` against the host serving
 TLS (`--tls-cert`, `--tls-key`), and mutual TLS (`--tls-client-ca`), with
 certificates made by the openssl command for the test."""
+import socket
 import ssl
 import subprocess
 
@@ -102,4 +103,25 @@ def test_mutual_tls_wants_a_client_certificate(pki):
             anonymous = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"))
             anonymous.root.add(1, 2)
     finally:
+        host.stop()
+
+
+def test_silent_sockets_in_their_handshake_do_not_lock_out_ssl_connect(pki):
+    """Sockets that never start their TLS handshake wait in a small pool of
+    their own, the oldest giving way: they take no serving slot, and a real
+    client (which gives up after 3 s) still gets through."""
+    host = tls_host(pki, "--max-connections", "16", "--max-handshakes", "8",
+                    "--max-connections-per-ip", "0")
+    silent = []
+    try:
+        port = host.ports["calculator"]
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        for _ in range(5):
+            conn = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"))
+            assert conn.root.add(4, 7) == 11
+            conn.close()
+            silent.append(socket.create_connection(("127.0.0.1", port)))
+    finally:
+        for sock in silent:
+            sock.close()
         host.stop()
