@@ -57,7 +57,10 @@ fn main() -> Result<()> {
         None => run(),
         Some("echo") => echo_server(),
         Some("echo-tokio") => tokio_echo_server(),
-        Some("host") => host(&std::env::args().nth(2).unwrap_or_default()),
+        Some("host") => {
+            let connections = std::env::args().nth(3).and_then(|n| n.parse().ok());
+            host(&std::env::args().nth(2).unwrap_or_default(), connections)
+        }
         Some("load") => {
             let number = |at: usize| std::env::args().nth(at).and_then(|n| n.parse().ok());
             load::run(number(2), number(3))
@@ -139,10 +142,21 @@ fn tokio_echo_server() -> Result<()> {
 }
 
 /// Serves the bundled example `example`, or the component file `example`
-/// (a name ending in `.wasm`), as `wasm-rpyc serve` does.
-fn host(example: &str) -> Result<()> {
+/// (a name ending in `.wasm`), as `wasm-rpyc serve` does; with
+/// `connections`, to that many connections from one address, all
+/// connecting at once, as `serve --max-connections N --max-handshakes N
+/// --max-connections-per-ip 0` does.
+fn host(example: &str, connections: Option<usize>) -> Result<()> {
+    let mut limits = Limits::default();
+    let mut config = ServerConfig::default();
+    if let Some(connections) = connections {
+        limits.max_instances = u32::try_from(connections + 8)?;
+        config.max_connections = connections;
+        config.max_handshakes = connections;
+        config.max_connections_per_ip = None;
+    }
     tokio::runtime::Runtime::new()?.block_on(async {
-        let runtime = Runtime::new(Limits::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let runtime = Runtime::new(limits).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         if example == "deploy" {
             let limits = DeployLimits::default();
             let mut config = ServerConfig::default();
@@ -162,7 +176,7 @@ fn host(example: &str) -> Result<()> {
                 .with_context(|| format!("no bundled example {example:?}"))?;
             ServiceComponent::from_bytes(&runtime, name, bytes).await?
         };
-        let server = Server::bind("127.0.0.1:0", component, ServerConfig::default()).await?;
+        let server = Server::bind("127.0.0.1:0", component, config).await?;
         println!("{}", server.local_addr()?);
         server.run(std::future::pending()).await;
         Ok(())

@@ -133,15 +133,23 @@ impl Value {
     /// Roughly how many bytes the value takes in memory, decoded (its
     /// nodes and their text and bytes): what queues of values are bounded by.
     pub(crate) fn weight(&self) -> usize {
+        self.weight_with(size_of::<Value>(), 1)
+    }
+
+    /// The value's weight when each node costs `per_node` bytes and each
+    /// byte of a byte string `per_byte` (as when a byte string becomes a
+    /// list of dynamic values, one per byte).
+    pub(crate) fn weight_with(&self, per_node: usize, per_byte: usize) -> usize {
+        let weigh = |value: &Value| value.weight_with(per_node, per_byte);
         let own = match self {
             Value::BigInt(text) | Value::Str(text) => text.len(),
-            Value::Bytes(bytes) => bytes.len(),
-            Value::Tuple(items) | Value::FrozenSet(items) => items.iter().map(Value::weight).sum(),
-            Value::Slice(parts) => parts.iter().map(Value::weight).sum(),
+            Value::Bytes(bytes) => bytes.len().saturating_mul(per_byte),
+            Value::Tuple(items) | Value::FrozenSet(items) => items.iter().map(weigh).sum(),
+            Value::Slice(parts) => parts.iter().map(weigh).sum(),
             Value::Object(object) => object.class.len(),
             _ => 0,
         };
-        size_of::<Value>() + own
+        per_node + own
     }
 
     /// Reads keyword arguments as they travel: a tuple of `(name, value)`

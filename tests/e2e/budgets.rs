@@ -92,6 +92,32 @@ async fn growth_past_the_hosts_memory_budget_is_a_memory_error() {
 }
 
 #[tokio::test]
+async fn arguments_that_would_not_fit_in_the_budget_are_a_memory_error() {
+    let mut limits = Limits::default();
+    limits.max_total_memory = 48 * MIB;
+    let runtime = runtime_with(limits);
+    let host = serve_with(guest(&runtime, TESTBED).await, ServerConfig::default()).await;
+    let conn = connect(host.addr).await.unwrap();
+    // Each byte crosses into the guest as a dynamic value of its own.
+    let big = Value::Bytes(vec![1; 4 * MIB]);
+    let error = exception(
+        conn.root()
+            .call::<Value>("echo_bytes", (big,))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.type_name, "MemoryError", "{error}");
+    assert!(error.message.contains("arguments would take"), "{error}");
+    let small = Value::Bytes(vec![1; 1000]);
+    let echoed: Value = conn
+        .root()
+        .call("echo_bytes", (small.clone(),))
+        .await
+        .unwrap();
+    assert_eq!(echoed, small);
+}
+
+#[tokio::test]
 async fn a_component_with_too_many_memories_is_refused_at_load() {
     // A small component that instantiates a module with a memory 8 times:
     // each instance could grow its memory to the per-instance limit.

@@ -28,28 +28,27 @@ pub(super) struct Bounds {
     pub(super) evict_idle_after: Duration,
 }
 
-/// Why a socket is not served.
+/// A socket from an address that has as many open as it may (the cap): it
+/// is closed at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refused {
-    /// Its address has as many sockets open as it may.
-    PerAddress(usize),
-    /// Every slot is taken by a connection that is busy or not idle for long.
-    AtCapacity(usize),
-}
+pub(super) struct TooManyFromAddress(pub(super) usize);
 
-impl Refused {
+/// Every slot (there are that many) is taken by a connection that is busy
+/// or has not been idle long enough to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AtCapacity(pub(super) usize);
+
+impl AtCapacity {
     /// What a client refused from `service` is told.
     pub(super) fn exception(self, service: &str) -> Exception {
-        let message = match self {
-            Refused::PerAddress(cap) => {
-                format!("{service} serves at most {cap} connections from one address")
-            }
-            Refused::AtCapacity(slots) => format!(
-                "{service} is at capacity: it serves {slots} connections at once and none of \
-                 them is idle enough to make room; try again later"
+        Exception::new(
+            "RuntimeError",
+            format!(
+                "{service} is at capacity: it serves {} connections at once and none of them \
+                 is idle enough to make room; try again later",
+                self.0
             ),
-        };
-        Exception::new("RuntimeError", message)
+        )
     }
 }
 
@@ -97,13 +96,13 @@ impl Admission {
 
     /// A socket from `ip` arrives and begins its handshake; when the
     /// handshake pool is full, the oldest socket in it gives way.
-    pub(super) fn arrive(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refused> {
+    pub(super) fn arrive(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, TooManyFromAddress> {
         let mut state = self.state();
         let open = state.per_ip.get(&ip).copied().unwrap_or(0);
         if let Some(cap) = self.bounds.per_ip
             && open >= cap
         {
-            return Err(Refused::PerAddress(cap));
+            return Err(TooManyFromAddress(cap));
         }
         state.per_ip.insert(ip, open + 1);
         let id = state.next_id;
@@ -127,7 +126,7 @@ impl Admission {
     /// every slot is taken, the connection idle longest past the minimum is closed
     /// to make room (this waits for it to end); otherwise the socket is
     /// refused.
-    pub(super) async fn seat(&self, ticket: &Ticket) -> Result<(), Refused> {
+    pub(super) async fn seat(&self, ticket: &Ticket) -> Result<(), AtCapacity> {
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
@@ -151,7 +150,7 @@ impl Admission {
                         tracing::info!(?idle, "closing the connection idle longest to make room");
                         connection.disconnect();
                     }
-                    None => return Err(Refused::AtCapacity(self.bounds.slots)),
+                    None => return Err(AtCapacity(self.bounds.slots)),
                 }
             }
             // The closed connection ends at once: it was idle.

@@ -43,9 +43,10 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = DEFAULT_MAX_CONNECTIONS / 4;
 
 /// How many sockets may be in their TLS handshake or yet to name their
 /// protocol at once, beside the served connections: past it the oldest
-/// gives way. A real client gets through in milliseconds; silent sockets
-/// cannot hold serving slots.
-pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
+/// gives way. A real client gets through in milliseconds, so silent sockets
+/// cannot hold serving slots; but RPyC's client sends nothing until its
+/// first request, so a burst of clients that connect and wait must fit.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 512;
 
 /// How long a new connection may take to send its first bytes, which name
 /// its protocol (and, over TLS, to finish its handshake first). RPyC's
@@ -185,8 +186,8 @@ impl<F: ServiceFactory> Server<F> {
             };
             let ticket = match admission.arrive(peer.ip()) {
                 Ok(ticket) => ticket,
-                Err(refused) => {
-                    tracing::debug!(%peer, ?refused, "refused");
+                Err(cap) => {
+                    tracing::debug!(%peer, ?cap, "refused: too many connections from its address");
                     continue;
                 }
             };

@@ -185,12 +185,15 @@ mod tests {
         let meter = Arc::new(Meter::default());
         let work = async {
             burn(3, Duration::from_millis(5)).await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
         };
         cpu.run(Arc::clone(&meter), work).await;
         let (used, slice) = meter.read();
         assert!(used >= Duration::from_millis(15), "{used:?}");
-        assert!(used < Duration::from_millis(45), "{used:?}");
+        assert!(
+            used < Duration::from_millis(250),
+            "the sleep is not counted: {used:?}"
+        );
         assert_eq!(slice, Duration::ZERO);
     }
 
@@ -210,7 +213,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
-    async fn a_short_call_finds_a_core_while_long_calls_burn() {
+    async fn long_calls_always_leave_a_core_to_short_ones() {
         let cpu = Cpu::new(2);
         let burners: Vec<_> = (0..4)
             .map(|_| {
@@ -218,15 +221,17 @@ mod tests {
                 tokio::spawn(run)
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let start = Instant::now();
-        cpu.run(Arc::default(), async {}).await;
-        let waited = start.elapsed();
+        // Once every burner has run long, at most one of them runs at a time.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..50 {
+            assert!(
+                cpu.all.available_permits() >= 1,
+                "a core is kept for short calls"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         for burner in burners {
             burner.await.unwrap();
         }
-        // A slice is 5 ms: had the short call queued behind the burners it
-        // would have waited for at least one.
-        assert!(waited < Duration::from_millis(4), "{waited:?}");
     }
 }

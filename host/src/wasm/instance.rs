@@ -301,13 +301,21 @@ impl WasmService {
             Some(peer) => fetch_lent(peer, &mut slots, method, &mut lent).await,
             None => Ok(()),
         };
-        let converted = match fetched {
-            Ok(()) => self.convert(method, first, slots).await,
+        let crossing = fetched.and_then(|()| {
+            let runtime = &self.component.runtime;
+            runtime.hold_crossing(slots.iter().flatten())
+        });
+        let converted = match crossing {
+            Ok(crossing) => self
+                .convert(method, first, slots)
+                .await
+                .map(|c| (c, crossing)),
             Err(exception) => Err(exception),
         };
         self.release_unheld(lent);
-        let (params, borrowed) = converted?;
+        let ((params, borrowed), crossing) = converted?;
         let result = self.call_export(method, params).await;
+        drop(crossing);
         // After a trap the instance is gone, and its handles with it.
         if let Some(live) = &mut self.live {
             drop_netrefs(&mut live.store.as_context_mut(), borrowed);

@@ -65,6 +65,31 @@ impl MemoryBudget {
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }
+
+    /// Holds `bytes` of the budget for a while (a call's arguments while
+    /// they cross into a guest: each byte of a byte string is a dynamic
+    /// value meanwhile); given back when the hold is dropped.
+    pub(crate) fn hold(self: &Arc<Self>, bytes: usize) -> Result<Held, Refusal> {
+        if !self.draw(bytes) {
+            return Err(Refusal::Host(self.total));
+        }
+        Ok(Held {
+            budget: Arc::clone(self),
+            bytes,
+        })
+    }
+}
+
+/// Bytes held of the budget; given back when dropped.
+pub(crate) struct Held {
+    budget: Arc<MemoryBudget>,
+    bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
 }
 
 /// Why a guest's growth was refused.

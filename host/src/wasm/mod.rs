@@ -30,6 +30,8 @@ pub use instance::WasmService;
 pub use memory::default_total_memory;
 pub use netrefs::MAX_GUEST_NETREFS;
 
+use crate::exception::Exception;
+use crate::value::Value;
 use cpu::Cpu;
 use host::HostState;
 use memory::{MemoryBudget, PerStore, StoreMemory};
@@ -203,6 +205,27 @@ impl Runtime {
             self.inner.limits.max_memory,
             bounds,
         )
+    }
+
+    /// Holds what `values` cost the host while they cross into a guest,
+    /// from the memory budget; a `MemoryError` when it is spent.
+    pub(crate) fn hold_crossing<'a>(
+        &self,
+        values: impl Iterator<Item = &'a Value>,
+    ) -> Result<memory::Held, Exception> {
+        let val = size_of::<wasmtime::component::Val>();
+        let bytes = values.map(|value| value.weight_with(val, val)).sum();
+        self.inner.memory.hold(bytes).map_err(|refusal| {
+            Exception::new(
+                "MemoryError",
+                format!(
+                    "the call's arguments would take {} MiB of the host while they cross into \
+                     the service; {}",
+                    bytes >> 20,
+                    refusal.explain()
+                ),
+            )
+        })
     }
 
     /// The bytes of linear memory and tables every guest holds now.
