@@ -59,19 +59,18 @@ pub const DEFAULT_CALL_CPU_BUDGET: Duration = Duration::from_secs(10);
 /// `sync_request_timeout`: by then the caller has given up.
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Core instances one instance of a component may create. A Rust guest has
-/// a main module and a few adapter shims; a Python (componentize-py) or
-/// JavaScript (componentize-js) one about a dozen. A component that needs
-/// more is refused at load.
+/// Core instances one instance of a component may create (a Rust guest has
+/// a main module and a few adapter shims). A component that needs more is
+/// refused at load. The Rust, Python (componentize-py) and JavaScript
+/// (componentize-js) examples load within this and the next two bounds:
+/// the conformance tests serve them all.
 pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 40;
 
 /// Linear memories one instance of a component may have: each may grow to
-/// the per-instance memory limit, so this bounds what one instance maps.
-/// Rust, Python and JavaScript guests have one or two.
+/// the per-memory limit, so this bounds what one instance maps.
 pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 
-/// Tables one instance of a component may have (Python and JavaScript
-/// guests have a few).
+/// Tables one instance of a component may have.
 pub const MAX_TABLES_PER_COMPONENT: u32 = 16;
 
 /// How many core instances, memories and tables the pool keeps per
