@@ -240,9 +240,10 @@ impl Runtime {
 
 /// How many times the budget the instances may map (each at its full
 /// memory limit) before the start warns: the budget holds either way, but
-/// far past it most instances can never reach their limit. The defaults
-/// (a thousand connections per service, 64 MiB each, half of a machine's
-/// memory) stay under it.
+/// far past it most instances can never reach their limit. The bundled
+/// examples at the defaults (four services of a thousand connections, 64
+/// MiB each, against half the machine's memory) stay under it on a machine
+/// of 16 GiB or more.
 const OVERCOMMIT_WARNING: usize = 32;
 
 /// Warns when the instances could map far more guest memory than the budget
