@@ -156,14 +156,14 @@ fn trap_exception(error: &wasmtime::Error, store: &mut Store<HostState>) -> Exce
     } else {
         format!("; it wrote: {output}")
     };
-    if let Some(refusal) = store.data_mut().memory.take_refusal() {
-        return Exception::new("MemoryError", format!("{}{said}", refusal.explain()));
-    }
     if error.is::<CpuBudgetExceeded>() {
         return Exception::new(
             "TimeoutError",
             format!("the service used up its CPU budget for one call{said}"),
         );
+    }
+    if let Some(refusal) = store.data_mut().memory.take_refusal() {
+        return Exception::new("MemoryError", format!("{}{said}", refusal.explain()));
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => Exception::new(
