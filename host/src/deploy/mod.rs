@@ -15,14 +15,15 @@ mod service;
 use std::sync::Arc;
 
 use tokio::net::ToSocketAddrs;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::connection::{Connection, RemoteObject};
 use crate::error::Error;
+use crate::exception::Exception;
 use crate::server::ServiceFactory;
 use crate::service::VoidService;
 use crate::value::{IntoArgs, Value};
-use crate::wasm::Runtime;
+use crate::wasm::{Runtime, ServiceComponent};
 use compiler::Compiler;
 pub use service::DeployService;
 
@@ -199,6 +200,40 @@ impl Deployer {
     pub fn cached_bytes(&self) -> usize {
         self.inner.compiler.cached().1
     }
+}
+
+impl Deployer {
+    fn limits(&self) -> &DeployLimits {
+        &self.inner.limits
+    }
+
+    /// A place among the host's deployments; `RuntimeError` when the host
+    /// runs as many as it may.
+    fn take_place(&self) -> Result<Place, Exception> {
+        let total = self.inner.limits.max_total_deployments;
+        let permit = Arc::clone(&self.inner.deployments)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Exception::new(
+                    "RuntimeError",
+                    format!(
+                        "{DEPLOY_SERVICE} is at capacity: the host runs {total} deployed \
+                         services, the most it may; try again later"
+                    ),
+                )
+            })?;
+        Ok(Place { _permit: permit })
+    }
+
+    /// The component `bytes` make, and its tag (see [`Compiler::compile`]).
+    async fn compile(&self, bytes: Vec<u8>) -> Result<(ServiceComponent, String), Exception> {
+        self.inner.compiler.compile(bytes).await
+    }
+}
+
+/// A deployment's place among the host's; given back when dropped.
+struct Place {
+    _permit: OwnedSemaphorePermit,
 }
 
 impl ServiceFactory for Deployer {

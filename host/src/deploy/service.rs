@@ -3,11 +3,8 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 
-use tokio::sync::OwnedSemaphorePermit;
-
-use super::{DEPLOY_SERVICE, Deployer};
+use super::{DEPLOY_SERVICE, Deployer, Place};
 use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
@@ -39,7 +36,7 @@ pub struct DeployService {
 struct Deployment {
     service: WasmService,
     /// Its place among the host's deployments.
-    _permit: OwnedSemaphorePermit,
+    _place: Place,
     exposed: Exposed,
     tag: String,
     /// How many handles the peer holds of it (its root and its objects);
@@ -75,7 +72,7 @@ impl DeployService {
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Exception> {
         let (bytes, name) = deploy_args(args, kwargs)?;
-        let most = self.deployer.inner.limits.max_deployments;
+        let most = self.deployer.limits().max_deployments;
         if self.deployments.len() >= most {
             return Err(Exception::new(
                 "RuntimeError",
@@ -84,19 +81,8 @@ impl DeployService {
                 ),
             ));
         }
-        let total = self.deployer.inner.limits.max_total_deployments;
-        let permit = Arc::clone(&self.deployer.inner.deployments)
-            .try_acquire_owned()
-            .map_err(|_| {
-                Exception::new(
-                    "RuntimeError",
-                    format!(
-                        "{DEPLOY_SERVICE} is at capacity: the host runs {total} deployed \
-                         services, the most it may; try again later"
-                    ),
-                )
-            })?;
-        let (mut component, tag) = self.deployer.inner.compiler.compile(bytes).await?;
+        let place = self.deployer.take_place()?;
+        let (mut component, tag) = self.deployer.compile(bytes).await?;
         if let Some(name) = name {
             component = component.with_default_name(&name);
         }
@@ -111,7 +97,7 @@ impl DeployService {
             id,
             Deployment {
                 service,
-                _permit: permit,
+                _place: place,
                 exposed,
                 tag,
                 handles: 0,
