@@ -56,7 +56,6 @@ where
     loop {
         while let Some((message, used)) = codec.decode(&buf)? {
             buf.advance(used);
-            let weight = message.weight();
             shared.touch();
             shared.count_receipts(&message);
             match message {
@@ -68,7 +67,7 @@ where
                 Message::Request { seq, request } => {
                     let closing = matches!(request, Request::Close);
                     let held = tokio::select! {
-                        held = shared.queued.take(weight) => held,
+                        held = shared.queued.take(size_of::<Message>() + request.weight()) => held,
                         () = shared.wound_up() => return Ok(()),
                     };
                     let incoming = Incoming { seq, request, held };

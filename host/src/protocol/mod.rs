@@ -44,16 +44,7 @@ impl Message {
     /// the queues of a connection are bounded by.
     pub(crate) fn weight(&self) -> usize {
         let values = match self {
-            Message::Request { request, .. } => match request {
-                Request::Call { args, kwargs, .. } => arguments_weight(args, kwargs),
-                Request::CallAttr {
-                    name, args, kwargs, ..
-                } => name.len() + arguments_weight(args, kwargs),
-                Request::SetAttr { name, value, .. } => name.len() + value.weight(),
-                Request::GetAttr { name, .. } | Request::DelAttr { name, .. } => name.len(),
-                Request::Ping(value) => value.weight(),
-                _ => 0,
-            },
+            Message::Request { request, .. } => request.weight(),
             Message::Reply {
                 result: Ok(value), ..
             } => value.weight(),
@@ -66,6 +57,23 @@ impl Message {
             }
         };
         size_of::<Message>() + values
+    }
+}
+
+impl Request {
+    /// The bytes the request's names and values take (see
+    /// [`Message::weight`]).
+    pub(crate) fn weight(&self) -> usize {
+        match self {
+            Request::Call { args, kwargs, .. } => arguments_weight(args, kwargs),
+            Request::CallAttr {
+                name, args, kwargs, ..
+            } => name.len() + arguments_weight(args, kwargs),
+            Request::SetAttr { name, value, .. } => name.len() + value.weight(),
+            Request::GetAttr { name, .. } | Request::DelAttr { name, .. } => name.len(),
+            Request::Ping(value) => value.weight(),
+            _ => 0,
+        }
     }
 }
 

@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::connection::Connection;
 use crate::exception::Exception;
 
+/// How long a newcomer waits for the idle connection closed to make room
+/// for it to end.
+const MAKING_ROOM: Duration = Duration::from_secs(2);
+
 /// The bounds admission enforces.
 #[derive(Clone, Debug)]
 pub(super) struct Bounds {
@@ -153,8 +157,12 @@ impl Admission {
                     None => return Err(AtCapacity(self.bounds.slots)),
                 }
             }
-            // The closed connection ends at once: it was idle.
-            freed.await;
+            // The closed connection ends at once (it was idle), unless its
+            // peer does not read what is left to write: then the newcomer
+            // is refused rather than kept waiting.
+            if tokio::time::timeout(MAKING_ROOM, freed).await.is_err() {
+                return Err(AtCapacity(self.bounds.slots));
+            }
         }
     }
 
