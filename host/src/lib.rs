@@ -25,6 +25,8 @@
 //! - [`connection`]: one symmetric connection: replies matched to calls,
 //!   requests served, every queue and wait bounded.
 //! - [`service`]: the root object a side exposes; `VoidService`.
+//! - [`executor`]: where a service's code runs (guest threads for long
+//!   calls).
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
 //! - [`server`]: the listener and graceful shutdown.
 //! - [`replace`]: hot deploy (a served component replaced while served).
@@ -39,6 +41,7 @@ pub mod client;
 pub mod connection;
 pub mod deploy;
 mod error;
+pub mod executor;
 pub mod exception;
 pub mod local;
 pub mod protocol;

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use crate::connection::Peer;
 use crate::exception::Exception;
+use crate::executor::Executor;
 use crate::local::ServiceObject;
 use crate::value::Value;
 
@@ -78,6 +79,13 @@ pub trait Service: Send + 'static {
     /// peer has been released; the peer is already gone.
     fn on_disconnect(&mut self) -> impl Future<Output = ()> + Send {
         async {}
+    }
+
+    /// Where the service runs when it computes long, so the sockets stay
+    /// responsive meanwhile; `None` (the default): always on the
+    /// connection's own task.
+    fn executor(&self) -> Option<Executor> {
+        None
     }
 }
 

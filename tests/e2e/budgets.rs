@@ -388,6 +388,63 @@ async fn long_calls_do_not_starve_short_ones() {
     }
 }
 
+/// The CPU time this process's threads named `name` have used, and their
+/// nice values (Linux's /proc).
+#[cfg(target_os = "linux")]
+fn threads_named(name: &str) -> (Duration, Vec<i64>) {
+    let mut ticks = 0;
+    let mut niceness = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The fields after the name: state is the third field, utime the
+        // 14th, stime the 15th, nice the 19th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let field = |n: usize| fields[n - 3].parse::<i64>().unwrap();
+        ticks += field(14) + field(15);
+        niceness.push(field(19));
+    }
+    // Linux counts in clock ticks of 10 ms (USER_HZ).
+    (Duration::from_millis(10 * ticks as u64), niceness)
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_guest_computing_runs_off_the_sockets_threads_at_low_priority() {
+    let sockets = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("budget-sockets")
+        .enable_all()
+        .build()
+        .unwrap();
+    sockets.block_on(async {
+        let runtime = runtime_with(Limits::default());
+        let host = serve_with(guest(&runtime, TESTBED).await, ServerConfig::default()).await;
+        let conn = connect(host.addr).await.unwrap();
+        assert_eq!(conn.root().call::<i32>("echo_s32", (7,)).await.unwrap(), 7);
+        let (before, _) = threads_named("budget-sockets");
+        // Half a second of computing: after its first slice (one epoch tick,
+        // 10 ms) the call moves to the guest threads.
+        assert_eq!(conn.root().call::<u32>("work", (500,)).await.unwrap(), 500);
+        let (after, _) = threads_named("budget-sockets");
+        assert!(
+            after - before < Duration::from_millis(150),
+            "the sockets' threads computed for {:?}",
+            after - before
+        );
+        let (computed, niceness) = threads_named("wasm-rpyc-guest");
+        assert!(computed >= Duration::from_millis(300), "{computed:?}");
+        assert!(!niceness.is_empty() && niceness.iter().all(|&nice| nice == 19), "{niceness:?}");
+    });
+}
+
 #[tokio::test]
 async fn a_flood_of_guest_output_is_cut() {
     let logs = capture_logs();

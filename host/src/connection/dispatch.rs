@@ -26,8 +26,9 @@ use crate::value::Value;
 pub(super) async fn serve<S: Service>(
     mut service: S,
     mut inbox: mpsc::Receiver<Incoming>,
-    shared: &Arc<Shared>,
+    shared: Arc<Shared>,
 ) {
+    let shared = &shared;
     let peer = Peer {
         shared: Arc::clone(shared),
     };

@@ -534,11 +534,15 @@ impl Connection {
                     shared.closing.cancel();
                 }
             };
-            tokio::join!(
-                reading,
-                writing,
-                dispatch::serve(service, incoming, &driver)
-            );
+            let executor = service.executor();
+            let serving = dispatch::serve(service, incoming, Arc::clone(&driver));
+            let serving = async {
+                match executor {
+                    Some(executor) => executor.drive(serving).await,
+                    None => serving.await,
+                }
+            };
+            tokio::join!(reading, writing, serving);
             shared.finished.cancel();
         });
         let connection = Connection {

@@ -53,6 +53,11 @@ impl Drop for Pending<'_> {
 }
 
 impl Compiler {
+    /// The runtime the components it compiles run in.
+    pub(super) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     pub(super) fn new(runtime: Runtime, limits: DeployLimits) -> Self {
         Compiler {
             runtime,

@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::connection::{Connection, RemoteObject};
 use crate::error::Error;
 use crate::exception::Exception;
+use crate::executor::Executor;
 use crate::server::ServiceFactory;
 use crate::service::VoidService;
 use crate::value::{IntoArgs, Value};
@@ -223,6 +224,11 @@ impl Deployer {
                 )
             })?;
         Ok(Place { _permit: permit })
+    }
+
+    /// Where one connection's deployed services run.
+    fn executor(&self) -> Executor {
+        self.inner.compiler.runtime().executor()
     }
 
     /// The component `bytes` make, and its tag (see [`Compiler::compile`]).

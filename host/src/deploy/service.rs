@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use super::{DEPLOY_SERVICE, Deployer, Place};
 use crate::connection::Peer;
 use crate::exception::Exception;
+use crate::executor::Executor;
 use crate::local::{Local, ServiceObject};
 use crate::server::ServiceFactory;
 use crate::service::{Exposed, Service, bind_arguments};
@@ -20,6 +21,8 @@ use crate::wasm::WasmService;
 /// tag (`CALCULATOR@1f2e3d4c`).
 pub struct DeployService {
     deployer: Deployer,
+    /// Where this connection's deployed services run.
+    executor: Executor,
     aliases: Vec<String>,
     peer: Option<Peer>,
     deployments: HashMap<u64, Deployment>,
@@ -56,6 +59,7 @@ struct Held {
 impl DeployService {
     pub(super) fn new(deployer: Deployer) -> Self {
         DeployService {
+            executor: deployer.executor(),
             deployer,
             aliases: vec![DEPLOY_SERVICE.to_owned()],
             peer: None,
@@ -86,7 +90,7 @@ impl DeployService {
         if let Some(name) = name {
             component = component.with_default_name(&name);
         }
-        let mut service = component.instance();
+        let mut service = component.instance_on(self.executor.clone());
         if let Some(peer) = &self.peer {
             service.on_connect(peer.clone()).await?;
         }
@@ -299,6 +303,10 @@ impl Service for DeployService {
     async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {
         self.peer = Some(peer);
         Ok(())
+    }
+
+    fn executor(&self) -> Option<Executor> {
+        Some(self.executor.clone())
     }
 
     async fn on_disconnect(&mut self) {

@@ -4,6 +4,9 @@
 //! short call always finds a core, and the sockets keep one), and each
 //! call's running time is metered against its CPU budget.
 //!
+//! Guests that run long run on the guest threads, not on the sockets'
+//! (see [`crate::executor`]).
+//!
 //! A guest runs only while its future is polled: from the start of a poll
 //! until the guest yields (at an epoch tick), awaits the host (a call to its
 //! peer, a WASI sleep) or returns. [`OnCpu`] holds a turn for exactly that
@@ -19,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::PollSemaphore;
 
 use super::EPOCH_TICK;
+use crate::executor::{Executor, on_guest_thread};
 
 /// After how much running time a call takes turns with the other long ones.
 /// Short calls (almost all: microseconds) never wait for a long one's slice.
@@ -29,6 +33,14 @@ pub(crate) const LONG_CALL: Duration = EPOCH_TICK;
 /// (many calls of a few milliseconds each, back to back) takes turns with
 /// the long calls too, from the first slice of its next call.
 const LOAD_HALF_LIFE: Duration = Duration::from_secs(1);
+
+/// How long a guest's slices (its runs between two waits) last on average,
+/// of late, before it moves off the sockets' threads with the calls that
+/// have run long: a short call's are microseconds.
+const LONG_SLICE: Duration = Duration::from_millis(1);
+
+/// How much a new slice weighs in the running average of slices.
+const SLICE_AVERAGE_WEIGHT: f64 = 0.125;
 
 /// The cores guests may use: every guest's running slice takes one of
 /// `all`, and a long call's also one of `long`, which has one fewer.
@@ -62,22 +74,53 @@ impl Cpu {
 }
 
 /// How long the guest of one store has run in its current call, and of
-/// late.
+/// late; its executor learns whether that is long.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
     inner: Mutex<Metered>,
+    executor: Option<Executor>,
 }
 
 #[derive(Debug, Default)]
 struct Metered {
-    /// Running time of the call's finished slices.
+    /// Wall-clock time of the call's finished slices: whether it has run
+    /// long, and when it yields, go by the time it holds a turn.
     used: Duration,
-    /// When the slice in progress began.
-    running_since: Option<Instant>,
+    /// CPU time of the call's finished slices: its budget goes by it.
+    used_cpu: Duration,
+    /// When the slice in progress began, by the clock and, on the guest
+    /// threads, by [`thread_clock`].
+    running_since: Option<(Instant, Option<Duration>)>,
     /// Running time of late, decaying (see [`LOAD_HALF_LIFE`]), as of
     /// `load_at`.
     load: Duration,
     load_at: Option<Instant>,
+    /// The running average of slices.
+    slice_average: Duration,
+}
+
+/// How long the current thread has run: its CPU time on Linux, so a
+/// guest's budget is not charged for the time the system gave its core to
+/// others (the guest threads run at the lowest priority); the monotonic
+/// clock elsewhere. Only differences on one thread mean anything. Read on
+/// the guest threads only: reading it costs a system call, which on the
+/// sockets' threads (at the normal priority, where a slice's CPU time is
+/// its wall-clock time) measurably delays short calls when guests compute.
+fn thread_clock() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::time::{ClockId, clock_gettime};
+        let now = clock_gettime(ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(now.tv_sec).unwrap_or(0),
+            u32::try_from(now.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed()
+    }
 }
 
 impl Metered {
@@ -92,37 +135,90 @@ impl Metered {
 }
 
 impl Meter {
+    /// A meter for a guest run by `executor`.
+    pub(crate) fn on(executor: Executor) -> Self {
+        Meter {
+            inner: Mutex::default(),
+            executor: Some(executor),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Metered> {
         self.inner.lock().expect("meter poisoned")
     }
 
     /// Starts a new call at zero.
     pub(crate) fn reset(&self) {
-        self.lock().used = Duration::ZERO;
+        let mut metered = self.lock();
+        metered.used = Duration::ZERO;
+        metered.used_cpu = Duration::ZERO;
     }
 
-    /// The call's running time so far, and how long the slice in progress
-    /// has run.
+    /// The call's CPU time so far, at most (the slice in progress counted
+    /// by the clock), and how long (wall-clock) that slice has run.
     pub(crate) fn read(&self) -> (Duration, Duration) {
         let metered = self.lock();
         let slice = metered
             .running_since
-            .map_or(Duration::ZERO, |since| since.elapsed());
-        (metered.used + slice, slice)
+            .map_or(Duration::ZERO, |(since, _)| since.elapsed());
+        (metered.used_cpu + slice, slice)
+    }
+
+    /// The call's CPU time so far, exactly: unlike [`Meter::read`], the
+    /// slice in progress on a guest thread counts only the time the thread
+    /// ran. Read on the thread running the slice (as the epoch callback
+    /// is).
+    pub(crate) fn read_cpu(&self) -> Duration {
+        let metered = self.lock();
+        let slice = match metered.running_since {
+            Some((_, Some(since_cpu))) => thread_clock().saturating_sub(since_cpu),
+            Some((since, None)) => since.elapsed(),
+            None => Duration::ZERO,
+        };
+        metered.used_cpu + slice
     }
 
     fn begin_slice(&self) {
-        self.lock().running_since = Some(Instant::now());
+        let since_cpu = on_guest_thread().then(thread_clock);
+        self.lock().running_since = Some((Instant::now(), since_cpu));
     }
 
     fn end_slice(&self) {
         let mut metered = self.lock();
-        if let Some(since) = metered.running_since.take() {
+        if let Some((since, since_cpu)) = metered.running_since.take() {
             let now = Instant::now();
             let slice = now.duration_since(since);
+            metered.used_cpu += since_cpu.map_or(slice, |since| thread_clock().saturating_sub(since));
             metered.used += slice;
             metered.load = metered.load(now) + slice;
             metered.load_at = Some(now);
+            metered.slice_average = metered.slice_average.mul_f64(1.0 - SLICE_AVERAGE_WEIGHT)
+                + slice.mul_f64(SLICE_AVERAGE_WEIGHT);
+        }
+        drop(metered);
+        if let Some(executor) = &self.executor {
+            executor.set_long(self.runs_long_slices());
+        }
+    }
+
+    /// Whether the guest's slices are long: its call has run long, or its
+    /// slices have lasted long of late. Such a guest runs on the guest
+    /// threads.
+    fn runs_long_slices(&self) -> bool {
+        let metered = self.lock();
+        metered.used >= LONG_CALL || metered.slice_average >= LONG_SLICE
+    }
+
+    /// Whether the guest's slices are long and it must move to the guest
+    /// threads before it runs again (see [`Executor::must_move`]); its
+    /// executor then learns that it runs long.
+    fn must_move(&self) -> bool {
+        match &self.executor {
+            Some(executor) if executor.must_move() && self.runs_long_slices() => {
+                executor.set_long(true);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -152,6 +248,11 @@ impl<F: Future> Future for OnCpu<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        if this.meter.must_move() {
+            // The connection's task moves it between two polls.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if this.held_long.is_none() && this.meter.is_long() {
             let permit = ready!(this.long.poll_acquire(cx)).expect("never closed");
             *this.held_long = Some(permit);
@@ -170,11 +271,12 @@ impl<F: Future> Future for OnCpu<F> {
 mod tests {
     use super::*;
 
-    /// Busy for `slice` at every poll, `slices` times.
+    /// Busy for `slice` of the thread's running time at every poll,
+    /// `slices` times.
     async fn burn(slices: u32, slice: Duration) {
         for _ in 0..slices {
-            let start = Instant::now();
-            while start.elapsed() < slice {}
+            let start = thread_clock();
+            while thread_clock() - start < slice {}
             tokio::task::yield_now().await;
         }
     }
@@ -210,6 +312,30 @@ mod tests {
         meter.reset();
         tokio::time::sleep(LOAD_HALF_LIFE * 2).await;
         assert!(!meter.is_long(), "forgotten two half-lives later");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn short_slices_run_here_and_long_ones_move() {
+        let cpu = Cpu::new(2);
+        let threads = crate::executor::GuestThreads::new(1).unwrap();
+        let meter = Arc::new(Meter::on(threads.executor()));
+        for _ in 0..50 {
+            meter.reset();
+            cpu.run(Arc::clone(&meter), burn(1, Duration::from_micros(20)))
+                .await;
+        }
+        assert!(!meter.runs_long_slices(), "calls of microseconds");
+        // Calls of 3 ms each, none of them long on its own.
+        for _ in 0..20 {
+            meter.reset();
+            cpu.run(Arc::clone(&meter), burn(1, Duration::from_millis(3)))
+                .await;
+        }
+        assert!(meter.runs_long_slices(), "slices of 3 ms");
+        meter.reset();
+        cpu.run(Arc::clone(&meter), burn(1, Duration::from_micros(20)))
+            .await;
+        assert!(meter.runs_long_slices(), "remembered for a while");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]

@@ -17,6 +17,7 @@ use super::method::Method;
 use super::netrefs::{StoreLend, drop_netrefs};
 use crate::connection::Peer;
 use crate::exception::Exception;
+use crate::executor::Executor;
 use crate::local::ServiceObject;
 use crate::protocol::ObjectId;
 use crate::service::Service;
@@ -40,11 +41,15 @@ pub(crate) struct Live {
 
 impl Live {
     /// A new store and instance of `component`, whose `peer` interface
-    /// reaches `peer`.
-    pub(crate) async fn new(component: &Inner, peer: Option<Peer>) -> Result<Self, Exception> {
+    /// reaches `peer`, run by `executor`.
+    pub(crate) async fn new(
+        component: &Inner,
+        peer: Option<Peer>,
+        executor: Executor,
+    ) -> Result<Self, Exception> {
         let runtime = &component.runtime;
         let memory = runtime.store_memory();
-        let meter = Arc::new(Meter::default());
+        let meter = Arc::new(Meter::on(executor));
         let state = HostState::new(
             &component.aliases[0],
             memory,
@@ -69,8 +74,10 @@ impl Live {
         store.set_hostcall_fuel(fuel);
         let budget = runtime.limits().call_cpu_budget;
         store.epoch_deadline_callback(move |store| {
-            let (used, slice) = store.data().meter.read();
-            if used > budget {
+            let meter = &store.data().meter;
+            let (used, slice) = meter.read();
+            // The exact reading costs a system call: only near the budget.
+            if used > budget && meter.read_cpu() > budget {
                 return Err(CpuBudgetExceeded.into());
             }
             if slice < EPOCH_TICK / 2 {
@@ -187,17 +194,26 @@ pub struct WasmService {
     peer: Option<Peer>,
     /// The instance's objects the peer holds.
     objects: GuestObjects,
+    /// Where the instance runs.
+    executor: Executor,
 }
 
 impl ServiceComponent {
     /// A new instance for one connection. It is created, and `on-connect`
     /// run, by [`Service::on_connect`] or the first call.
     pub fn instance(&self) -> WasmService {
+        self.instance_on(self.inner().runtime.executor())
+    }
+
+    /// A new instance for one connection, run by `executor` (shared with
+    /// the connection's other instances).
+    pub(crate) fn instance_on(&self, executor: Executor) -> WasmService {
         WasmService {
             component: Arc::clone(self.inner()),
             live: None,
             peer: None,
             objects: GuestObjects::default(),
+            executor,
         }
     }
 }
@@ -223,7 +239,7 @@ impl WasmService {
     async fn ensure_live(&mut self) -> Result<(), Exception> {
         self.forget_abandoned();
         if self.live.is_none() {
-            self.live = Some(Live::new(&self.component, self.peer.clone()).await?);
+            self.live = Some(Live::new(&self.component, self.peer.clone(), self.executor.clone()).await?);
             let component = Arc::clone(&self.component);
             if let Some(hook) = &component.on_connect {
                 self.call_export(hook, Vec::new()).await?;
@@ -454,6 +470,10 @@ impl Service for WasmService {
     async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {
         self.peer = Some(peer);
         self.ensure_live().await
+    }
+
+    fn executor(&self) -> Option<Executor> {
+        Some(self.executor.clone())
     }
 
     async fn on_disconnect(&mut self) {

@@ -31,6 +31,7 @@ pub use memory::default_total_memory;
 pub use netrefs::MAX_GUEST_NETREFS;
 
 use crate::exception::Exception;
+use crate::executor::{Executor, GuestThreads};
 use crate::value::Value;
 use cpu::Cpu;
 use host::HostState;
@@ -134,11 +135,13 @@ struct RuntimeInner {
     limits: Limits,
     memory: Arc<MemoryBudget>,
     cpu: Arc<Cpu>,
+    threads: GuestThreads,
 }
 
 impl Runtime {
     /// A runtime whose guests run under `limits`. Starts the epoch clock
-    /// thread, which ends when the runtime is dropped.
+    /// thread and the guests' threads, which end when the runtime is
+    /// dropped.
     pub fn new(limits: Limits) -> wasmtime::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances)
@@ -174,6 +177,7 @@ impl Runtime {
                 linker,
                 memory: MemoryBudget::new(limits.max_total_memory),
                 cpu: Cpu::new(limits.guest_cores),
+                threads: GuestThreads::new(limits.guest_cores)?,
                 limits,
             }),
         })
@@ -230,6 +234,11 @@ impl Runtime {
     /// The bytes of linear memory and tables every guest holds now.
     pub fn memory_in_use(&self) -> usize {
         self.inner.memory.used()
+    }
+
+    /// Where one connection's guest runs: see [`Executor`].
+    pub(crate) fn executor(&self) -> Executor {
+        self.inner.threads.executor()
     }
 
     /// The cores guests take turns on.
