@@ -441,7 +441,10 @@ fn a_guest_computing_runs_off_the_sockets_threads_at_low_priority() {
         );
         let (computed, niceness) = threads_named("wasm-rpyc-guest");
         assert!(computed >= Duration::from_millis(300), "{computed:?}");
-        assert!(!niceness.is_empty() && niceness.iter().all(|&nice| nice == 19), "{niceness:?}");
+        assert!(
+            !niceness.is_empty() && niceness.iter().all(|&nice| nice == 19),
+            "{niceness:?}"
+        );
     });
 }
 

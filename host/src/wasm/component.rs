@@ -491,7 +491,9 @@ async fn declared_aliases(
     inner: &Inner,
     export: &ComponentExportIndex,
 ) -> Result<Vec<String>, String> {
-    let mut live = Live::new(inner, None, inner.runtime.executor()).await.map_err(|e| e.message)?;
+    let mut live = Live::new(inner, None, inner.runtime.executor())
+        .await
+        .map_err(|e| e.message)?;
     let mut result = [Val::Bool(false)];
     instance::call_export(&mut live, inner, export, &[], &mut result)
         .await

@@ -188,7 +188,8 @@ impl Meter {
         if let Some((since, since_cpu)) = metered.running_since.take() {
             let now = Instant::now();
             let slice = now.duration_since(since);
-            metered.used_cpu += since_cpu.map_or(slice, |since| thread_clock().saturating_sub(since));
+            metered.used_cpu +=
+                since_cpu.map_or(slice, |since| thread_clock().saturating_sub(since));
             metered.used += slice;
             metered.load = metered.load(now) + slice;
             metered.load_at = Some(now);

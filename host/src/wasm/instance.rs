@@ -239,7 +239,8 @@ impl WasmService {
     async fn ensure_live(&mut self) -> Result<(), Exception> {
         self.forget_abandoned();
         if self.live.is_none() {
-            self.live = Some(Live::new(&self.component, self.peer.clone(), self.executor.clone()).await?);
+            self.live =
+                Some(Live::new(&self.component, self.peer.clone(), self.executor.clone()).await?);
             let component = Arc::clone(&self.component);
             if let Some(hook) = &component.on_connect {
                 self.call_export(hook, Vec::new()).await?;
