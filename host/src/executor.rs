@@ -127,12 +127,15 @@ impl Executor {
         self.inner.driven.load(Ordering::Acquire) && !on_guest_thread()
     }
 
-    /// Runs `serving` (a connection's serving of its service) to the end:
+    /// Runs `serving` (a connection's serving of its service, boxed so it
+    /// can move without being copied) to the end:
     /// polled here while the service is short, on the guest threads while
     /// it runs long. It moves only between polls, and is polled at once
     /// where it lands, so everything it waits on learns its new task.
-    pub(crate) async fn drive(&self, serving: impl Future<Output = ()> + Send + 'static) {
-        let mut serving: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(serving);
+    pub(crate) async fn drive<F>(&self, mut serving: Pin<Box<F>>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let _driven = Driven::new(&self.inner.driven);
         loop {
             let here = poll_fn(|cx| match serving.as_mut().poll(cx) {
@@ -214,7 +217,7 @@ mod tests {
                 let _ = seen.send(long_then_short(executor).await);
             }
         };
-        executor.drive(serving).await;
+        executor.drive(Box::pin(serving)).await;
         assert_eq!(recorded.await.unwrap(), [false, true, true, false]);
         assert!(!executor.must_move(), "no longer driven");
     }
@@ -232,7 +235,7 @@ mod tests {
                 panic!("the service panicked");
             }
         };
-        let driving = tokio::spawn(async move { executor.drive(serving).await });
+        let driving = tokio::spawn(async move { executor.drive(Box::pin(serving)).await });
         let error = driving.await.unwrap_err();
         assert!(error.is_panic());
     }

@@ -535,7 +535,8 @@ impl Connection {
                 }
             };
             let executor = service.executor();
-            let serving = dispatch::serve(service, incoming, Arc::clone(&driver));
+            // Boxed, so the task holds the serving once, wherever it runs.
+            let serving = Box::pin(dispatch::serve(service, incoming, Arc::clone(&driver)));
             let serving = async {
                 match executor {
                     Some(executor) => executor.drive(serving).await,

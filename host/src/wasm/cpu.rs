@@ -124,6 +124,13 @@ fn thread_clock() -> Duration {
 }
 
 impl Metered {
+    /// Whether the guest's slices are long: its call has run long, or its
+    /// slices have lasted long of late. Such a guest runs on the guest
+    /// threads.
+    fn runs_long_slices(&self) -> bool {
+        self.used >= LONG_CALL || self.slice_average >= LONG_SLICE
+    }
+
     /// The running time of late, as of `now`.
     fn load(&self, now: Instant) -> Duration {
         let Some(at) = self.load_at else {
@@ -196,18 +203,14 @@ impl Meter {
             metered.slice_average = metered.slice_average.mul_f64(1.0 - SLICE_AVERAGE_WEIGHT)
                 + slice.mul_f64(SLICE_AVERAGE_WEIGHT);
         }
-        drop(metered);
         if let Some(executor) = &self.executor {
-            executor.set_long(self.runs_long_slices());
+            executor.set_long(metered.runs_long_slices());
         }
     }
 
-    /// Whether the guest's slices are long: its call has run long, or its
-    /// slices have lasted long of late. Such a guest runs on the guest
-    /// threads.
+    /// Whether the guest's slices are long (see [`Metered::runs_long_slices`]).
     fn runs_long_slices(&self) -> bool {
-        let metered = self.lock();
-        metered.used >= LONG_CALL || metered.slice_average >= LONG_SLICE
+        self.lock().runs_long_slices()
     }
 
     /// Whether the guest's slices are long and it must move to the guest
