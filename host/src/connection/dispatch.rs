@@ -114,7 +114,7 @@ pub(super) async fn serve<S: Service>(
 
 /// Why a call in progress was abandoned: nobody is left to answer.
 fn gone() -> Exception {
-    Exception::new("EOFError", "the peer closed the connection during the call")
+    Exception::eof_error("the peer closed the connection during the call")
 }
 
 /// The answer to a request that enters the service while it waits on the
@@ -122,8 +122,7 @@ fn gone() -> Exception {
 /// call ends, so the request fails at once instead of waiting on a reply that
 /// waits on it.
 fn busy() -> Exception {
-    Exception::new(
-        "RuntimeError",
+    Exception::runtime_error(
         "the service is busy: it is waiting for this side to answer its own call, and cannot be \
          called again until then",
     )
@@ -227,11 +226,10 @@ impl Answers<'_> {
             Request::BuffIter { target, .. } => self
                 .lent(target)
                 .and(Err(Exception::type_error("the object is not iterable"))),
-            Request::Pickle { .. } => Err(Exception::new("ValueError", "pickling is disabled")),
-            Request::Unsupported { operation } => Err(Exception::new(
-                "NotImplementedError",
-                format!("{operation} is not supported by wasm-rpyc"),
-            )),
+            Request::Pickle { .. } => Err(Exception::value_error("pickling is disabled")),
+            Request::Unsupported { operation } => Err(Exception::not_implemented_error(format!(
+                "{operation} is not supported by wasm-rpyc"
+            ))),
             Request::Invalid(exception) => Err(exception),
             Request::Ping(data) => Ok(data),
             Request::Close => return Answer::Close,
@@ -343,8 +341,7 @@ impl Answers<'_> {
                     args,
                     kwargs,
                 }),
-                Ok(_) | Err(_) => Answer::Reply(Err(Exception::new(
-                    "ReferenceError",
+                Ok(_) | Err(_) => Answer::Reply(Err(Exception::reference_error(
                     "the method's object is gone",
                 ))),
             },

@@ -55,13 +55,10 @@ impl Objects {
             return Ok(ROOT);
         }
         if self.entries.len() >= self.limit {
-            return Err(Exception::new(
-                "MemoryError",
-                format!(
-                    "the peer holds as many objects as it may (the limit is {})",
-                    self.limit
-                ),
-            ));
+            return Err(Exception::memory_error(format!(
+                "the peer holds as many objects as it may (the limit is {})",
+                self.limit
+            )));
         }
         let id = self.next;
         self.next += 1;
@@ -199,10 +196,7 @@ pub(crate) fn holds(value: &Value, wanted: impl Fn(&Value) -> bool + Copy) -> bo
 }
 
 fn unknown(id: ObjectId) -> Exception {
-    Exception::new(
-        "KeyError",
-        format!("no object {id} is lent on this connection"),
-    )
+    Exception::key_error(format!("no object {id} is lent on this connection"))
 }
 
 #[cfg(test)]

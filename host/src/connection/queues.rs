@@ -73,8 +73,7 @@ pub(super) struct Outgoing {
 
 /// The exception a request gets when the service's queue is full.
 pub(super) fn queue_full(limit: usize) -> Exception {
-    Exception::new(
-        "RuntimeError",
-        format!("too many requests waiting on this connection (the limit is {limit})"),
-    )
+    Exception::runtime_error(format!(
+        "too many requests waiting on this connection (the limit is {limit})"
+    ))
 }

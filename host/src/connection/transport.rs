@@ -280,7 +280,7 @@ fn encode<C: Codec>(codec: &mut C, message: Message, buf: &mut Vec<u8>, shared: 
             shared.in_flight.end(seq, Err(Error::Frame(error)));
         }
         Message::Reply { seq, .. } => {
-            let error = Exception::new("ValueError", format!("the reply cannot be sent: {error}"));
+            let error = Exception::value_error(format!("the reply cannot be sent: {error}"));
             let reply = Message::Reply {
                 seq,
                 result: Err(error),

@@ -87,13 +87,10 @@ impl Compiler {
     ) -> Result<(ServiceComponent, String), Exception> {
         let limit = self.limits.max_component_size;
         if bytes.len() > limit {
-            return Err(Exception::new(
-                "ValueError",
-                format!(
-                    "the component is {} bytes; this host takes components of at most {limit} bytes",
-                    bytes.len()
-                ),
-            ));
+            return Err(Exception::value_error(format!(
+                "the component is {} bytes; this host takes components of at most {limit} bytes",
+                bytes.len()
+            )));
         }
         // Tens of milliseconds for a large component: off the async threads.
         let (digest, bytes) = tokio::task::spawn_blocking(move || {
@@ -101,7 +98,7 @@ impl Compiler {
             (digest, bytes)
         })
         .await
-        .map_err(|error| Exception::new("RuntimeError", format!("cannot deploy: {error}")))?;
+        .map_err(|error| Exception::runtime_error(format!("cannot deploy: {error}")))?;
         let tag = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
         let cell = self.cache_entry(digest);
         let compiled = cell.get_or_try_init(|| self.compile_in_turn(&bytes)).await;
@@ -131,18 +128,15 @@ impl Compiler {
         let before = self.pending.fetch_add(1, Ordering::AcqRel);
         let _pending = Pending(&self.pending);
         if before >= most {
-            return Err(Exception::new(
-                "RuntimeError",
-                format!(
-                    "{DEPLOY_SERVICE} is at capacity: {before} components are being compiled or \
+            return Err(Exception::runtime_error(format!(
+                "{DEPLOY_SERVICE} is at capacity: {before} components are being compiled or \
                      wait to be; try again later"
-                ),
-            ));
+            )));
         }
         let _turn = self.turns.acquire().await.expect("never closed");
         ServiceComponent::from_bytes(&self.runtime, DEPLOYED_NAME, bytes)
             .await
-            .map_err(|error| Exception::new("ValueError", format!("cannot deploy: {error}")))
+            .map_err(|error| Exception::value_error(format!("cannot deploy: {error}")))
     }
 
     /// The cache's entry for `digest`, made if there is none.

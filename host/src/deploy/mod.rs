@@ -215,13 +215,10 @@ impl Deployer {
         let permit = Arc::clone(&self.inner.deployments)
             .try_acquire_owned()
             .map_err(|_| {
-                Exception::new(
-                    "RuntimeError",
-                    format!(
-                        "{DEPLOY_SERVICE} is at capacity: the host runs {total} deployed \
+                Exception::runtime_error(format!(
+                    "{DEPLOY_SERVICE} is at capacity: the host runs {total} deployed \
                          services, the most it may; try again later"
-                    ),
-                )
+                ))
             })?;
         Ok(Place { _permit: permit })
     }

@@ -78,12 +78,9 @@ impl DeployService {
         let (bytes, name) = deploy_args(args, kwargs)?;
         let most = self.deployer.limits().max_deployments;
         if self.deployments.len() >= most {
-            return Err(Exception::new(
-                "RuntimeError",
-                format!(
-                    "this connection holds {most} deployed services, the most it may; let one go first"
-                ),
-            ));
+            return Err(Exception::runtime_error(format!(
+                "this connection holds {most} deployed services, the most it may; let one go first"
+            )));
         }
         let place = self.deployer.take_place()?;
         let (mut component, tag) = self.deployer.compile(bytes).await?;
@@ -253,10 +250,7 @@ impl Service for DeployService {
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Exception> {
         let Some(held) = self.held.get(&object.handle).cloned() else {
-            return Err(Exception::new(
-                "ReferenceError",
-                "the deployed service is gone",
-            ));
+            return Err(Exception::reference_error("the deployed service is gone"));
         };
         let id = held.deployment;
         let args = args

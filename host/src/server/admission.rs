@@ -45,14 +45,11 @@ pub(super) struct AtCapacity(pub(super) usize);
 impl AtCapacity {
     /// What a client refused from `service` is told.
     pub(super) fn exception(self, service: &str) -> Exception {
-        Exception::new(
-            "RuntimeError",
-            format!(
-                "{service} is at capacity: it serves {} connections at once and none of them \
+        Exception::runtime_error(format!(
+            "{service} is at capacity: it serves {} connections at once and none of them \
                  is idle enough to make room; try again later",
-                self.0
-            ),
-        )
+            self.0
+        ))
     }
 }
 

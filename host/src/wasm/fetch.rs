@@ -105,18 +105,14 @@ async fn read(peer: &Peer, id: ObjectId, class: &str) -> Result<Vec<Value>, Exce
         .await
         .map_err(|error| match error {
             Error::Remote(exception) => exception,
-            other => Exception::new(
-                "RuntimeError",
-                format!("cannot read the {class} passed by reference: {other}"),
-            ),
+            other => Exception::runtime_error(format!(
+                "cannot read the {class} passed by reference: {other}"
+            )),
         })?;
     if items.len() as u64 > MAX_FETCHED_ITEMS {
-        return Err(Exception::new(
-            "ValueError",
-            format!(
-                "a {class} of more than {MAX_FETCHED_ITEMS} items cannot be passed by reference; pass a tuple"
-            ),
-        ));
+        return Err(Exception::value_error(format!(
+            "a {class} of more than {MAX_FETCHED_ITEMS} items cannot be passed by reference; pass a tuple"
+        )));
     }
     Ok(items)
 }

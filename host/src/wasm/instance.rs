@@ -58,10 +58,7 @@ impl Live {
             &component.grants,
         )
         .map_err(|error| {
-            Exception::new(
-                "OSError",
-                format!("the service's grants cannot be given: {error:#}"),
-            )
+            Exception::os_error(format!("the service's grants cannot be given: {error:#}"))
         })?;
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|state| &mut state.memory);
@@ -143,13 +140,10 @@ pub(crate) async fn call_export(
 
 /// The exception of a call stopped at its wall-clock deadline.
 fn past_deadline(deadline: Duration) -> Exception {
-    Exception::new(
-        "TimeoutError",
-        format!(
-            "the call ran past its deadline of {deadline:?}; the service's instance was \
+    Exception::timeout_error(format!(
+        "the call ran past its deadline of {deadline:?}; the service's instance was \
              discarded"
-        ),
-    )
+    ))
 }
 
 /// The exception a caller receives for a trap; the guest's latest output
@@ -164,24 +158,19 @@ fn trap_exception(error: &wasmtime::Error, store: &mut Store<HostState>) -> Exce
         format!("; it wrote: {output}")
     };
     if error.is::<CpuBudgetExceeded>() {
-        return Exception::new(
-            "TimeoutError",
-            format!("the service used up its CPU budget for one call{said}"),
-        );
+        return Exception::timeout_error(format!(
+            "the service used up its CPU budget for one call{said}"
+        ));
     }
     if let Some(refusal) = store.data_mut().memory.take_refusal() {
-        return Exception::new("MemoryError", format!("{}{said}", refusal.explain()));
+        return Exception::memory_error(format!("{}{said}", refusal.explain()));
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::StackOverflow) => Exception::new(
-            "RecursionError",
-            format!("the service overflowed its stack{said}"),
-        ),
-        Some(trap) => Exception::new("RuntimeError", format!("the service trapped: {trap}{said}")),
-        None => Exception::new(
-            "RuntimeError",
-            format!("the service failed: {error:#}{said}"),
-        ),
+        Some(Trap::StackOverflow) => {
+            Exception::recursion_error(format!("the service overflowed its stack{said}"))
+        }
+        Some(trap) => Exception::runtime_error(format!("the service trapped: {trap}{said}")),
+        None => Exception::runtime_error(format!("the service failed: {error:#}{said}")),
     }
 }
 
@@ -353,13 +342,10 @@ impl WasmService {
         let mut params = Vec::with_capacity(slots.len() + 1);
         if let Some(object) = first {
             let resource = self.objects.get(object).ok_or_else(|| {
-                Exception::new(
-                    "ReferenceError",
-                    format!(
-                        "the {} object was lost when the service trapped",
-                        object.class
-                    ),
-                )
+                Exception::reference_error(format!(
+                    "the {} object was lost when the service trapped",
+                    object.class
+                ))
             })?;
             params.push(Val::Resource(resource));
         }

@@ -105,7 +105,7 @@ impl Method {
         let (Some(val), Some(ty)) = (result, &self.result) else {
             return Ok(Value::None);
         };
-        let malformed = |e: convert::Malformed| Exception::new("RuntimeError", e.to_string());
+        let malformed = |e: convert::Malformed| Exception::runtime_error(e.to_string());
         match (val, ty) {
             (Val::Result(Ok(payload)), Type::Result(r)) => match (payload, r.ok()) {
                 (Some(payload), Some(ty)) => {
@@ -140,9 +140,9 @@ fn raised(payload: Option<Val>, ty: Option<Type>) -> Exception {
                 _ => shown(Val::Record(fields), ty),
             }
         }
-        Some(Val::String(message)) => Exception::new("Exception", message),
+        Some(Val::String(message)) => Exception::plain(message),
         Some(val) => shown(val, ty),
-        None => Exception::new("Exception", ""),
+        None => Exception::plain(""),
     }
 }
 
@@ -153,5 +153,5 @@ fn shown(val: Val, ty: Option<Type>) -> Exception {
             || "the service returned an error".to_owned(),
             |v| v.to_string(),
         );
-    Exception::new("Exception", message)
+    Exception::plain(message)
 }

@@ -219,15 +219,12 @@ impl Runtime {
         let val = size_of::<wasmtime::component::Val>();
         let bytes = values.map(|value| value.weight_with(val, val)).sum();
         self.inner.memory.hold(bytes).map_err(|refusal| {
-            Exception::new(
-                "MemoryError",
-                format!(
-                    "the call's arguments would take {} MiB of the host while they cross into \
+            Exception::memory_error(format!(
+                "the call's arguments would take {} MiB of the host while they cross into \
                      the service; {}",
-                    bytes >> 20,
-                    refusal.explain()
-                ),
-            )
+                bytes >> 20,
+                refusal.explain()
+            ))
         })
     }
 

@@ -246,7 +246,7 @@ pub(crate) fn named(
         .netrefs
         .get(rep)
         .map(|object| object.id)
-        .ok_or_else(|| Exception::new("ReferenceError", "the netref was already dropped"))
+        .ok_or_else(|| Exception::reference_error("the netref was already dropped"))
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ async fn ask(
         .data()
         .peer
         .clone()
-        .ok_or_else(|| Exception::new("EOFError", "this service has no peer"))?;
+        .ok_or_else(|| Exception::eof_error("this service has no peer"))?;
     let text = |at: usize| match &params[at] {
         Val::String(s) => Ok(s.clone()),
         _ => Err(Exception::type_error("a name must be a string")),
@@ -103,12 +103,11 @@ async fn ask(
     keep.finish().await;
     answer.map_err(|error| match error {
         Error::Remote(exception) => exception,
-        Error::Closed => Exception::new("EOFError", "the peer is gone: the connection is closed"),
-        Error::Timeout(limit) => Exception::new(
-            "TimeoutError",
-            format!("the peer did not answer within {limit:?}"),
-        ),
-        other => Exception::new("RuntimeError", format!("cannot call the peer: {other}")),
+        Error::Closed => Exception::eof_error("the peer is gone: the connection is closed"),
+        Error::Timeout(limit) => {
+            Exception::timeout_error(format!("the peer did not answer within {limit:?}"))
+        }
+        other => Exception::runtime_error(format!("cannot call the peer: {other}")),
     })
 }
 

@@ -177,8 +177,7 @@ impl RpycCodec {
             _ => return Err(malformed("invalid message type: 18")),
         };
         self.state().rpyc5 = true;
-        let mismatch = Exception::new(
-            "ValueError",
+        let mismatch = Exception::value_error(
             "this host speaks the RPyC 6 wire protocol and the client speaks RPyC 5.x, whose messages \
              differ (rpyc issue #552): use an rpyc 6.x client",
         );
@@ -310,7 +309,7 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
     let name = usize::try_from(handler - 1)
         .ok()
         .and_then(|i| HANDLERS.get(i))
-        .ok_or_else(|| Exception::new("KeyError", format!("unknown handler {handler}")))?;
+        .ok_or_else(|| Exception::key_error(format!("unknown handler {handler}")))?;
     let Value::Tuple(args) = args else {
         return Err(Exception::type_error(format!(
             "HANDLE_{name}: arguments must be a tuple"

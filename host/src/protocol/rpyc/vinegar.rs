@@ -50,15 +50,12 @@ pub fn dump(exception: &Exception) -> Value {
 /// dumped exception is reported as a `ValueError` describing what came.
 pub fn load(payload: Value) -> Exception {
     let unexpected = |what: &Value| {
-        Exception::new(
-            "ValueError",
-            format!("the peer sent a malformed exception: {what}"),
-        )
+        Exception::value_error(format!("the peer sent a malformed exception: {what}"))
     };
     let parts = match payload {
-        Value::Int(STOP_ITERATION) => return Exception::new("StopIteration", ""),
+        Value::Int(STOP_ITERATION) => return Exception::stop_iteration(""),
         // Deprecated string exceptions.
-        Value::Str(text) => return Exception::new("Exception", text),
+        Value::Str(text) => return Exception::plain(text),
         Value::Tuple(parts) if parts.len() == 4 => parts,
         other => return unexpected(&other),
     };
@@ -144,7 +141,7 @@ mod tests {
                 Value::Str("MyError".into())
             ])
         );
-        assert_eq!(dump(&Exception::new("StopIteration", "")), Value::Int(1));
+        assert_eq!(dump(&Exception::stop_iteration("")), Value::Int(1));
         assert!(load(Value::Int(5)).is("ValueError"));
     }
 }
