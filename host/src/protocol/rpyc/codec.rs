@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::boxing::{PeerObjects, our_id, unbox, write_boxed};
+use super::handler::Handler;
 use super::{brine, channel, vinegar};
 use crate::exception::Exception;
 use crate::protocol::{Codec, FrameError, Holder, Message, ObjectId, ObjectRef, Request, Seq};
@@ -22,30 +23,6 @@ const MSG_EXCEPTION: u8 = 3;
 
 /// The first payload byte of an RPyC 5.x message (brine's 3-tuple tag).
 const RPYC5_ENVELOPE: u8 = 0x12;
-
-/// RPyC's `HANDLE_*` numbers, 1 to 20, by name.
-const HANDLERS: [&str; 20] = [
-    "PING",
-    "CLOSE",
-    "GETROOT",
-    "GETATTR",
-    "DELATTR",
-    "SETATTR",
-    "CALL",
-    "CALLATTR",
-    "REPR",
-    "STR",
-    "CMP",
-    "HASH",
-    "DIR",
-    "PICKLE",
-    "DEL",
-    "INSPECT",
-    "BUFFITER",
-    "OLDSLICING",
-    "CTXEXIT",
-    "INSTANCECHECK",
-];
 
 /// The pickle protocol RPyC's client asks for.
 const PICKLE_PROTOCOL: i128 = 4;
@@ -212,7 +189,7 @@ impl RpycCodec {
             Message::Request { request, .. } => {
                 let (handler, args) = handler_and_args(request, &state.peer)?;
                 brine::tuple_header(2, &mut out);
-                put(&Value::Int(handler), &mut out)?;
+                put(&Value::Int(handler.number()), &mut out)?;
                 write_boxed(&Value::Tuple(args), &state.peer, &mut out)?;
                 if let Request::Del { target, count } = request {
                     state.peer.release(*target, *count);
@@ -240,11 +217,11 @@ fn theirs(id: ObjectId) -> Value {
     })
 }
 
-/// The handler number and arguments of a request this side sends.
+/// The handler and arguments of a request this side sends.
 fn handler_and_args(
     request: &Request,
     peer: &PeerObjects,
-) -> Result<(i128, Vec<Value>), FrameError> {
+) -> Result<(Handler, Vec<Value>), FrameError> {
     let str = |s: &String| Value::Str(s.clone());
     let call_args = |args: &[Value], kwargs: &[(String, Value)]| {
         let kwargs = kwargs
@@ -254,23 +231,26 @@ fn handler_and_args(
         [Value::Tuple(args.to_vec()), Value::Tuple(kwargs)]
     };
     Ok(match request {
-        Request::Ping(data) => (1, vec![data.clone()]),
-        Request::Close => (2, vec![]),
-        Request::GetRoot => (3, vec![]),
-        Request::GetAttr { target, name } => (4, vec![theirs(*target), str(name)]),
-        Request::DelAttr { target, name } => (5, vec![theirs(*target), str(name)]),
+        Request::Ping(data) => (Handler::Ping, vec![data.clone()]),
+        Request::Close => (Handler::Close, vec![]),
+        Request::GetRoot => (Handler::GetRoot, vec![]),
+        Request::GetAttr { target, name } => (Handler::GetAttr, vec![theirs(*target), str(name)]),
+        Request::DelAttr { target, name } => (Handler::DelAttr, vec![theirs(*target), str(name)]),
         Request::SetAttr {
             target,
             name,
             value,
-        } => (6, vec![theirs(*target), str(name), value.clone()]),
+        } => (
+            Handler::SetAttr,
+            vec![theirs(*target), str(name), value.clone()],
+        ),
         Request::Call {
             target,
             args,
             kwargs,
         } => {
             let [args, kwargs] = call_args(args, kwargs);
-            (7, vec![theirs(*target), args, kwargs])
+            (Handler::Call, vec![theirs(*target), args, kwargs])
         }
         Request::CallAttr {
             target,
@@ -279,19 +259,31 @@ fn handler_and_args(
             kwargs,
         } => {
             let [args, kwargs] = call_args(args, kwargs);
-            (8, vec![theirs(*target), str(name), args, kwargs])
+            (
+                Handler::CallAttr,
+                vec![theirs(*target), str(name), args, kwargs],
+            )
         }
-        Request::Repr { target } => (9, vec![theirs(*target)]),
-        Request::Str { target } => (10, vec![theirs(*target)]),
-        Request::Cmp { target, other, op } => (11, vec![theirs(*target), other.clone(), str(op)]),
-        Request::Hash { target } => (12, vec![theirs(*target)]),
-        Request::Dir { target } => (13, vec![theirs(*target)]),
-        Request::Pickle { target } => (14, vec![theirs(*target), Value::Int(PICKLE_PROTOCOL)]),
-        Request::Del { target, count } => (15, vec![theirs(*target), Value::Int((*count).into())]),
-        Request::Inspect { target } => (16, vec![peer.id_pack(*target)?]),
-        Request::BuffIter { target, count } => {
-            (17, vec![theirs(*target), Value::Int((*count).into())])
+        Request::Repr { target } => (Handler::Repr, vec![theirs(*target)]),
+        Request::Str { target } => (Handler::Str, vec![theirs(*target)]),
+        Request::Cmp { target, other, op } => {
+            (Handler::Cmp, vec![theirs(*target), other.clone(), str(op)])
         }
+        Request::Hash { target } => (Handler::Hash, vec![theirs(*target)]),
+        Request::Dir { target } => (Handler::Dir, vec![theirs(*target)]),
+        Request::Pickle { target } => (
+            Handler::Pickle,
+            vec![theirs(*target), Value::Int(PICKLE_PROTOCOL)],
+        ),
+        Request::Del { target, count } => (
+            Handler::Del,
+            vec![theirs(*target), Value::Int((*count).into())],
+        ),
+        Request::Inspect { target } => (Handler::Inspect, vec![peer.id_pack(*target)?]),
+        Request::BuffIter { target, count } => (
+            Handler::BuffIter,
+            vec![theirs(*target), Value::Int((*count).into())],
+        ),
         Request::Unsupported { operation } => {
             return Err(malformed(format!("{operation} cannot be sent")));
         }
@@ -305,20 +297,19 @@ fn handler_and_args(
 
 /// The request a peer's `handler` with unboxed `args` asks for; an error is
 /// the exception to answer with.
-fn request(handler: i128, args: Value) -> Result<Request, Exception> {
-    let name = usize::try_from(handler - 1)
-        .ok()
-        .and_then(|i| HANDLERS.get(i))
-        .ok_or_else(|| Exception::key_error(format!("unknown handler {handler}")))?;
+fn request(number: i128, args: Value) -> Result<Request, Exception> {
+    let handler = Handler::from_number(number)
+        .ok_or_else(|| Exception::key_error(format!("unknown handler {number}")))?;
+    let name = handler.name();
     let Value::Tuple(args) = args else {
         return Err(Exception::type_error(format!(
-            "HANDLE_{name}: arguments must be a tuple"
+            "{name}: arguments must be a tuple"
         )));
     };
     let count = args.len();
     let wrong = || {
         Exception::type_error(format!(
-            "HANDLE_{name}: unexpected arguments ({count} of them, or of the wrong type)"
+            "{name}: unexpected arguments ({count} of them, or of the wrong type)"
         ))
     };
     macro_rules! take {
@@ -340,17 +331,17 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
         Value::Tuple(args) => Ok(args),
         _ => Err(wrong()),
     };
-    Ok(match *name {
-        "PING" => {
+    Ok(match handler {
+        Handler::Ping => {
             let [data] = take!(1);
             Request::Ping(data)
         }
-        "CLOSE" => Request::Close,
-        "GETROOT" => Request::GetRoot,
-        "GETATTR" | "DELATTR" => {
+        Handler::Close => Request::Close,
+        Handler::GetRoot => Request::GetRoot,
+        Handler::GetAttr | Handler::DelAttr => {
             let [obj, name_value] = take!(2);
             let (target, name_text) = (target(obj)?, text(name_value)?);
-            if *name == "GETATTR" {
+            if handler == Handler::GetAttr {
                 Request::GetAttr {
                     target,
                     name: name_text,
@@ -362,7 +353,7 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
                 }
             }
         }
-        "SETATTR" => {
+        Handler::SetAttr => {
             let [obj, attr, value] = take!(3);
             Request::SetAttr {
                 target: target(obj)?,
@@ -370,7 +361,7 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
                 value,
             }
         }
-        "CALL" => {
+        Handler::Call => {
             let [obj, args, kw] = take!(3);
             Request::Call {
                 target: target(obj)?,
@@ -378,7 +369,7 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
                 kwargs: kwargs(kw)?,
             }
         }
-        "CALLATTR" => {
+        Handler::CallAttr => {
             let [obj, attr, args, kw] = take!(4);
             Request::CallAttr {
                 target: target(obj)?,
@@ -387,17 +378,17 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
                 kwargs: kwargs(kw)?,
             }
         }
-        "REPR" | "STR" | "HASH" | "DIR" => {
+        Handler::Repr | Handler::Str | Handler::Hash | Handler::Dir => {
             let [obj] = take!(1);
             let target = target(obj)?;
-            match *name {
-                "REPR" => Request::Repr { target },
-                "STR" => Request::Str { target },
-                "HASH" => Request::Hash { target },
+            match handler {
+                Handler::Repr => Request::Repr { target },
+                Handler::Str => Request::Str { target },
+                Handler::Hash => Request::Hash { target },
                 _ => Request::Dir { target },
             }
         }
-        "CMP" => {
+        Handler::Cmp => {
             let [obj, other, op] = take!(3);
             Request::Cmp {
                 target: target(obj)?,
@@ -405,34 +396,34 @@ fn request(handler: i128, args: Value) -> Result<Request, Exception> {
                 op: text(op)?,
             }
         }
-        "PICKLE" => {
+        Handler::Pickle => {
             let [obj, _protocol] = take!(2);
             Request::Pickle {
                 target: target(obj)?,
             }
         }
-        "DEL" => match take!(2) {
+        Handler::Del => match take!(2) {
             [obj, Value::Int(count)] => Request::Del {
                 target: target(obj)?,
                 count: u64::try_from(count).map_err(|_| wrong())?,
             },
             _ => return Err(wrong()),
         },
-        "INSPECT" => {
+        Handler::Inspect => {
             let [pack] = take!(1);
             Request::Inspect {
                 target: our_id(pack).map_err(|_| wrong())?,
             }
         }
-        "BUFFITER" => match take!(2) {
+        Handler::BuffIter => match take!(2) {
             [obj, Value::Int(count)] => Request::BuffIter {
                 target: target(obj)?,
                 count: u64::try_from(count).map_err(|_| wrong())?,
             },
             _ => return Err(wrong()),
         },
-        other => Request::Unsupported {
-            operation: format!("HANDLE_{other}"),
+        Handler::OldSlicing | Handler::CtxExit | Handler::InstanceCheck => Request::Unsupported {
+            operation: name.to_owned(),
         },
     })
 }

@@ -7,6 +7,7 @@ pub mod boxing;
 pub mod brine;
 pub mod channel;
 mod codec;
+mod handler;
 pub mod vinegar;
 
 pub use codec::RpycCodec;
