@@ -1,8 +1,8 @@
 //! The seed's exposed classes with the Rust client over the native protocol:
 //! `MyClass(a, b).foo()`, instances passed back, destructors on release.
 
-use wasm_rpyc::{RemoteObject, connect};
-use wasm_rpyc_tests::{example, runtime, serve};
+use wasm_rpyc::{RemoteObject, ServerConfig, connect};
+use wasm_rpyc_tests::{example, runtime, serve, serve_with};
 
 #[tokio::test]
 async fn construct_call_pass_back_and_release() {
@@ -43,6 +43,38 @@ async fn twelve_thousand_objects_through_tables_bounded_at_ten_thousand() {
     for i in 0..12_000i64 {
         let object: RemoteObject = root.call("MyClass", (i, 1)).await.unwrap();
         assert_eq!(object.call::<i64>("foo", ()).await.unwrap(), i + 1);
+    }
+    assert_eq!(root.call::<u64>("live_objects", ()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_instance_lends_as_many_objects_as_its_connection_may() {
+    let mut config = ServerConfig::default();
+    config.connection.max_lent_objects = 10_500;
+    let host = serve_with(example(&runtime(), "my-service").await, config).await;
+    let conn = connect(host.addr).await.unwrap();
+    let root = conn.root();
+    // Past the default of 10,000, all held at once.
+    let mut held = Vec::new();
+    for i in 0..10_500i64 {
+        let object: RemoteObject = root.call("MyClass", (i, 1)).await.unwrap();
+        held.push(object);
+    }
+    assert_eq!(held[10_400].call::<i64>("foo", ()).await.unwrap(), 10_401);
+    let error = root
+        .call::<RemoteObject>("MyClass", (0, 0))
+        .await
+        .unwrap_err();
+    let error = error.exception().unwrap();
+    assert!(
+        error.message.contains("as many objects as it may (10500)"),
+        "{error}"
+    );
+    // Released a few hundred at a time (all at once, the releases would
+    // fill the connection's queue of 1,000 requests).
+    while !held.is_empty() {
+        held.truncate(held.len().saturating_sub(500));
+        root.call::<u64>("live_objects", ()).await.unwrap();
     }
     assert_eq!(root.call::<u64>("live_objects", ()).await.unwrap(), 0);
 }

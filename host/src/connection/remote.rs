@@ -196,6 +196,12 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// How many objects this side may lend the peer at once: the
+    /// connection's [`Config::max_lent_objects`](super::Config::max_lent_objects).
+    pub fn max_lent_objects(&self) -> usize {
+        self.shared.config.max_lent_objects
+    }
+
     /// Reads up to `count` items of the peer's iterable object `id` in one
     /// round trip (RPyC's BUFFITER).
     pub async fn read_items(&self, id: ObjectId, count: u64) -> Result<Vec<Value>, Error> {

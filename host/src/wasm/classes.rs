@@ -16,10 +16,6 @@ use crate::local::{Local, ServiceObject};
 use crate::protocol::{Holder, ObjectRef};
 use crate::value::Value;
 
-/// How many objects one instance may have lent to the peer at once: the
-/// connection's own table of lent objects has the same default bound.
-pub const MAX_GUEST_OBJECTS: usize = crate::connection::DEFAULT_MAX_LENT_OBJECTS;
-
 /// An exposed class.
 #[derive(Clone)]
 pub(crate) struct Class {
@@ -45,15 +41,32 @@ pub(crate) fn class_name(wit: &str) -> String {
 }
 
 /// The guest's objects the peer holds, by handle.
-#[derive(Default)]
 pub(crate) struct GuestObjects {
     by_handle: HashMap<u64, ResourceAny>,
     /// Handles are never reused, not even by the next instance after a trap,
     /// so a handle from before a trap names nothing.
     next: u64,
+    /// How many the peer may hold at once: as many as the connection may
+    /// lend it.
+    limit: usize,
+}
+
+impl Default for GuestObjects {
+    fn default() -> Self {
+        GuestObjects::with_limit(crate::connection::DEFAULT_MAX_LENT_OBJECTS)
+    }
 }
 
 impl GuestObjects {
+    /// An empty table for at most `limit` objects.
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        GuestObjects {
+            by_handle: HashMap::new(),
+            next: 0,
+            limit,
+        }
+    }
+
     /// The resource behind `object`.
     pub(crate) fn get(&self, object: &ServiceObject) -> Option<ResourceAny> {
         self.by_handle.get(&object.handle).copied()
@@ -70,7 +83,7 @@ impl GuestObjects {
     }
 
     fn insert(&mut self, resource: ResourceAny) -> Option<u64> {
-        if self.by_handle.len() >= MAX_GUEST_OBJECTS {
+        if self.by_handle.len() >= self.limit {
             return None;
         }
         let handle = self.next;
@@ -129,7 +142,8 @@ impl Keep for StoreKeep<'_, '_> {
         let Some(handle) = objects.insert(resource) else {
             self.given_up.push(resource);
             return Err(Malformed(format!(
-                "the service lends as many objects as it may ({MAX_GUEST_OBJECTS})"
+                "the service lends as many objects as it may ({})",
+                objects.limit
             )));
         };
         Ok(Value::Local(Local::Service(ServiceObject {

@@ -455,6 +455,9 @@ impl Service for WasmService {
     }
 
     async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {
+        // The peer may hold as many of the instance's objects as the
+        // connection may lend it.
+        self.objects = GuestObjects::with_limit(peer.max_lent_objects());
         self.peer = Some(peer);
         self.ensure_live().await
     }

@@ -21,7 +21,6 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use classes::MAX_GUEST_OBJECTS;
 pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
 pub use fetch::MAX_FETCHED_ITEMS;
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
