@@ -103,9 +103,9 @@ struct Metered {
 /// guest's budget is not charged for the time the system gave its core to
 /// others (the guest threads run at the lowest priority); the monotonic
 /// clock elsewhere. Only differences on one thread mean anything. Read on
-/// the guest threads only: reading it costs a system call, which on the
-/// sockets' threads (at the normal priority, where a slice's CPU time is
-/// its wall-clock time) measurably delays short calls when guests compute.
+/// the guest threads only, at a slice's start and end: reading it costs a
+/// system call, and on the sockets' threads (at the normal priority) a
+/// slice's CPU time is its wall-clock time.
 fn thread_clock() -> Duration {
     #[cfg(target_os = "linux")]
     {
