@@ -233,6 +233,12 @@ pub enum FrameError {
     /// Bytes that are not a valid message.
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// The peer lent more objects at once than this side keeps track of.
+    #[error("the peer lent more than {limit} objects at once")]
+    TooManyObjects {
+        /// The bound (the connection's `max_lent_objects`).
+        limit: usize,
+    },
     /// The peer's preamble was refused.
     #[error(transparent)]
     Preamble(#[from] native::PreambleError),

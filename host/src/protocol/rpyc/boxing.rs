@@ -116,10 +116,7 @@ impl PeerObjects {
             });
         }
         if self.by_pack.len() >= self.limit {
-            return Err(FrameError::Malformed(format!(
-                "the peer lent more than {} objects at once",
-                self.limit
-            )));
+            return Err(FrameError::TooManyObjects { limit: self.limit });
         }
         let id = self.next;
         self.next += 1;
@@ -260,6 +257,26 @@ mod tests {
         let mut out = Vec::new();
         write_boxed(&value, peer, &mut out)?;
         Ok(brine::decode(&out).expect("valid brine"))
+    }
+
+    #[test]
+    fn a_peer_lending_past_the_bound_is_a_typed_error() {
+        let mut peer = PeerObjects::new(2);
+        let lend = |peer: &mut PeerObjects, instance: i128| {
+            let pack = Value::Tuple(vec![
+                Value::Str("builtins.function".into()),
+                int(7),
+                int(instance),
+            ]);
+            unbox(Value::Tuple(vec![int(4), pack]), peer)
+        };
+        assert!(lend(&mut peer, 1).is_ok());
+        assert!(lend(&mut peer, 2).is_ok());
+        assert!(lend(&mut peer, 1).is_ok(), "lent again: no new entry");
+        assert_eq!(
+            lend(&mut peer, 3),
+            Err(FrameError::TooManyObjects { limit: 2 })
+        );
     }
 
     #[test]
