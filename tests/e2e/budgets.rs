@@ -407,6 +407,10 @@ fn threads_named(name: &str) -> (Duration, Vec<i64>) {
             .map_or("", |(_, rest)| rest)
             .split_whitespace()
             .collect();
+        if fields.len() < 17 {
+            // The thread ended as it was read (another test's runtime).
+            continue;
+        }
         let field = |n: usize| fields[n - 3].parse::<i64>().unwrap();
         ticks += field(14) + field(15);
         niceness.push(field(19));
