@@ -138,22 +138,12 @@ impl Executor {
     {
         let _driven = Driven::new(&self.inner.driven);
         loop {
-            let here = poll_fn(|cx| match serving.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(true),
-                Poll::Pending if self.is_long() => Poll::Ready(false),
-                Poll::Pending => Poll::Pending,
-            });
-            if here.await {
+            if poll_until(&mut serving, || self.is_long()).await {
                 return;
             }
             let executor = self.clone();
             let there = async move {
-                let done = poll_fn(|cx| match serving.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(true),
-                    Poll::Pending if !executor.is_long() => Poll::Ready(false),
-                    Poll::Pending => Poll::Pending,
-                })
-                .await;
+                let done = poll_until(&mut serving, || !executor.is_long()).await;
                 (serving, done)
             };
             // Aborted with the connection's task.
@@ -167,6 +157,20 @@ impl Executor {
             }
         }
     }
+}
+
+/// Polls `serving` until it finishes (`true`) or, pending, `must_leave`
+/// says it must go elsewhere (`false`).
+async fn poll_until<F: Future<Output = ()>>(
+    serving: &mut Pin<Box<F>>,
+    must_leave: impl Fn() -> bool,
+) -> bool {
+    poll_fn(|cx| match serving.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(true),
+        Poll::Pending if must_leave() => Poll::Ready(false),
+        Poll::Pending => Poll::Pending,
+    })
+    .await
 }
 
 /// Marks an executor driven for as long as it lives.

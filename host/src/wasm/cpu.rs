@@ -285,6 +285,12 @@ mod tests {
         }
     }
 
+    /// One call that is busy for `slice`, metered by `meter`.
+    async fn one_call(cpu: &Arc<Cpu>, meter: &Arc<Meter>, slice: Duration) {
+        meter.reset();
+        cpu.run(Arc::clone(meter), burn(1, slice)).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn meters_running_time_not_waiting_time() {
         let cpu = Cpu::new(2);
@@ -308,9 +314,7 @@ mod tests {
         let cpu = Cpu::new(2);
         let meter = Arc::new(Meter::default());
         for _ in 0..4 {
-            meter.reset();
-            cpu.run(Arc::clone(&meter), burn(1, Duration::from_millis(4)))
-                .await;
+            one_call(&cpu, &meter, Duration::from_millis(4)).await;
         }
         assert!(meter.is_long(), "16 ms of calls just now");
         meter.reset();
@@ -324,21 +328,15 @@ mod tests {
         let threads = crate::executor::GuestThreads::new(1).unwrap();
         let meter = Arc::new(Meter::on(threads.executor()));
         for _ in 0..50 {
-            meter.reset();
-            cpu.run(Arc::clone(&meter), burn(1, Duration::from_micros(20)))
-                .await;
+            one_call(&cpu, &meter, Duration::from_micros(20)).await;
         }
         assert!(!meter.runs_long_slices(), "calls of microseconds");
         // Calls of 3 ms each, none of them long on its own.
         for _ in 0..20 {
-            meter.reset();
-            cpu.run(Arc::clone(&meter), burn(1, Duration::from_millis(3)))
-                .await;
+            one_call(&cpu, &meter, Duration::from_millis(3)).await;
         }
         assert!(meter.runs_long_slices(), "slices of 3 ms");
-        meter.reset();
-        cpu.run(Arc::clone(&meter), burn(1, Duration::from_micros(20)))
-            .await;
+        one_call(&cpu, &meter, Duration::from_micros(20)).await;
         assert!(meter.runs_long_slices(), "remembered for a while");
     }
 
