@@ -8,13 +8,13 @@ use arbitrary::{Result, Unstructured};
 use tokio::runtime::Runtime as Tokio;
 use wasm_rpyc::value::{Holder, ObjectRef};
 use wasm_rpyc::wasm::WasmService;
-use wasm_rpyc::{Limits, Runtime, Service, ServiceComponent, Value};
+use wasm_rpyc::{Limits, PeerObject, Runtime, Service, ServiceComponent, Value};
 
 /// Exports that spend resources on purpose (loops, allocations, sleeps,
-/// floods of output, huge results): they test limits, not conversion, and
+/// floods of output, huge results, kept handles): they test limits, not conversion, and
 /// would only slow the fuzzer down.
-const RESOURCE_HOGS: [&str; 8] = [
-    "spin", "work", "sleep", "shout", "allocate", "recurse", "bytes_of", "text_of",
+const RESOURCE_HOGS: [&str; 9] = [
+    "spin", "work", "sleep", "shout", "allocate", "recurse", "bytes_of", "text_of", "keep",
 ];
 
 /// Containers nest at most this deep in generated values.
@@ -69,9 +69,7 @@ pub fn wasm_call(data: &[u8]) {
     harness.tokio.block_on(async {
         let result = service.call(method, args, kwargs).await;
         if let (Ok(first), true) = (&result, method.starts_with("echo_")) {
-            let second = service
-                .call(method, vec![sent_back(first)], Vec::new())
-                .await;
+            let second = service.call(method, vec![first.clone()], Vec::new()).await;
             assert_eq!(
                 format!("{:?}", Ok::<_, ()>(first)),
                 format!("{:?}", second.as_ref().map_err(|_| ())),
@@ -87,21 +85,6 @@ pub fn wasm_call(data: &[u8]) {
             "the instance failed after {method}: {result:?}"
         );
     });
-}
-
-/// `value` as the peer sends it back: an object the service handed back
-/// to the peer as the peer's own is, in the peer's next message, an object
-/// the peer lends (the connection's codec does this on the wire).
-fn sent_back(value: &Value) -> Value {
-    match value {
-        Value::Object(object) if object.holder == Holder::Receiver => Value::Object(ObjectRef {
-            holder: Holder::Sender,
-            ..object.clone()
-        }),
-        Value::Tuple(items) => Value::Tuple(items.iter().map(sent_back).collect()),
-        Value::FrozenSet(items) => Value::FrozenSet(items.iter().map(sent_back).collect()),
-        other => other.clone(),
-    }
 }
 
 type Call<'a> = (&'a str, Vec<Value>, Vec<(String, Value)>);
@@ -142,15 +125,18 @@ fn value(u: &mut Unstructured<'_>, depth: u32) -> Result<Value> {
                 Value::Ellipsis
             }
         }
-        10 => Value::Object(ObjectRef {
-            holder: if u.arbitrary()? {
-                Holder::Sender
+        10 => {
+            let (id, class): (u64, String) = (u.arbitrary()?, u.arbitrary()?);
+            if u.arbitrary()? {
+                Value::Remote(PeerObject::never_released(id, class))
             } else {
-                Holder::Receiver
-            },
-            id: u.arbitrary()?,
-            class: u.arbitrary()?,
-        }),
+                Value::Object(ObjectRef {
+                    holder: Holder::Receiver,
+                    id,
+                    class,
+                })
+            }
+        }
         11 => Value::Tuple(items(u)?),
         12 => Value::FrozenSet(items(u)?),
         _ => Value::Slice(Box::new([

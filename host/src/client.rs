@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Config, Connection, Transport};
 use crate::error::Error;
+use crate::protocol::Codec;
 use crate::protocol::native::NativeCodec;
 use crate::protocol::rpyc::RpycCodec;
-use crate::protocol::{Codec, ROOT};
 use crate::registry::Registrar;
 use crate::service::{Service, VoidService};
 
@@ -50,7 +50,7 @@ pub async fn connect_with<S: Service>(
 ) -> Result<Connection, Error> {
     let codec = NativeCodec::new(config.max_frame);
     let connection = open(addr, None, (codec, codec), service, config).await?;
-    connection.know_root(ROOT);
+    connection.know_root();
     Ok(connection)
 }
 
@@ -67,7 +67,7 @@ pub async fn connect_tls(
     let codec = NativeCodec::new(config.max_frame);
     let tls = Some((server_name, tls));
     let connection = open(addr, tls, (codec, codec), VoidService::default(), config).await?;
-    connection.know_root(ROOT);
+    connection.know_root();
     Ok(connection)
 }
 
@@ -84,7 +84,7 @@ pub async fn connect_rpyc_with<S: Service>(
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
-    let codecs = RpycCodec::pair(config.max_frame, config.max_lent_objects);
+    let codecs = RpycCodec::pair(config.max_frame, config.max_named_objects());
     let connection = open(addr, None, codecs, service, config).await?;
     connection.fetch_root().await?;
     Ok(connection)

@@ -24,10 +24,14 @@ pub enum Error {
     /// This side already has as many calls in flight as it allows.
     #[error("too many calls in flight (the limit is {0})")]
     TooManyInFlight(usize),
-    /// An argument could not be lent to the peer: this side already lends
-    /// it as many objects as it may.
+    /// An argument could not be sent: this side already lends the peer as
+    /// many objects as it may, or the argument is an object of another
+    /// connection's peer.
     #[error("cannot lend an argument: {0}")]
     Lend(Exception),
+    /// The object called (named here) belongs to another connection's peer.
+    #[error("{0} belongs to another connection and cannot be used on this one")]
+    OtherConnection(String),
     /// A message could not be framed (too large) or the peer sent bytes that
     /// are not a message.
     #[error(transparent)]

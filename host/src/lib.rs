@@ -17,6 +17,8 @@
 //! socket → [`protocol`] codec → [`connection`] → [`service`] → [`wasm`]
 //! instance. The modules:
 //!
+//! - [`reference`]: names of objects passed by reference.
+//! - [`held`]: the peer's objects this side holds, and when each is released.
 //! - [`value`]: the dynamic value every codec and the wasm bridge share.
 //! - [`exception`]: what a call raises on the side that served it.
 //! - [`local`]: this side's objects lent by reference (native callbacks,
@@ -43,8 +45,10 @@ pub mod deploy;
 mod error;
 pub mod exception;
 pub mod executor;
+pub mod held;
 pub mod local;
 pub mod protocol;
+pub mod reference;
 pub mod registry;
 pub mod replace;
 pub mod server;
@@ -65,6 +69,7 @@ pub use client::{
 pub use connection::{Connection, Peer, RemoteObject};
 pub use error::Error;
 pub use exception::Exception;
+pub use held::PeerObject;
 pub use local::Function;
 pub use server::{Server, ServerConfig, ServiceFactory};
 pub use service::{Service, VoidService};

@@ -10,39 +10,14 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::connection::RemoteObject;
+use crate::held::PeerObject;
 use crate::local::Local;
+pub use crate::reference::{Holder, ObjectId, ObjectRef};
 
 /// How deeply values may nest (a tuple in a tuple in ...). Decoding and
 /// conversion recurse once per level; the bound keeps hostile input far from
 /// the end of the stack. Python itself stops at about 1,000 frames.
 pub const MAX_DEPTH: usize = 100;
-
-/// Names an object within the table of the side that holds it.
-pub type ObjectId = u64;
-
-/// Which side of a connection holds an object, seen from the side that sends
-/// the message carrying the reference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Holder {
-    /// The sender holds it and lends it (RPyC's `REMOTE_REF`).
-    Sender,
-    /// The receiver holds it; the sender hands back a reference it was lent
-    /// (RPyC's `LOCAL_REF`).
-    Receiver,
-}
-
-/// An object passed by reference: it stays with its holder, the other side
-/// operates on it through the connection.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ObjectRef {
-    /// Who holds the object, relative to the message's sender.
-    pub holder: Holder,
-    /// Its id in the holder's table.
-    pub id: ObjectId,
-    /// Its class, dotted as Python names it (`builtins.method`, `builtins.list`).
-    pub class: String,
-}
 
 /// A value that crosses a connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,11 +55,11 @@ pub enum Value {
     /// (it travels as an [`Value::Object`]). Never encoded itself.
     #[serde(skip)]
     Local(Local),
-    /// An object of the peer's, held by this side's client code: calls
-    /// return it where the peer lent an object, and it goes back to the peer
-    /// as the peer's own. Never encoded itself.
+    /// An object the peer lent, held by this side until every handle to it
+    /// is dropped; it goes back to the peer as the peer's own. Never encoded
+    /// itself.
     #[serde(skip)]
-    Remote(RemoteObject),
+    Remote(PeerObject),
 }
 
 impl Value {
@@ -127,6 +102,25 @@ impl Value {
                 .iter_mut()
                 .try_for_each(|item| item.try_for_each_item(visit)),
             item => visit(item),
+        }
+    }
+
+    /// Calls `visit` on every value inside this one that is not a tuple,
+    /// frozenset or slice (itself, if it is none of those), depth first.
+    pub(crate) fn for_each_item_mut(&mut self, visit: &mut impl FnMut(&mut Value)) {
+        let _ = self.try_for_each_item(&mut |item| {
+            visit(item);
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
+    /// Whether any value inside this one that is not a tuple, frozenset or
+    /// slice (itself, if it is none of those) is one `wanted` picks.
+    pub(crate) fn any(&self, wanted: impl Fn(&Value) -> bool + Copy) -> bool {
+        match self {
+            Value::Tuple(items) | Value::FrozenSet(items) => items.iter().any(|v| v.any(wanted)),
+            Value::Slice(parts) => parts.iter().any(|v| v.any(wanted)),
+            item => wanted(item),
         }
     }
 
@@ -308,6 +302,21 @@ impl IntoValue for Value {
 impl FromValue for Value {
     fn from_value(value: Value) -> Result<Self, ValueError> {
         Ok(value)
+    }
+}
+
+impl IntoValue for PeerObject {
+    fn into_value(self) -> Value {
+        Value::Remote(self)
+    }
+}
+
+impl FromValue for PeerObject {
+    fn from_value(value: Value) -> Result<Self, ValueError> {
+        match value {
+            Value::Remote(object) => Ok(object),
+            other => Err(ValueError::new("an object of the peer's", &other)),
+        }
     }
 }
 
@@ -531,6 +540,51 @@ tuples!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn walks_reach_every_item_in_tuples_frozensets_and_slices_at_any_depth() {
+        let mut value = Value::Tuple(vec![
+            Value::Int(1),
+            Value::FrozenSet(vec![Value::Int(2), Value::Tuple(vec![Value::Int(3)])]),
+            Value::Slice(Box::new([Value::Int(4), Value::None, Value::Int(5)])),
+            Value::Tuple(vec![]),
+        ]);
+        let mut seen = Vec::new();
+        value.for_each_item_mut(&mut |item| {
+            seen.push(item.to_string());
+            if let Value::Int(i) = item {
+                *i *= 10;
+            }
+        });
+        assert_eq!(
+            seen,
+            ["1", "2", "3", "4", "None", "5"],
+            "depth first, in order"
+        );
+        assert_eq!(
+            value.to_string(),
+            "(10, frozenset({20, (30,)}), slice(40, None, 50), ())"
+        );
+        assert!(value.any(|v| *v == Value::Int(50)), "inside a slice");
+        assert!(
+            value.any(|v| *v == Value::Int(30)),
+            "inside a frozenset's tuple"
+        );
+        assert!(
+            !value.any(|v| matches!(v, Value::Tuple(_))),
+            "containers are not items"
+        );
+        let mut visits = 0;
+        let stopped = value.try_for_each_item(&mut |item| {
+            visits += 1;
+            if *item == Value::Int(20) {
+                Err(())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!((stopped, visits), (Err(()), 2), "stops at the first error");
+    }
 
     #[test]
     fn rust_values_round_trip() {

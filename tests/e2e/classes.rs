@@ -1,7 +1,8 @@
 //! The seed's exposed classes with the Rust client over the native protocol:
 //! `MyClass(a, b).foo()`, instances passed back, destructors on release.
 
-use wasm_rpyc::{RemoteObject, ServerConfig, connect};
+use wasm_rpyc::connection::Config;
+use wasm_rpyc::{RemoteObject, ServerConfig, VoidService, connect, connect_with};
 use wasm_rpyc_tests::{example, runtime, serve, serve_with};
 
 #[tokio::test]
@@ -52,7 +53,11 @@ async fn an_instance_lends_as_many_objects_as_its_connection_may() {
     let mut config = ServerConfig::default();
     config.connection.max_lent_objects = 10_500;
     let host = serve_with(example(&runtime(), "my-service").await, config).await;
-    let conn = connect(host.addr).await.unwrap();
+    let mut client = Config::default();
+    client.max_held_objects = 10_500;
+    let conn = connect_with(host.addr, VoidService::default(), client)
+        .await
+        .unwrap();
     let root = conn.root();
     // Past the default of 10,000, all held at once.
     let mut held = Vec::new();
@@ -70,11 +75,13 @@ async fn an_instance_lends_as_many_objects_as_its_connection_may() {
         error.message.contains("as many objects as it may (10500)"),
         "{error}"
     );
-    // Released a few hundred at a time (all at once, the releases would
-    // fill the connection's queue of 1,000 requests).
-    while !held.is_empty() {
-        held.truncate(held.len().saturating_sub(500));
-        root.call::<u64>("live_objects", ()).await.unwrap();
+    // Released all at once: the releases go a window at a time, so they
+    // never fill the connection's queue of 1,000 requests.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while root.call::<u64>("live_objects", ()).await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "not released");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(root.call::<u64>("live_objects", ()).await.unwrap(), 0);
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasm_rpyc::{Limits, Runtime, Value, connect};
+use wasm_rpyc::{Function, Limits, Runtime, Value, connect};
 use wasm_rpyc_tests::{TESTBED, guest, runtime, serve};
 
 #[tokio::test]
@@ -33,6 +33,24 @@ async fn a_panic_is_an_exception_and_the_next_call_gets_a_fresh_instance() {
         1,
         "on-connect ran in it"
     );
+}
+
+#[tokio::test]
+async fn a_trapped_instance_gives_back_every_object_of_the_peers_it_held() {
+    let host = serve(guest(&runtime(), TESTBED).await).await;
+    let conn = connect(host.addr).await.unwrap();
+    let root = conn.root();
+    let callback = Function::new(|_| async { Ok(Value::None) });
+    for kept in 1..=3u32 {
+        assert_eq!(root.call::<u32>("keep", (&callback,)).await.unwrap(), kept);
+    }
+    conn.ping().await.unwrap();
+    assert_eq!(conn.lent_objects(), 3, "the instance keeps them");
+
+    root.call::<()>("panic", ("boom",)).await.unwrap_err();
+    conn.ping().await.unwrap(); // the releases follow the reply
+    assert_eq!(conn.lent_objects(), 0, "released with the trapped instance");
+    assert_eq!(root.call::<u32>("keep", (&callback,)).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::objects::{self, Lent, METHOD_CLASS};
+use super::objects::{Lent, METHOD_CLASS};
 use super::queues::Incoming;
 use super::{Peer, Shared};
 use crate::exception::Exception;
@@ -56,6 +56,8 @@ pub(super) async fn serve<S: Service>(
         if shared.closing.is_cancelled() {
             break;
         }
+        // The releases the service asks for go out after the reply.
+        let deferral = shared.held.defer_releases();
         let result = match answers.answer(request, &mut released).await {
             Answer::Reply(result) => result,
             Answer::Close => break,
@@ -85,7 +87,7 @@ pub(super) async fn serve<S: Service>(
                 let exposed = &answers.exposed;
                 let unknown = |v: &Value| matches!(v, Value::Local(Local::Service(o)) if !exposed.knows_class(&o.class));
                 if let Ok(value) = &result
-                    && objects::holds(value, unknown)
+                    && value.any(unknown)
                 {
                     answers.exposed.update_classes(&service);
                 }
@@ -98,7 +100,7 @@ pub(super) async fn serve<S: Service>(
         if !replied {
             break;
         }
-        shared.send_releases().await;
+        drop(deferral);
         for object in released.drain(..) {
             service.release_object(object).await;
         }
@@ -321,7 +323,8 @@ impl Answers<'_> {
             }
             (Some(name), _) => return Answer::Reply(Err(Exception::no_attribute(name))),
         };
-        self.shared.resolve_locals(&mut args, &mut kwargs);
+        let values = args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v));
+        self.shared.resolve_locals(values);
         match lent {
             Lent::Local(Local::Function(function)) => {
                 Answer::Reply(function.call(args, kwargs).await)

@@ -1,10 +1,12 @@
 //! The calls this side sent and still waits for: sequence numbers, reply
-//! slots, a bound, and cleanup when a caller stops waiting.
+//! slots, a bound, and cleanup when a caller stops waiting. Releases of the
+//! peer's objects take slots too, without a caller: only their number is
+//! watched.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use crate::error::Error;
 use crate::exception::Exception;
@@ -19,12 +21,24 @@ pub(crate) type Outcome = Result<Value, Error>;
 pub(crate) struct InFlight {
     state: Mutex<State>,
     limit: usize,
+    /// Woken when a release is answered.
+    release_answered: Notify,
 }
 
 struct State {
-    waiting: HashMap<Seq, oneshot::Sender<Outcome>>,
+    waiting: HashMap<Seq, Waiter>,
     next_seq: Seq,
+    /// How many of `waiting` are releases.
+    releases: usize,
     closed: bool,
+}
+
+/// What waits for a reply.
+enum Waiter {
+    /// A call, for its outcome.
+    Call(oneshot::Sender<Outcome>),
+    /// A release: nobody needs its answer, only its arrival.
+    Release,
 }
 
 /// A call's claim on its reply; dropping it (timeout, cancellation) frees the slot.
@@ -41,14 +55,31 @@ impl InFlight {
             state: Mutex::new(State {
                 waiting: HashMap::new(),
                 next_seq: 0,
+                releases: 0,
                 closed: false,
             }),
             limit,
+            release_answered: Notify::new(),
         }
     }
 
     /// Claims a sequence number for a new call.
     pub(crate) fn start(&self) -> Result<Pending<'_>, Error> {
+        let (tx, reply) = oneshot::channel();
+        let seq = self.claim(Waiter::Call(tx))?;
+        Ok(Pending {
+            in_flight: self,
+            seq,
+            reply,
+        })
+    }
+
+    /// Claims a sequence number for a release; its answer is only counted.
+    pub(crate) fn start_release(&self) -> Result<Seq, Error> {
+        self.claim(Waiter::Release)
+    }
+
+    fn claim(&self, waiter: Waiter) -> Result<Seq, Error> {
         let mut state = self.state.lock().expect("in-flight table poisoned");
         if state.closed {
             return Err(Error::Closed);
@@ -61,13 +92,24 @@ impl InFlight {
             seq = seq.wrapping_add(1);
         }
         state.next_seq = seq.wrapping_add(1);
-        let (tx, reply) = oneshot::channel();
-        state.waiting.insert(seq, tx);
-        Ok(Pending {
-            in_flight: self,
-            seq,
-            reply,
-        })
+        if matches!(waiter, Waiter::Release) {
+            state.releases += 1;
+        }
+        state.waiting.insert(seq, waiter);
+        Ok(seq)
+    }
+
+    /// How many releases await their answers.
+    pub(crate) fn releases(&self) -> usize {
+        self.state
+            .lock()
+            .expect("in-flight table poisoned")
+            .releases
+    }
+
+    /// Completes once a release is answered (or may have been).
+    pub(crate) async fn release_answered(&self) {
+        self.release_answered.notified().await;
     }
 
     /// Hands a reply to its caller; false if no call waits for `seq`.
@@ -77,18 +119,22 @@ impl InFlight {
 
     /// Ends the call `seq` with `outcome`; false if no call waits for it.
     pub(crate) fn end(&self, seq: Seq, outcome: Outcome) -> bool {
-        let sender = self
-            .state
-            .lock()
-            .expect("in-flight table poisoned")
-            .waiting
-            .remove(&seq);
-        let Some(sender) = sender else {
-            return false;
-        };
-        // The caller may have given up a moment ago; that is not an error.
-        let _ = sender.send(outcome);
-        true
+        let mut state = self.state.lock().expect("in-flight table poisoned");
+        match state.waiting.remove(&seq) {
+            None => false,
+            Some(Waiter::Call(sender)) => {
+                drop(state);
+                // The caller may have given up a moment ago; that is not an error.
+                let _ = sender.send(outcome);
+                true
+            }
+            Some(Waiter::Release) => {
+                state.releases -= 1;
+                drop(state);
+                self.release_answered.notify_one();
+                true
+            }
+        }
     }
 
     /// Fails every waiting call with [`Error::Closed`] and refuses new ones.
@@ -96,15 +142,15 @@ impl InFlight {
         let mut state = self.state.lock().expect("in-flight table poisoned");
         state.closed = true;
         state.waiting.clear();
+        state.releases = 0;
+        drop(state);
+        self.release_answered.notify_one();
     }
 
-    /// How many calls wait.
+    /// How many calls wait (releases aside).
     pub(crate) fn len(&self) -> usize {
-        self.state
-            .lock()
-            .expect("in-flight table poisoned")
-            .waiting
-            .len()
+        let state = self.state.lock().expect("in-flight table poisoned");
+        state.waiting.len() - state.releases
     }
 }
 
@@ -152,6 +198,11 @@ mod tests {
         assert_eq!(table.len(), 1);
         drop(c);
         assert_eq!(table.len(), 0, "a dropped call frees its slot");
+        let release = table.start_release().unwrap();
+        assert_eq!((table.len(), table.releases()), (0, 1));
+        assert!(table.finish(release, Ok(Value::None)));
+        table.release_answered().await;
+        assert_eq!(table.releases(), 0, "an answered release frees its slot");
         let mut d = table.start().unwrap();
         table.close();
         assert!(matches!(d.outcome().await, Err(Error::Closed)));

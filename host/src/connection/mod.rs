@@ -10,10 +10,11 @@ mod dispatch;
 mod in_flight;
 mod objects;
 mod queues;
+mod releases;
 mod remote;
 mod transport;
 
-use std::collections::HashMap;
+use std::any::Any;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,13 +26,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::exception::Exception;
-use crate::protocol::{Codec, Holder, Message, ObjectId, ObjectRef, ROOT, Request};
+pub use crate::held::DEFAULT_MAX_HELD_OBJECTS;
+use crate::held::{HeldObjects, PeerObject};
+use crate::protocol::{Codec, Holder, Message, ROOT, Request};
 use crate::service::Service;
 use crate::value::Value;
 use in_flight::InFlight;
 use objects::Objects;
-use queues::{ByteBudget, Held, Outgoing};
-use remote::hand_back;
+use queues::{ByteBudget, Outgoing};
+pub use releases::RELEASE_WINDOW;
+use releases::Releases;
 pub use remote::{Peer, RemoteObject};
 
 /// RPyC's `sync_request_timeout`: how long a call waits for its reply.
@@ -107,6 +111,8 @@ pub struct Config {
     pub max_queued_bytes: usize,
     /// See [`DEFAULT_MAX_LENT_OBJECTS`].
     pub max_lent_objects: usize,
+    /// See [`DEFAULT_MAX_HELD_OBJECTS`].
+    pub max_held_objects: usize,
     /// See [`DEFAULT_FRAME_TIMEOUT`].
     pub frame_timeout: Duration,
     /// See [`DEFAULT_WRITE_TIMEOUT`].
@@ -135,12 +141,22 @@ impl Default for Config {
             max_queued_requests: DEFAULT_MAX_QUEUED_REQUESTS,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             max_lent_objects: DEFAULT_MAX_LENT_OBJECTS,
+            max_held_objects: DEFAULT_MAX_HELD_OBJECTS,
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             read_spin: Duration::ZERO,
             reply_spin: DEFAULT_REPLY_SPIN,
             idle_timeout: None,
         }
+    }
+}
+
+impl Config {
+    /// How many of the peer's objects a codec that names them by its own ids
+    /// (RPyC's) keeps track of: those held, and as many again whose
+    /// releases are on their way.
+    pub(crate) fn max_named_objects(&self) -> usize {
+        self.max_held_objects.saturating_mul(2)
     }
 }
 
@@ -163,14 +179,6 @@ struct Shared {
     config: Config,
     /// The peer's address, for logs.
     peer: String,
-    /// The peer's objects the service released, with the number of times
-    /// each had been received then, to be released on the peer once the
-    /// reply in progress is sent.
-    releases: std::sync::Mutex<Vec<(ObjectId, u64)>>,
-    /// How many times each of the peer's objects has been received and not
-    /// yet released: a release gives back exactly the receipts it saw, so a
-    /// receipt that crosses it stays held.
-    receipts: std::sync::Mutex<HashMap<ObjectId, u64>>,
     /// How many calls this side's service has waiting on the peer: while
     /// any does, the peer's requests are answered without entering it.
     waiting_on_peer: watch::Sender<usize>,
@@ -178,28 +186,30 @@ struct Shared {
     serving: watch::Sender<bool>,
     /// When the last message arrived or the last request was served.
     last_active: std::sync::Mutex<Instant>,
-    /// The id of the peer's root object, once known: a native client knows it
+    /// The peer's root object, once known: a native client knows it
     /// ([`ROOT`]); otherwise the first use asks the peer (GETROOT).
-    root: OnceCell<ObjectId>,
+    root: OnceCell<PeerObject>,
     /// This side's objects the peer holds.
     objects: std::sync::Mutex<Objects>,
-    /// The peer's objects that client code holds, one handle each.
-    remotes: std::sync::Mutex<HashMap<ObjectId, Weak<remote::Reference>>>,
+    /// The peer's objects this side holds.
+    held: HeldObjects,
+    /// Their releases waiting to be sent.
+    releases: Releases,
 }
 
 impl Shared {
-    /// The id of the peer's root object, asking the peer the first time.
-    async fn root(&self) -> Result<ObjectId, Error> {
+    /// The peer's root object, asking the peer the first time.
+    async fn root(&self) -> Result<&PeerObject, Error> {
         let fetch = || async {
             match self.request(Request::GetRoot).await? {
-                Value::Object(root) if root.holder == Holder::Sender => Ok(root.id),
+                Value::Remote(root) => Ok(root),
                 other => Err(Error::UnexpectedResult(crate::value::ValueError {
                     expected: "the peer's root object".into(),
                     got: other.to_string(),
                 })),
             }
         };
-        self.root.get_or_try_init(fetch).await.copied()
+        self.root.get_or_try_init(fetch).await
     }
 
     /// Whether this side is serving one of the peer's requests.
@@ -239,58 +249,66 @@ impl Shared {
         self.objects.lock().expect("objects poisoned")
     }
 
-    /// Lends the native functions and service objects in `value` to the peer.
-    fn lend_locals(&self, value: &mut Value) -> Result<(), Exception> {
-        if !objects::holds(value, |v| matches!(v, Value::Local(_))) {
-            return Ok(());
-        }
-        self.objects().lend_locals(value)
-    }
-
     /// Readies `value` to be sent: this side's objects are lent, the peer's
-    /// objects held by client code go back as references the peer resolves
-    /// (their handles move to `kept`, so none is released before the value
-    /// is sent).
-    fn prepare(&self, value: &mut Value, kept: &mut Vec<RemoteObject>) -> Result<(), Exception> {
-        if objects::holds(value, |v| matches!(v, Value::Remote(_))) {
-            hand_back(value, kept);
+    /// objects go back as references the peer resolves (their handles move
+    /// to `kept`, so none is released before the value is sent).
+    fn prepare(&self, value: &mut Value, kept: &mut Vec<PeerObject>) -> Result<(), Exception> {
+        let mut locals = false;
+        value.try_for_each_item(&mut |item| {
+            match item {
+                Value::Remote(object) if !self.held.holds(object) => {
+                    return Err(Exception::type_error(format!(
+                        "{object:?} belongs to another connection and cannot be sent on this one"
+                    )));
+                }
+                Value::Remote(object) => {
+                    let back = Value::Object(object.handed_back());
+                    if let Value::Remote(object) = std::mem::replace(item, back) {
+                        kept.push(object);
+                    }
+                }
+                Value::Local(_) => locals = true,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        if locals {
+            self.objects().lend_locals(value)?;
         }
-        self.lend_locals(value)
-    }
-
-    /// Forgets client code's handle on the peer's object `id` and releases it
-    /// on the peer, without waiting.
-    fn forget_remote(&self, id: ObjectId) {
-        let mut remotes = self.remotes.lock().expect("remotes poisoned");
-        if remotes.get(&id).is_some_and(|r| r.strong_count() == 0) {
-            remotes.remove(&id);
-        }
-        drop(remotes);
-        let Some(del) = self.del(id, self.take_receipts(id)) else {
-            return;
-        };
-        let del = Outgoing {
-            message: del,
-            held: Held::nothing(),
-        };
-        if let Err(mpsc::error::TrySendError::Full(del)) = self.outbox.try_send(del)
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let outbox = self.outbox.clone();
-            runtime.spawn(async move { outbox.send(del).await });
-        }
+        Ok(())
     }
 
     /// Turns the peer's references to this side's objects in a call's
     /// arguments back into the objects.
-    fn resolve_locals(&self, args: &mut [Value], kwargs: &mut [(String, Value)]) {
+    fn resolve_locals<'v>(&self, values: impl Iterator<Item = &'v mut Value>) {
         let ours = |v: &Value| matches!(v, Value::Object(o) if o.holder == Holder::Receiver);
-        let values = args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v));
         let mut objects = None;
-        for value in values.filter(|v| objects::holds(v, ours)) {
+        for value in values.filter(|v| v.any(ours)) {
             objects
                 .get_or_insert_with(|| self.objects())
                 .resolve_locals(value);
+        }
+    }
+
+    /// Takes the objects the peer lent in `message` into the held table,
+    /// each as its handle. A message lending more objects than the table
+    /// holds becomes a `MemoryError` (its objects are given back).
+    fn receive(&self, message: &mut Message) {
+        let mut refused = None;
+        message.for_each_value_mut(|value| {
+            value.for_each_item_mut(&mut |item| {
+                if let Value::Object(object) = item
+                    && object.holder == Holder::Sender
+                {
+                    match self.held.receive(object.clone()) {
+                        Ok(handle) => *item = Value::Remote(handle),
+                        Err(too_many) => refused = Some(too_many),
+                    }
+                }
+            });
+        });
+        if let Some(too_many) = refused {
+            message.refuse(Exception::memory_error(too_many.to_string()));
         }
     }
 
@@ -317,7 +335,7 @@ impl Shared {
         let mut reply = tokio::time::timeout(limit, pending.outcome())
             .await
             .map_err(|_| Error::Timeout(limit))??;
-        self.resolve_locals(std::slice::from_mut(&mut reply), &mut []);
+        self.resolve_locals(std::iter::once(&mut reply));
         Ok(reply)
     }
 
@@ -330,75 +348,11 @@ impl Shared {
             .await
             .map_err(|_| Closed)
     }
-
-    /// Sends the releases the service asked for, after the reply it just
-    /// sent (see [`Peer::release`]).
-    async fn send_releases(&self) {
-        let releases = std::mem::take(&mut *self.releases.lock().expect("releases poisoned"));
-        for (id, count) in releases {
-            if let Some(del) = self.del(id, count) {
-                let _ = self.send(del).await;
-            }
-        }
-    }
-
-    /// Counts the receipts of the peer's objects in `message`.
-    fn count_receipts(&self, message: &Message) {
-        let lent = |v: &Value| matches!(v, Value::Object(o) if o.holder == Holder::Sender);
-        let (args, kwargs): (&[Value], &[(String, Value)]) = match message {
-            Message::Reply {
-                result: Ok(value), ..
-            } => (std::slice::from_ref(value), &[]),
-            Message::Request {
-                request: Request::Call { args, kwargs, .. } | Request::CallAttr { args, kwargs, .. },
-                ..
-            } => (args, kwargs),
-            _ => return,
-        };
-        let values = args.iter().chain(kwargs.iter().map(|(_, v)| v));
-        let mut receipts = None;
-        for value in values.filter(|v| objects::holds(v, lent)) {
-            let receipts =
-                receipts.get_or_insert_with(|| self.receipts.lock().expect("receipts poisoned"));
-            count_objects(value, &mut |id| *receipts.entry(id).or_default() += 1);
-        }
-    }
-
-    /// The receipts of the peer's object `id` a release now gives back.
-    fn take_receipts(&self, id: ObjectId) -> u64 {
-        let mut receipts = self.receipts.lock().expect("receipts poisoned");
-        receipts.remove(&id).unwrap_or(1)
-    }
-
-    /// The DEL that gives back `count` receipts of the peer's object `id`,
-    /// sent without waiting for the peer's answer.
-    fn del(&self, id: ObjectId, count: u64) -> Option<Message> {
-        let pending = self.in_flight.start().ok()?;
-        let del = Message::Request {
-            seq: pending.seq(),
-            request: Request::Del { target: id, count },
-        };
-        // Dropping `pending` now makes the reply one that no call waits for.
-        drop(pending);
-        Some(del)
-    }
 }
 
 /// The connection is gone: a message could not be queued.
 #[derive(Debug)]
 struct Closed;
-
-/// Calls `found` with the id of each of the peer's objects in `value`.
-fn count_objects(value: &Value, found: &mut impl FnMut(ObjectId)) {
-    match value {
-        Value::Object(object) if object.holder == Holder::Sender => found(object.id),
-        Value::Tuple(items) | Value::FrozenSet(items) => {
-            items.iter().for_each(|item| count_objects(item, found))
-        }
-        Value::Slice(parts) => parts.iter().for_each(|item| count_objects(item, found)),
-        _ => {}
-    }
-}
 
 /// The two halves of a stream, the codec of each direction, and any bytes
 /// already read from it (the server reads a few to tell the protocol).
@@ -486,19 +440,25 @@ impl Connection {
             queued: ByteBudget::new(config.max_queued_bytes),
             in_flight: InFlight::new(config.max_in_flight),
             objects: std::sync::Mutex::new(Objects::new(config.max_lent_objects)),
-            remotes: std::sync::Mutex::new(HashMap::new()),
+            held: HeldObjects::new(config.max_held_objects),
+            releases: Releases::default(),
             closing: stop.child_token(),
             finished: CancellationToken::new(),
             peer_gone: CancellationToken::new(),
             config,
             peer: transport.peer,
-            releases: std::sync::Mutex::new(Vec::new()),
-            receipts: std::sync::Mutex::new(HashMap::new()),
             waiting_on_peer: watch::Sender::new(0),
             serving: watch::Sender::new(false),
             last_active: std::sync::Mutex::new(Instant::now()),
             root: OnceCell::new(),
         });
+        let sender = Arc::downgrade(&shared);
+        shared.held.set_sink(Box::new(move |release| {
+            if let Some(shared) = sender.upgrade() {
+                let (in_flight, outbox) = (&shared.in_flight, &shared.outbox);
+                shared.releases.send(release, in_flight, outbox);
+            }
+        }));
         let driver = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             let shared = &*driver;
@@ -543,13 +503,19 @@ impl Connection {
                     None => serving.await,
                 }
             };
-            tokio::join!(reading, writing, serving);
+            let releasing = async {
+                tokio::select! {
+                    () = shared.releases.run(&shared.in_flight, &shared.outbox) => {}
+                    () = shared.closing.cancelled() => {}
+                }
+            };
+            tokio::join!(reading, writing, serving, releasing);
             shared.finished.cancel();
         });
-        let connection = Connection {
-            handle: Arc::new(Handle { shared }),
-        };
-        (connection, task)
+        let handle = Arc::new(Handle { shared });
+        let owner: Weak<dyn Any + Send + Sync> = Arc::downgrade(&handle) as Weak<Handle>;
+        handle.shared.held.set_owner(owner);
+        (Connection { handle }, task)
     }
 
     fn shared(&self) -> &Shared {
@@ -558,39 +524,16 @@ impl Connection {
 
     /// The peer's root object: its service.
     pub fn root(&self) -> RemoteObject {
-        let object = ObjectRef {
-            holder: Holder::Sender,
-            id: self.root_id(),
-            class: "root".into(),
-        };
-        RemoteObject::adopt(self, object, false)
+        let root = self.shared().root.get().cloned();
+        let root = root.unwrap_or_else(|| self.shared().held.never_released(ROOT, "root"));
+        RemoteObject::new(self.clone(), root)
     }
 
-    fn root_id(&self) -> ObjectId {
-        self.shared().root.get().copied().unwrap_or(ROOT)
-    }
-
-    /// `value` with the objects the peer lent in it as [`RemoteObject`]s.
-    fn adopt_all(&self, value: Value) -> Value {
-        match value {
-            Value::Object(object) if object.holder == Holder::Sender => {
-                let owned = object.id != self.root_id();
-                Value::Remote(RemoteObject::adopt(self, object, owned))
-            }
-            Value::Tuple(items) => {
-                Value::Tuple(items.into_iter().map(|v| self.adopt_all(v)).collect())
-            }
-            Value::FrozenSet(items) => {
-                Value::FrozenSet(items.into_iter().map(|v| self.adopt_all(v)).collect())
-            }
-            other => other,
-        }
-    }
-
-    /// Records the id of the peer's root, for protocols that name it
-    /// without asking (native: [`ROOT`]).
-    pub(crate) fn know_root(&self, id: ObjectId) {
-        let _ = self.shared().root.set(id);
+    /// Records that the peer's root is [`ROOT`], for protocols that name it
+    /// without asking (native).
+    pub(crate) fn know_root(&self) {
+        let root = self.shared().held.never_released(ROOT, "root");
+        let _ = self.shared().root.set(root);
     }
 
     /// Asks the peer for its root now (a GETROOT round trip), so that
@@ -655,6 +598,11 @@ impl Connection {
         self.shared().objects().len()
     }
 
+    /// How many distinct objects of the peer's this side holds.
+    pub fn held_objects(&self) -> usize {
+        self.shared().held.len()
+    }
+
     /// How many of this side's calls wait for replies.
     pub fn calls_in_flight(&self) -> usize {
         self.shared().in_flight.len()
@@ -666,6 +614,7 @@ mod tests {
     use super::*;
     use crate::exception::Exception;
     use crate::protocol::native::NativeCodec;
+    use crate::value::IntoValue;
 
     /// A native service that answers `whoami` and `double(x)`.
     struct Named(Vec<String>);
@@ -693,7 +642,72 @@ mod tests {
         }
     }
 
+    /// A native service that calls back, keeps and lends functions.
+    struct Keeper {
+        names: Vec<String>,
+        peer: Option<Peer>,
+        kept: Vec<PeerObject>,
+    }
+
+    impl Service for Keeper {
+        fn aliases(&self) -> &[String] {
+            &self.names
+        }
+
+        fn exposed_names(&self) -> Vec<String> {
+            ["apply", "keep", "forget", "make"].map(String::from).into()
+        }
+
+        async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {
+            self.peer = Some(peer);
+            Ok(())
+        }
+
+        async fn call(
+            &mut self,
+            name: &str,
+            args: Vec<Value>,
+            _: Vec<(String, Value)>,
+        ) -> Result<Value, Exception> {
+            let peer = self.peer.as_ref().expect("connected");
+            match (name, <[Value; 2]>::try_from(args)) {
+                ("apply", Ok([Value::Remote(function), x])) => peer
+                    .call(&function, vec![x], Vec::new())
+                    .await
+                    .map_err(|e| Exception::runtime_error(e.to_string())),
+                ("keep", Ok([Value::Remote(a), Value::Remote(b)])) => {
+                    self.kept.extend([a, b]);
+                    Ok(Value::None)
+                }
+                ("forget", _) => {
+                    self.kept.clear();
+                    Ok(Value::None)
+                }
+                ("make", _) => {
+                    Ok(crate::local::Function::new(|_| async { Ok(Value::None) }).into_value())
+                }
+                _ => Err(Exception::type_error("bad arguments")),
+            }
+        }
+    }
+
+    fn keeper() -> Keeper {
+        Keeper {
+            names: vec!["KEEPER".into()],
+            peer: None,
+            kept: Vec::new(),
+        }
+    }
+
     fn end(stream: tokio::io::DuplexStream, name: &str) -> Connection {
+        end_serving(stream, name, Named(vec![name.to_uppercase()]))
+    }
+
+    fn end_serving(
+        stream: tokio::io::DuplexStream,
+        name: &str,
+        service: impl Service,
+    ) -> Connection {
         let (reader, writer) = tokio::io::split(stream);
         let codec = NativeCodec::new(DEFAULT_MAX_FRAME);
         let transport = Transport::new(
@@ -703,7 +717,6 @@ mod tests {
             BytesMut::new(),
             name.to_owned(),
         );
-        let service = Named(vec![name.to_uppercase()]);
         Connection::spawn(
             transport,
             service,
@@ -744,5 +757,62 @@ mod tests {
             left.root().call::<String>("whoami", ()).await,
             Err(Error::Closed)
         ));
+    }
+
+    /// Waits (at most 5 s) until `done` holds.
+    async fn eventually(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "not within 5 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_native_service_releases_the_peers_objects_when_it_drops_them() {
+        use crate::local::Function;
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (client, server) = (end(a, "client"), end_serving(b, "server", keeper()));
+        let double = Function::new(|args| async move {
+            match args.as_slice() {
+                [Value::Int(x)] => Ok(Value::Int(x * 2)),
+                _ => Err(Exception::type_error("not an int")),
+            }
+        });
+        let root = client.root();
+        assert_eq!(root.call::<i64>("apply", (&double, 21)).await.unwrap(), 42);
+        client.ping().await.unwrap(); // the release follows the reply
+        assert_eq!(client.lent_objects(), 0, "released once the call ended");
+        assert_eq!(server.held_objects(), 0);
+
+        let triple = Function::new(|_| async { Ok(Value::None) });
+        root.call::<()>("keep", (&double, &triple)).await.unwrap();
+        root.call::<()>("keep", (&double, &double)).await.unwrap();
+        client.ping().await.unwrap();
+        // This side lends a function anew each time it is passed.
+        assert_eq!(client.lent_objects(), 4, "kept");
+        assert_eq!(server.held_objects(), 4);
+        root.call::<()>("forget", ()).await.unwrap();
+        client.ping().await.unwrap();
+        assert_eq!(client.lent_objects(), 0, "every lend given back");
+        assert_eq!(server.held_objects(), 0);
+    }
+
+    #[tokio::test]
+    async fn thousands_of_handles_dropped_at_once_do_not_fill_the_peers_queue() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (client, server) = (end(a, "client"), end_serving(b, "server", keeper()));
+        let root = client.root();
+        let mut made = Vec::new();
+        for _ in 0..3_000 {
+            made.push(root.call::<RemoteObject>("make", ()).await.unwrap());
+        }
+        assert_eq!(server.lent_objects(), 3_000);
+        assert_eq!(client.held_objects(), 3_000);
+        drop(made);
+        // The server queues at most 1,000 requests; the releases keep room.
+        root.call::<()>("forget", ()).await.unwrap();
+        eventually(|| server.lent_objects() == 0).await;
+        assert_eq!(client.held_objects(), 0);
     }
 }

@@ -51,8 +51,8 @@ impl ByteBudget {
 }
 
 impl Held {
-    /// A message that counts against no budget (small ones this side sends
-    /// where it cannot wait: a release).
+    /// A message that counts against no budget (a release: small, and
+    /// bounded in number otherwise).
     pub(super) fn nothing() -> Self {
         Held { _bytes: None }
     }

@@ -2,72 +2,30 @@
 //! and a service's view of the peer it serves.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use super::{Connection, Shared};
+use super::{Connection, Handle, Shared};
 use crate::error::Error;
-use crate::protocol::{Holder, ObjectId, ObjectRef, Request};
+use crate::held::PeerObject;
+use crate::protocol::{ObjectId, Request};
 use crate::value::{FromValue, IntoArgs, IntoValue, Value, ValueError};
 
 /// An object on the peer's side, whose methods this side calls: the root, or
 /// an object a call returned (`let obj: RemoteObject = root.call("MyClass",
-/// (1, 2)).await?`). Clones share one reference; when the last is dropped the
-/// peer is told to release the object. Passed as an argument, it reaches the
-/// peer as the peer's own object.
+/// (1, 2)).await?`). Clones share one handle; when the last handle to the
+/// object is dropped the peer is told to release it. Passed as an argument,
+/// it reaches the peer as the peer's own object. It keeps its connection
+/// open.
 #[derive(Clone)]
 pub struct RemoteObject {
-    pub(super) connection: Connection,
-    pub(super) reference: Arc<Reference>,
-}
-
-/// One reference to a peer's object; releases it when dropped.
-pub(super) struct Reference {
-    pub(super) id: ObjectId,
-    pub(super) class: String,
-    /// The root is never released.
-    pub(super) owned: bool,
-    shared: Arc<Shared>,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        if self.owned {
-            self.shared.forget_remote(self.id);
-        }
-    }
+    connection: Connection,
+    object: PeerObject,
 }
 
 impl RemoteObject {
-    /// The handle of the peer's object `object` (its root when `owned` is
-    /// false): one per owned object, however often the peer lends it. The
-    /// root is never released, so its handles need no bookkeeping.
-    pub(super) fn adopt(connection: &Connection, object: ObjectRef, owned: bool) -> Self {
-        let shared = &connection.handle.shared;
-        let new = |object: ObjectRef| {
-            Arc::new(Reference {
-                id: object.id,
-                class: object.class,
-                owned,
-                shared: Arc::clone(shared),
-            })
-        };
-        let reference = if owned {
-            let mut remotes = shared.remotes.lock().expect("remotes poisoned");
-            match remotes.get(&object.id).and_then(Weak::upgrade) {
-                Some(reference) => reference,
-                None => {
-                    let reference = new(object);
-                    remotes.insert(reference.id, Arc::downgrade(&reference));
-                    reference
-                }
-            }
-        } else {
-            new(object)
-        };
-        RemoteObject {
-            connection: connection.clone(),
-            reference,
-        }
+    /// The object `object` of `connection`'s peer.
+    pub(super) fn new(connection: Connection, object: PeerObject) -> Self {
+        RemoteObject { connection, object }
     }
 
     /// Calls the method `name` with positional `args` and converts the result:
@@ -85,7 +43,7 @@ impl RemoteObject {
         kwargs: impl IntoIterator<Item = (impl Into<String>, Value)>,
     ) -> Result<R, Error> {
         let request = Request::CallAttr {
-            target: self.reference.id,
+            target: self.object.id(),
             name: name.to_owned(),
             args: args.into_args(),
             kwargs: kwargs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
@@ -96,7 +54,7 @@ impl RemoteObject {
     /// Calls the object itself (a function the peer lent): `obj(*args)`.
     pub async fn invoke<R: FromValue>(&self, args: impl IntoArgs) -> Result<R, Error> {
         let request = Request::Call {
-            target: self.reference.id,
+            target: self.object.id(),
             args: args.into_args(),
             kwargs: Vec::new(),
         };
@@ -106,7 +64,7 @@ impl RemoteObject {
     /// The attribute `name` of the object.
     pub async fn get_attr<R: FromValue>(&self, name: &str) -> Result<R, Error> {
         let request = Request::GetAttr {
-            target: self.reference.id,
+            target: self.object.id(),
             name: name.to_owned(),
         };
         self.request(request).await
@@ -114,77 +72,57 @@ impl RemoteObject {
 
     async fn request<R: FromValue>(&self, request: Request) -> Result<R, Error> {
         let value = self.connection.request(request).await?;
-        Ok(R::from_value(self.connection.adopt_all(value))?)
+        Ok(R::from_value(value)?)
     }
 
     /// The object's class, dotted as Python names it.
     pub fn class(&self) -> &str {
-        &self.reference.class
+        self.object.class()
     }
 
     /// The connection this object lives on.
     pub fn connection(&self) -> &Connection {
         &self.connection
     }
-
-    /// The reference the peer reads as its own object.
-    pub(super) fn handed_back(&self) -> ObjectRef {
-        ObjectRef {
-            holder: Holder::Receiver,
-            id: self.reference.id,
-            class: self.reference.class.clone(),
-        }
-    }
-}
-
-/// Replaces the peer's objects held by client code in `value` with references
-/// the peer resolves to its own objects; their handles move to `kept`.
-pub(super) fn hand_back(value: &mut Value, kept: &mut Vec<RemoteObject>) {
-    match value {
-        Value::Remote(object) => {
-            let reference = Value::Object(object.handed_back());
-            if let Value::Remote(object) = std::mem::replace(value, reference) {
-                kept.push(object);
-            }
-        }
-        Value::Tuple(items) | Value::FrozenSet(items) => {
-            items.iter_mut().for_each(|item| hand_back(item, kept))
-        }
-        Value::Slice(parts) => parts.iter_mut().for_each(|item| hand_back(item, kept)),
-        _ => {}
-    }
 }
 
 impl PartialEq for RemoteObject {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.reference, &other.reference)
+        self.object == other.object
     }
 }
 
 impl fmt::Debug for RemoteObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<netref {} {}>", self.reference.class, self.reference.id)
+        self.object.fmt(f)
     }
 }
 
 impl IntoValue for &RemoteObject {
     fn into_value(self) -> Value {
-        Value::Remote(self.clone())
+        Value::Remote(self.object.clone())
     }
 }
 
 impl IntoValue for RemoteObject {
     fn into_value(self) -> Value {
-        Value::Remote(self)
+        Value::Remote(self.object)
     }
 }
 
 impl FromValue for RemoteObject {
     fn from_value(value: Value) -> Result<Self, ValueError> {
-        match value {
-            Value::Remote(object) => Ok(object),
-            other => Err(ValueError::new("an object of the peer's", &other)),
-        }
+        let object = PeerObject::from_value(value)?;
+        let handle = object
+            .owner()
+            .and_then(|owner| owner.downcast::<Handle>().ok())
+            .ok_or_else(|| {
+                ValueError::new(
+                    "an object of the peer's on an open connection",
+                    &Value::Remote(object.clone()),
+                )
+            })?;
+        Ok(RemoteObject::new(Connection { handle }, object))
     }
 }
 
@@ -202,18 +140,31 @@ impl Peer {
         self.shared.config.max_lent_objects
     }
 
-    /// Reads up to `count` items of the peer's iterable object `id` in one
+    /// How many objects of the peer's this side may hold at once: the
+    /// connection's [`Config::max_held_objects`](super::Config::max_held_objects).
+    pub fn max_held_objects(&self) -> usize {
+        self.shared.config.max_held_objects
+    }
+
+    /// Reads up to `count` items of the peer's iterable `object` in one
     /// round trip (RPyC's BUFFITER).
-    pub async fn read_items(&self, id: ObjectId, count: u64) -> Result<Vec<Value>, Error> {
-        match self
-            .request(Request::BuffIter { target: id, count })
-            .await?
-        {
+    pub async fn read_items(&self, object: &PeerObject, count: u64) -> Result<Vec<Value>, Error> {
+        let target = self.target(object)?;
+        match self.request(Request::BuffIter { target, count }).await? {
             Value::Tuple(items) => Ok(items),
             other => Err(Error::UnexpectedResult(crate::value::ValueError {
                 expected: "a tuple of items".into(),
                 got: other.to_string(),
             })),
+        }
+    }
+
+    /// The id of `object`, which must be one of this connection's peer's.
+    fn target(&self, object: &PeerObject) -> Result<ObjectId, Error> {
+        if self.shared.held.holds(object) {
+            Ok(object.id())
+        } else {
+            Err(Error::OtherConnection(format!("{object:?}")))
         }
     }
 
@@ -231,7 +182,7 @@ impl Peer {
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Error> {
-        let target = self.shared.root().await?;
+        let target = self.shared.root().await?.id();
         let request = Request::CallAttr {
             target,
             name: name.to_owned(),
@@ -241,31 +192,31 @@ impl Peer {
         self.request(request).await
     }
 
-    /// Calls the peer's object `id` itself (a callback): `func(*args, **kwargs)`.
+    /// Calls the peer's `object` itself (a callback): `func(*args, **kwargs)`.
     pub async fn call(
         &self,
-        id: ObjectId,
+        object: &PeerObject,
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Error> {
         self.request(Request::Call {
-            target: id,
+            target: self.target(object)?,
             args,
             kwargs,
         })
         .await
     }
 
-    /// Calls the method `name` of the peer's object `id`.
+    /// Calls the method `name` of the peer's `object`.
     pub async fn call_method(
         &self,
-        id: ObjectId,
+        object: &PeerObject,
         name: &str,
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Error> {
         self.request(Request::CallAttr {
-            target: id,
+            target: self.target(object)?,
             name: name.to_owned(),
             args,
             kwargs,
@@ -273,30 +224,13 @@ impl Peer {
         .await
     }
 
-    /// The attribute `name` of the peer's object `id`.
-    pub async fn get_attr(&self, id: ObjectId, name: &str) -> Result<Value, Error> {
+    /// The attribute `name` of the peer's `object`.
+    pub async fn get_attr(&self, object: &PeerObject, name: &str) -> Result<Value, Error> {
         self.request(Request::GetAttr {
-            target: id,
+            target: self.target(object)?,
             name: name.to_owned(),
         })
         .await
-    }
-
-    /// Releases the peer's object `id`, right after the reply to the request
-    /// being served. Releasing before the reply would make the peer's last
-    /// write before its next request the tiny answer to the release, which
-    /// Nagle's algorithm on a peer without TCP_NODELAY (RPyC's default)
-    /// holds for a delayed ACK: 40 ms per call.
-    ///
-    /// The release gives back every receipt of the object so far; one that
-    /// arrives after it stays held.
-    pub fn release(&self, id: ObjectId) {
-        let count = self.shared.take_receipts(id);
-        self.shared
-            .releases
-            .lock()
-            .expect("releases poisoned")
-            .push((id, count));
     }
 }
 

@@ -54,10 +54,10 @@ where
 {
     let mut frame_deadline = None;
     loop {
-        while let Some((message, used)) = codec.decode(&buf)? {
+        while let Some((mut message, used)) = codec.decode(&buf)? {
             buf.advance(used);
             shared.touch();
-            shared.count_receipts(&message);
+            shared.receive(&mut message);
             match message {
                 Message::Reply { seq, result } => {
                     if !shared.in_flight.finish(seq, result) {

@@ -58,6 +58,36 @@ impl Message {
         };
         size_of::<Message>() + values
     }
+
+    /// Calls `visit` with every value the message carries (a reply's
+    /// result, a request's arguments and operands).
+    pub(crate) fn for_each_value_mut(&mut self, mut visit: impl FnMut(&mut Value)) {
+        match self {
+            Message::Reply {
+                result: Ok(value), ..
+            } => visit(value),
+            Message::Reply { result: Err(_), .. } => {}
+            Message::Request { request, .. } => match request {
+                Request::Call { args, kwargs, .. } | Request::CallAttr { args, kwargs, .. } => {
+                    args.iter_mut().for_each(&mut visit);
+                    kwargs.iter_mut().for_each(|(_, value)| visit(value));
+                }
+                Request::SetAttr { value, .. }
+                | Request::Cmp { other: value, .. }
+                | Request::Ping(value) => visit(value),
+                _ => {}
+            },
+        }
+    }
+
+    /// Replaces what the message carries with `exception`: a reply raises
+    /// it, a request is answered with it.
+    pub(crate) fn refuse(&mut self, exception: Exception) {
+        match self {
+            Message::Reply { result, .. } => *result = Err(exception),
+            Message::Request { request, .. } => *request = Request::Invalid(exception),
+        }
+    }
 }
 
 impl Request {
@@ -137,8 +167,8 @@ pub enum Request {
         /// Keyword arguments, in the caller's order.
         kwargs: Vec<(String, Value)>,
     },
-    /// The sender drops `count` references to an object it was lent. (The
-    /// RPyC codec sends the count it received, whatever `count` says.)
+    /// The sender drops `count` references to an object it was lent: every
+    /// time it was lent since its last release.
     Del {
         /// The object.
         target: ObjectId,
@@ -236,7 +266,7 @@ pub enum FrameError {
     /// The peer lent more objects at once than this side keeps track of.
     #[error("the peer lent more than {limit} objects at once")]
     TooManyObjects {
-        /// The bound (the connection's `max_lent_objects`).
+        /// The bound (the connection's `max_held_objects`).
         limit: usize,
     },
     /// The peer's preamble was refused.

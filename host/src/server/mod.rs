@@ -367,7 +367,7 @@ async fn admitted<R, W, S>(
     } else {
         // Anything else is RPyC: the four bytes are its first frame's length.
         tracing::debug!(%peer, "connected (rpyc protocol)");
-        let codecs = RpycCodec::pair(max_frame, config.connection.max_lent_objects);
+        let codecs = RpycCodec::pair(max_frame, config.connection.max_named_objects());
         let reader = QuickAck { reader, ack };
         let transport = Transport::new(reader, writer, codecs, hello, peer_name);
         let transport = if config.tls.is_some() {

@@ -11,9 +11,9 @@ use wasmtime::component::{Resource, ResourceAny, ResourceType};
 use super::convert::{Keep, Malformed};
 use super::host::HostState;
 use super::method::Method;
-use super::netrefs::{NetrefResource, drop_all};
+use super::netrefs::drop_all;
+use crate::held::PeerObject;
 use crate::local::{Local, ServiceObject};
-use crate::protocol::{Holder, ObjectRef};
 use crate::value::Value;
 
 /// An exposed class.
@@ -153,22 +153,17 @@ impl Keep for StoreKeep<'_, '_> {
     }
 
     fn netref(&mut self, resource: ResourceAny) -> Result<Value, Malformed> {
-        let rep = Resource::<NetrefResource>::try_from_resource_any(resource, &mut *self.store)
+        let rep = Resource::<PeerObject>::try_from_resource_any(resource, &mut *self.store)
             .map_err(|e| Malformed(format!("a resource that cannot be sent ({e})")))?
             .rep();
-        let state = self.store.data_mut();
-        let object = state
-            .netrefs
-            .get(rep)
-            .cloned()
+        // The handle is the host's now: the object is released once the
+        // value is sent, if nothing else holds it.
+        let object = self
+            .store
+            .data_mut()
+            .drop_netref(rep)
             .ok_or_else(|| Malformed("a netref that was already dropped".into()))?;
-        // The handle is the host's now; dropping it releases the object
-        // after the reply in progress, which may hand it back.
-        state.drop_netref(rep);
-        Ok(Value::Object(ObjectRef {
-            holder: Holder::Receiver,
-            ..object
-        }))
+        Ok(Value::Remote(object))
     }
 }
 

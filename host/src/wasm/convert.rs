@@ -26,7 +26,7 @@
 
 use wasmtime::component::{ResourceAny, ResourceType, Type, Val};
 
-use crate::protocol::ObjectRef;
+use crate::held::PeerObject;
 use crate::value::Value;
 
 /// A value that does not fit the WIT type asked for.
@@ -68,7 +68,7 @@ impl Mismatch {
 /// themselves.
 pub(crate) trait Lend {
     /// An owned `netref` handle (a `Val::Resource`) naming `object`.
-    fn lend(&mut self, object: ObjectRef) -> Result<Val, Mismatch>;
+    fn lend(&mut self, object: PeerObject) -> Result<Val, Mismatch>;
 
     /// `value` as the resource `ty` (a `netref` or an exposed class), the
     /// guest's to keep.
@@ -511,7 +511,6 @@ mod dynamic {
     use wasmtime::component::Val;
 
     use super::{Keep, Lend, Malformed, Mismatch};
-    use crate::protocol::Holder;
     use crate::value::{MAX_DEPTH, Value};
 
     /// Flattens `value` into the `value` record's nodes; the peer's objects
@@ -546,7 +545,7 @@ mod dynamic {
             let (case, items) = match value {
                 Value::Tuple(items) => ("tuple", items),
                 Value::FrozenSet(items) => ("frozenset", items),
-                Value::Object(object) if object.holder == Holder::Sender => {
+                Value::Remote(object) => {
                     let index = u32::try_from(self.netrefs.len()).expect("netrefs are bounded");
                     self.netrefs.push(self.lend.lend(object)?);
                     self.nodes.push(node("netref", Val::U32(index)));
@@ -587,15 +586,14 @@ mod dynamic {
             ),
             Value::Str(s) => node("str", Val::String(s)),
             Value::Bytes(b) => node("bytes", Val::List(b.into_iter().map(Val::U8).collect())),
-            Value::Tuple(_) | Value::FrozenSet(_) => {
-                unreachable!("containers are pushed by `push`")
+            Value::Tuple(_) | Value::FrozenSet(_) | Value::Remote(_) => {
+                unreachable!("containers and netrefs are pushed by `push`")
             }
             other @ (Value::Slice(_)
             | Value::NotImplemented
             | Value::Ellipsis
             | Value::Object(_)
-            | Value::Local(_)
-            | Value::Remote(_)) => {
+            | Value::Local(_)) => {
                 return Err(Mismatch::new(
                     "a value a service can receive (not a slice, NotImplemented, Ellipsis or one of its own netrefs)",
                     &other,

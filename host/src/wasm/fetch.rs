@@ -13,7 +13,7 @@ use super::convert;
 use crate::connection::Peer;
 use crate::error::Error;
 use crate::exception::Exception;
-use crate::protocol::{Holder, ObjectId};
+use crate::held::PeerObject;
 use crate::value::Value;
 
 /// The most items read from one of the peer's sequences. A sequence that
@@ -23,25 +23,8 @@ pub const MAX_FETCHED_ITEMS: u64 = 1_000_000;
 
 type Fetching<'a> = Pin<Box<dyn Future<Output = Result<Value, Exception>> + Send + 'a>>;
 
-/// Every object of the peer's in `value`, appended to `found`.
-pub(crate) fn peer_objects(value: &Value, found: &mut Vec<ObjectId>) {
-    match value {
-        Value::Object(object) if object.holder == Holder::Sender => found.push(object.id),
-        Value::Tuple(items) | Value::FrozenSet(items) => {
-            items.iter().for_each(|i| peer_objects(i, found))
-        }
-        _ => {}
-    }
-}
-
-/// `value` with the peer's sequences read where `ty` wants a sequence. The
-/// peer's objects met in what was read are appended to `found`.
-pub(crate) fn fetch<'a>(
-    value: Value,
-    ty: &'a Type,
-    peer: &'a Peer,
-    found: &'a mut Vec<ObjectId>,
-) -> Fetching<'a> {
+/// `value` with the peer's sequences read where `ty` wants a sequence.
+pub(crate) fn fetch<'a>(value: Value, ty: &'a Type, peer: &'a Peer) -> Fetching<'a> {
     Box::pin(async move {
         if convert::is_dynamic_value(ty) {
             // Any value fits, netrefs included: nothing is read.
@@ -49,34 +32,33 @@ pub(crate) fn fetch<'a>(
         }
         Ok(match (value, ty) {
             (
-                Value::Object(object),
+                Value::Remote(object),
                 Type::List(_)
                 | Type::FixedLengthList(_)
                 | Type::Tuple(_)
                 | Type::Record(_)
                 | Type::Flags(_)
                 | Type::Map(_),
-            ) if object.holder == Holder::Sender => {
-                let items = read(peer, object.id, &object.class).await?;
-                items.iter().for_each(|item| peer_objects(item, found));
-                fetch(Value::Tuple(items), ty, peer, found).await?
+            ) => {
+                let items = read(peer, &object).await?;
+                fetch(Value::Tuple(items), ty, peer).await?
             }
             (Value::Tuple(items), Type::List(list)) => {
-                Value::Tuple(each(items, |_| Some(list.ty()), peer, found).await?)
+                Value::Tuple(each(items, |_| Some(list.ty()), peer).await?)
             }
             (Value::Tuple(items), Type::FixedLengthList(list)) => {
-                Value::Tuple(each(items, |_| Some(list.ty()), peer, found).await?)
+                Value::Tuple(each(items, |_| Some(list.ty()), peer).await?)
             }
             (Value::Tuple(items), Type::Tuple(tuple)) => {
                 let types: Vec<Type> = tuple.types().collect();
-                Value::Tuple(each(items, |i| types.get(i).cloned(), peer, found).await?)
+                Value::Tuple(each(items, |i| types.get(i).cloned(), peer).await?)
             }
             (Value::Tuple(items), Type::Record(record)) => {
                 let types: Vec<Type> = record.fields().map(|f| f.ty).collect();
-                Value::Tuple(each(items, |i| types.get(i).cloned(), peer, found).await?)
+                Value::Tuple(each(items, |i| types.get(i).cloned(), peer).await?)
             }
             (Value::None, Type::Option(_)) => Value::None,
-            (value, Type::Option(option)) => fetch(value, &option.ty(), peer, found).await?,
+            (value, Type::Option(option)) => fetch(value, &option.ty(), peer).await?,
             (value, _) => value,
         })
     })
@@ -87,21 +69,21 @@ async fn each(
     items: Vec<Value>,
     type_of: impl Fn(usize) -> Option<Type>,
     peer: &Peer,
-    found: &mut Vec<ObjectId>,
 ) -> Result<Vec<Value>, Exception> {
     let mut fetched = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         fetched.push(match type_of(i) {
-            Some(ty) => fetch(item, &ty, peer, found).await?,
+            Some(ty) => fetch(item, &ty, peer).await?,
             None => item,
         });
     }
     Ok(fetched)
 }
 
-async fn read(peer: &Peer, id: ObjectId, class: &str) -> Result<Vec<Value>, Exception> {
+async fn read(peer: &Peer, object: &PeerObject) -> Result<Vec<Value>, Exception> {
+    let class = object.class();
     let items = peer
-        .read_items(id, MAX_FETCHED_ITEMS + 1)
+        .read_items(object, MAX_FETCHED_ITEMS + 1)
         .await
         .map_err(|error| match error {
             Error::Remote(exception) => exception,

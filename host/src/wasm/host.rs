@@ -16,8 +16,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::cpu::Meter;
 use super::grants::Grants;
 use super::memory::StoreMemory;
-use super::netrefs::{GuestNetrefs, NetrefResource, netref_type};
+use super::netrefs::netref_type;
 use crate::connection::Peer;
+use crate::held::{DEFAULT_MAX_HELD_OBJECTS, PeerObject};
 
 /// The shared interface every service may import.
 pub(crate) const TYPES_INTERFACE: &str = "wasm-rpyc:service/types@0.1.0";
@@ -47,8 +48,11 @@ pub(crate) struct HostState {
     pub(crate) output: GuestOutput,
     /// The other side of the connection, for the `peer` interface.
     pub(crate) peer: Option<Peer>,
-    /// The peer's objects the guest holds as netrefs.
-    pub(crate) netrefs: GuestNetrefs,
+    /// How many netref handles (the peer's objects, kept in `table`) the
+    /// guest holds, and how many it may: as many as its connection holds
+    /// objects of the peer's.
+    netrefs: usize,
+    max_netrefs: usize,
 }
 
 impl HostState {
@@ -72,19 +76,43 @@ impl HostState {
             memory,
             meter,
             output,
+            max_netrefs: peer
+                .as_ref()
+                .map_or(DEFAULT_MAX_HELD_OBJECTS, Peer::max_held_objects),
             peer,
-            netrefs: GuestNetrefs::default(),
+            netrefs: 0,
         })
     }
 }
 
 impl HostState {
-    /// Forgets the guest's netref handle `rep`; the peer is told to release
-    /// its object when that was the last handle to it.
-    pub(crate) fn drop_netref(&mut self, rep: u32) {
-        if let (Some(id), Some(peer)) = (self.netrefs.drop_handle(rep), &self.peer) {
-            peer.release(id);
+    /// Keeps `object` in the store's table as a netref handle for the guest;
+    /// `None` when the guest holds as many as it may.
+    pub(crate) fn push_netref(&mut self, object: PeerObject) -> Option<Resource<PeerObject>> {
+        if self.netrefs >= self.max_netrefs {
+            return None;
         }
+        let handle = self.table.push(object).ok()?;
+        self.netrefs += 1;
+        Some(handle)
+    }
+
+    /// How many netref handles the guest may hold at once.
+    pub(crate) fn max_netrefs(&self) -> usize {
+        self.max_netrefs
+    }
+
+    /// The object the guest's netref handle `rep` names.
+    pub(crate) fn netref(&self, rep: u32) -> Option<&PeerObject> {
+        self.table.get(&Resource::new_borrow(rep)).ok()
+    }
+
+    /// Takes the guest's netref handle `rep` out of the table: the object is
+    /// released on the peer once no handle to it is left.
+    pub(crate) fn drop_netref(&mut self, rep: u32) -> Option<PeerObject> {
+        let object = self.table.delete(Resource::new_own(rep)).ok()?;
+        self.netrefs -= 1;
+        Some(object)
     }
 }
 
@@ -110,9 +138,9 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     })?;
     types.func_wrap(
         "[method]netref.class-name",
-        |store, (netref,): (Resource<NetrefResource>,)| {
-            let object = store.data().netrefs.get(netref.rep());
-            let class = object.map(|object| object.class.clone());
+        |store, (netref,): (Resource<PeerObject>,)| {
+            let object = store.data().netref(netref.rep());
+            let class = object.map(|object| object.class().to_owned());
             Ok((class.ok_or_else(|| wasmtime::format_err!("a dropped netref"))?,))
         },
     )?;

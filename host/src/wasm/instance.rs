@@ -19,7 +19,6 @@ use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::executor::Executor;
 use crate::local::ServiceObject;
-use crate::protocol::ObjectId;
 use crate::service::Service;
 use crate::value::Value;
 
@@ -212,11 +211,10 @@ async fn fetch_lent(
     peer: &Peer,
     slots: &mut [Option<Value>],
     method: &Method,
-    lent: &mut Vec<ObjectId>,
 ) -> Result<(), Exception> {
     for (slot, (_, ty)) in slots.iter_mut().zip(&method.params) {
         if let Some(value) = slot.take() {
-            *slot = Some(fetch::fetch(value, ty, peer, lent).await?);
+            *slot = Some(fetch::fetch(value, ty, peer).await?);
         }
     }
     Ok(())
@@ -275,16 +273,9 @@ impl WasmService {
     }
 
     /// Drops the instance after a trap (which poisons its store), with every
-    /// object of it; the peer's objects it held are released.
+    /// object of it; the peer's objects it held are released with its store.
     fn discard_instance(&mut self) {
-        if let Some(dead) = self.live.take() {
-            let state = dead.store.data();
-            if let Some(peer) = &state.peer {
-                for id in state.netrefs.objects() {
-                    peer.release(id);
-                }
-            }
-        }
+        self.live = None;
         self.objects.clear();
     }
 
@@ -298,13 +289,8 @@ impl WasmService {
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Exception> {
         let mut slots = method.bind(args, kwargs)?;
-        let mut lent = Vec::new();
-        slots
-            .iter()
-            .flatten()
-            .for_each(|value| fetch::peer_objects(value, &mut lent));
         let fetched = match &self.peer {
-            Some(peer) => fetch_lent(peer, &mut slots, method, &mut lent).await,
+            Some(peer) => fetch_lent(peer, &mut slots, method).await,
             None => Ok(()),
         };
         let crossing = fetched.and_then(|()| {
@@ -318,7 +304,6 @@ impl WasmService {
                 .map(|c| (c, crossing)),
             Err(exception) => Err(exception),
         };
-        self.release_unheld(lent);
         let ((params, borrowed), crossing) = converted?;
         let result = self.call_export(method, params).await;
         drop(crossing);
@@ -361,24 +346,6 @@ impl WasmService {
             Err(exception) => {
                 lend.take_back();
                 Err(exception)
-            }
-        }
-    }
-
-    /// Releases the peer's objects of one call that the guest did not keep.
-    fn release_unheld(&self, mut lent: Vec<ObjectId>) {
-        let Some(peer) = &self.peer else {
-            return;
-        };
-        lent.sort_unstable();
-        lent.dedup();
-        for id in lent {
-            let kept = self
-                .live
-                .as_ref()
-                .is_some_and(|live| live.store.data().netrefs.holds(id));
-            if !kept {
-                peer.release(id);
             }
         }
     }

@@ -27,7 +27,6 @@ pub use grants::{DirGrant, GrantError, Grants, parse_env};
 pub use host::{MAX_OUTPUT_PER_CALL, MAX_OUTPUT_PER_INSTANCE};
 pub use instance::WasmService;
 pub use memory::default_total_memory;
-pub use netrefs::MAX_GUEST_NETREFS;
 
 use crate::exception::Exception;
 use crate::executor::{Executor, GuestThreads};

@@ -1,8 +1,6 @@
-//! The peer's objects a guest holds as `netref` handles: which object each
-//! handle names, and how many handles each object has. The peer is told to
-//! release an object when the guest drops the last handle to it.
-
-use std::collections::HashMap;
+//! The peer's objects a guest holds as `netref` handles. Each handle is a
+//! [`PeerObject`] kept in the store's resource table; dropping the guest's
+//! last handle to an object releases it on the peer.
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Resource, ResourceAny, ResourceType, Val};
@@ -11,69 +9,9 @@ use super::classes::{Class, GuestObjects};
 use super::convert::{Lend, Mismatch};
 use super::host::HostState;
 use crate::exception::Exception;
+use crate::held::PeerObject;
 use crate::local::Local;
-use crate::protocol::{Holder, ObjectId, ObjectRef};
 use crate::value::Value;
-
-/// How many netrefs one guest may hold at once. A guest that keeps every
-/// callback it is given hits this instead of growing the host's tables.
-pub const MAX_GUEST_NETREFS: usize = 10_000;
-
-/// The netref handles of one guest instance.
-#[derive(Default)]
-pub(crate) struct GuestNetrefs {
-    /// Each handle's representation (what the guest's handle carries) and the
-    /// object it names.
-    by_rep: HashMap<u32, ObjectRef>,
-    /// How many live handles name each object.
-    handles: HashMap<ObjectId, usize>,
-    next_rep: u32,
-}
-
-impl GuestNetrefs {
-    /// A new handle to `object`; `None` when the guest holds as many as it may.
-    pub(crate) fn lend(&mut self, object: ObjectRef) -> Option<u32> {
-        if self.by_rep.len() >= MAX_GUEST_NETREFS {
-            return None;
-        }
-        while self.by_rep.contains_key(&self.next_rep) {
-            self.next_rep = self.next_rep.wrapping_add(1);
-        }
-        let rep = self.next_rep;
-        self.next_rep = self.next_rep.wrapping_add(1);
-        *self.handles.entry(object.id).or_default() += 1;
-        self.by_rep.insert(rep, object);
-        Some(rep)
-    }
-
-    /// The object a handle names.
-    pub(crate) fn get(&self, rep: u32) -> Option<&ObjectRef> {
-        self.by_rep.get(&rep)
-    }
-
-    /// Forgets a dropped handle; returns the object's id when no handle to
-    /// it is left (the object may then be released).
-    pub(crate) fn drop_handle(&mut self, rep: u32) -> Option<ObjectId> {
-        let object = self.by_rep.remove(&rep)?;
-        let count = self.handles.get_mut(&object.id)?;
-        *count -= 1;
-        if *count > 0 {
-            return None;
-        }
-        self.handles.remove(&object.id);
-        Some(object.id)
-    }
-
-    /// The objects the guest holds handles to.
-    pub(crate) fn objects(&self) -> impl Iterator<Item = ObjectId> + '_ {
-        self.handles.keys().copied()
-    }
-
-    /// Whether the guest holds a handle to `id`.
-    pub(crate) fn holds(&self, id: ObjectId) -> bool {
-        self.handles.contains_key(&id)
-    }
-}
 
 /// Lends the peer's objects to the guest of a store, as owned `netref`
 /// handles. Remembers what it lent, so a conversion that fails half-way can
@@ -126,27 +64,18 @@ impl<'a, 'b> StoreLend<'a, 'b> {
 }
 
 impl Lend for StoreLend<'_, '_> {
-    fn lend(&mut self, object: ObjectRef) -> Result<Val, Mismatch> {
-        let too_many = || {
-            Mismatch::new(
-                format!("room for another netref (a service holds at most {MAX_GUEST_NETREFS})"),
-                &Value::Object(object.clone()),
-            )
+    fn lend(&mut self, object: PeerObject) -> Result<Val, Mismatch> {
+        let state = self.store.data_mut();
+        let limit = state.max_netrefs();
+        let Some(netref) = state.push_netref(object.clone()) else {
+            return Err(Mismatch::new(
+                format!("room for another netref (a service holds at most {limit})"),
+                &Value::Remote(object),
+            ));
         };
-        let rep = self
-            .store
-            .data_mut()
-            .netrefs
-            .lend(object.clone())
-            .ok_or_else(too_many)?;
-        let handle = Resource::<NetrefResource>::new_own(rep)
+        let handle = netref
             .try_into_resource_any(&mut *self.store)
-            .map_err(|e| {
-                Mismatch::new(
-                    format!("a netref handle ({e})"),
-                    &Value::Object(object.clone()),
-                )
-            })?;
+            .map_err(|e| Mismatch::new(format!("a netref handle ({e})"), &Value::Remote(object)))?;
         self.lent.push(handle);
         Ok(Val::Resource(handle))
     }
@@ -154,7 +83,7 @@ impl Lend for StoreLend<'_, '_> {
     fn resource(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch> {
         if self.netref.as_ref() == Some(ty) {
             return match value {
-                Value::Object(object) if object.holder == Holder::Sender => self.lend(object),
+                Value::Remote(object) => self.lend(object),
                 other => Err(Mismatch::new(
                     "a netref (an object passed by reference)",
                     &other,
@@ -202,8 +131,8 @@ impl Lend for StoreLend<'_, '_> {
 /// this does what the destructor does.)
 pub(crate) fn drop_netrefs(store: &mut StoreContextMut<'_, HostState>, handles: Vec<ResourceAny>) {
     for handle in handles {
-        match Resource::<NetrefResource>::try_from_resource_any(handle, &mut *store) {
-            Ok(netref) => store.data_mut().drop_netref(netref.rep()),
+        match Resource::<PeerObject>::try_from_resource_any(handle, &mut *store) {
+            Ok(netref) => drop(store.data_mut().drop_netref(netref.rep())),
             Err(error) => tracing::warn!(%error, "a netref handle could not be dropped"),
         }
     }
@@ -222,57 +151,25 @@ pub(crate) async fn drop_all(
     }
 }
 
-/// The host side of the `netref` resource.
-pub(crate) struct NetrefResource;
-
 /// The type of `wasm-rpyc:service/types.netref`, as the host defines it.
 pub(crate) fn netref_type() -> ResourceType {
-    ResourceType::host::<NetrefResource>()
+    ResourceType::host::<PeerObject>()
 }
 
 /// The object of the peer's that a guest's handle names.
 pub(crate) fn named(
     store: &mut StoreContextMut<'_, HostState>,
     handle: &Val,
-) -> Result<ObjectId, Exception> {
+) -> Result<PeerObject, Exception> {
     let Val::Resource(handle) = handle else {
         return Err(Exception::type_error("expected a netref"));
     };
-    let rep = Resource::<NetrefResource>::try_from_resource_any(*handle, &mut *store)
+    let rep = Resource::<PeerObject>::try_from_resource_any(*handle, &mut *store)
         .map_err(|e| Exception::type_error(format!("not a netref: {e}")))?
         .rep();
     store
         .data()
-        .netrefs
-        .get(rep)
-        .map(|object| object.id)
+        .netref(rep)
+        .cloned()
         .ok_or_else(|| Exception::reference_error("the netref was already dropped"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn object(id: ObjectId) -> ObjectRef {
-        ObjectRef {
-            holder: Holder::Sender,
-            id,
-            class: "builtins.function".into(),
-        }
-    }
-
-    #[test]
-    fn an_object_is_released_with_its_last_handle() {
-        let mut netrefs = GuestNetrefs::default();
-        let a = netrefs.lend(object(7)).unwrap();
-        let b = netrefs.lend(object(7)).unwrap();
-        let c = netrefs.lend(object(8)).unwrap();
-        assert_eq!(netrefs.get(b).map(|o| o.id), Some(7));
-        assert_eq!(netrefs.drop_handle(a), None, "b still names 7");
-        assert!(netrefs.holds(7));
-        assert_eq!(netrefs.drop_handle(b), Some(7));
-        assert!(!netrefs.holds(7));
-        assert_eq!(netrefs.drop_handle(b), None, "dropped twice");
-        assert_eq!(netrefs.drop_handle(c), Some(8));
-    }
 }

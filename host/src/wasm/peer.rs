@@ -12,7 +12,7 @@ use super::host::HostState;
 use super::netrefs::{StoreLend, named};
 use crate::error::Error;
 use crate::exception::Exception;
-use crate::protocol::ObjectId;
+use crate::held::PeerObject;
 use crate::value::Value;
 
 /// The interface's name, as guests import it.
@@ -30,9 +30,9 @@ enum Operation {
 /// What a guest asks of its peer, with the object and name it names.
 enum Asked {
     Root(String),
-    Call(ObjectId),
-    Method(ObjectId, String),
-    Attr(ObjectId, String),
+    Call(PeerObject),
+    Method(PeerObject, String),
+    Attr(PeerObject, String),
 }
 
 /// Defines the `peer` interface in `linker`.
@@ -94,11 +94,11 @@ async fn ask(
     let answer = match (asked, arguments) {
         (_, Err(exception)) => Err(Error::Remote(exception)),
         (Asked::Root(name), Ok((args, kwargs))) => peer.call_root(&name, args, kwargs).await,
-        (Asked::Call(id), Ok((args, kwargs))) => peer.call(id, args, kwargs).await,
-        (Asked::Method(id, name), Ok((args, kwargs))) => {
-            peer.call_method(id, &name, args, kwargs).await
+        (Asked::Call(object), Ok((args, kwargs))) => peer.call(&object, args, kwargs).await,
+        (Asked::Method(object, name), Ok((args, kwargs))) => {
+            peer.call_method(&object, &name, args, kwargs).await
         }
-        (Asked::Attr(id, name), Ok(_)) => peer.get_attr(id, &name).await,
+        (Asked::Attr(object, name), Ok(_)) => peer.get_attr(&object, &name).await,
     };
     keep.finish().await;
     answer.map_err(|error| match error {

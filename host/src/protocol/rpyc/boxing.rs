@@ -87,8 +87,8 @@ fn malformed(what: String) -> FrameError {
 /// and forgets (when it sends the DEL that releases one).
 pub struct PeerObjects {
     by_pack: HashMap<IdPack, ObjectId>,
-    /// Each object's id_pack, and how many times the peer lent it (the count
-    /// its DEL must carry).
+    /// Each object's id_pack, and how many times the peer lent it that no
+    /// DEL has given back yet: a lend that crosses a DEL keeps the id.
     by_id: HashMap<ObjectId, (IdPack, u64)>,
     next: ObjectId,
     limit: usize,
@@ -168,7 +168,7 @@ pub fn write_boxed(value: &Value, peer: &PeerObjects, out: &mut Vec<u8>) -> Resu
         brine::encode(value, out).map_err(|e| FrameError::Malformed(e.to_string()))
     };
     brine::tuple_header(2, out);
-    if !holds_objects(value) {
+    if !value.any(|item| matches!(item, Value::Object(_))) {
         put(&Value::Int(LABEL_VALUE), out)?;
         return put(value, out);
     }
@@ -224,16 +224,6 @@ pub fn unbox(boxed: Value, peer: &mut PeerObjects) -> Result<Value, FrameError> 
             Ok(Value::Object(peer.intern(IdPack::from_value(pack)?)?))
         }
         (label, value) => Err(malformed(format!("box ({label}, {value})"))),
-    }
-}
-
-/// Whether `value` holds an object reference anywhere.
-fn holds_objects(value: &Value) -> bool {
-    match value {
-        Value::Object(_) => true,
-        Value::Tuple(items) | Value::FrozenSet(items) => items.iter().any(holds_objects),
-        Value::Slice(parts) => parts.iter().any(holds_objects),
-        _ => false,
     }
 }
 

@@ -20,6 +20,10 @@ static CONNECTS: AtomicU32 = AtomicU32::new(0);
 static DISCONNECTS: AtomicU32 = AtomicU32::new(0);
 static TAG: Mutex<String> = Mutex::new(String::new());
 
+thread_local! {
+    static KEPT: std::cell::RefCell<Vec<Netref>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct Testbed;
 
 impl Guest for Testbed {
@@ -103,6 +107,12 @@ impl Guest for Testbed {
     }
     fn exposed_call_with(f: Netref, arg: Netref) -> Result<Value, Error> {
         wasm_rpyc_guest::peer::call(&f, vec![Value::from(arg)], Vec::new())
+    }
+    fn exposed_keep(v: Netref) -> u32 {
+        KEPT.with_borrow_mut(|kept| {
+            kept.push(v);
+            kept.len() as u32
+        })
     }
     fn exposed_sum_two(a: i32, b: Option<i32>) -> i32 {
         a + b.unwrap_or(0)
