@@ -19,6 +19,9 @@ fi
 # The Python and JavaScript example services (componentize-py, componentize-js),
 # which the conformance tests run beside the Rust ones.
 bash services/build.sh
+# Lints: clippy clean, every public item documented.
+rustup component add clippy
+cargo clippy --workspace --all-targets -- -D warnings
 cargo test --release --workspace
 # The Rust guest SDK, natively: the #[service] attribute's tests and the doc examples.
 cargo test --release --manifest-path guest-sdk/Cargo.toml --workspace

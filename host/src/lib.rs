@@ -39,6 +39,8 @@
 //! - [`client`]: connecting to a host with [`connect`].
 //! - [`bundled`]: the example services built into the binary.
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod connection;
 pub mod deploy;
