@@ -35,7 +35,7 @@ use in_flight::InFlight;
 use objects::Objects;
 use queues::{ByteBudget, Outgoing};
 pub use releases::RELEASE_WINDOW;
-use releases::Releases;
+use releases::{Releases, Sent};
 pub use remote::{Peer, RemoteObject};
 
 /// RPyC's `sync_request_timeout`: how long a call waits for its reply.
@@ -453,10 +453,20 @@ impl Connection {
             root: OnceCell::new(),
         });
         let sender = Arc::downgrade(&shared);
+        let runtime = tokio::runtime::Handle::current();
         shared.held.set_sink(Box::new(move |release| {
-            if let Some(shared) = sender.upgrade() {
-                let (in_flight, outbox) = (&shared.in_flight, &shared.outbox);
-                shared.releases.send(release, in_flight, outbox);
+            let Some(shared) = sender.upgrade() else {
+                return;
+            };
+            let (in_flight, outbox) = (&shared.in_flight, &shared.outbox);
+            if shared.releases.send(release, in_flight, outbox) == Sent::Drain {
+                runtime.spawn(async move {
+                    let (in_flight, outbox) = (&shared.in_flight, &shared.outbox);
+                    tokio::select! {
+                        () = shared.releases.drain(in_flight, outbox) => {}
+                        () = shared.closing.cancelled() => {}
+                    }
+                });
             }
         }));
         let driver = Arc::clone(&shared);
@@ -503,13 +513,7 @@ impl Connection {
                     None => serving.await,
                 }
             };
-            let releasing = async {
-                tokio::select! {
-                    () = shared.releases.run(&shared.in_flight, &shared.outbox) => {}
-                    () = shared.closing.cancelled() => {}
-                }
-            };
-            tokio::join!(reading, writing, serving, releasing);
+            tokio::join!(reading, writing, serving);
             shared.finished.cancel();
         });
         let handle = Arc::new(Handle { shared });

@@ -2,18 +2,22 @@
 //! before them (so a call made after dropping a handle follows its
 //! release), and at most [`RELEASE_WINDOW`] awaiting the peer's answers at
 //! once, so that many handles dropped together never fill the peer's queue
-//! of requests.
+//! of requests. Releases past the window wait in a queue that a task of
+//! their own drains, started when the queue fills and ended when it is
+//! empty.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::in_flight::InFlight;
 use super::queues::{Held, Outgoing};
+use crate::error::Error;
 use crate::held::Release;
 use crate::protocol::{Message, Request, Seq};
+use crate::value::Value;
 
 /// How many releases may await the peer's answers at once.
 pub const RELEASE_WINDOW: usize = 64;
@@ -25,50 +29,66 @@ const IN_FLIGHT_FULL_PAUSE: Duration = Duration::from_millis(10);
 /// The releases waiting for room in the window.
 #[derive(Default)]
 pub(super) struct Releases {
-    queue: Mutex<VecDeque<Release>>,
-    /// Woken when a release is queued.
-    queued: Notify,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Release>,
+    /// Whether a task drains `waiting`.
+    draining: bool,
+}
+
+/// What became of a release handed to [`Releases::send`].
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Sent {
+    /// Sent, or dropped with the connection.
+    Done,
+    /// Queued behind others; a task already drains the queue.
+    Queued,
+    /// Queued first: start a task that runs [`Releases::drain`].
+    Drain,
 }
 
 impl Releases {
     /// Sends `release` now if none waits before it and the window has room;
-    /// queues it for [`Releases::run`] otherwise.
+    /// queues it otherwise.
     pub(super) fn send(
         &self,
         release: Release,
         in_flight: &InFlight,
         outbox: &mpsc::Sender<Outgoing>,
-    ) {
-        let queue = self.queue.lock().expect("releases poisoned");
-        if queue.is_empty() && in_flight.releases() < RELEASE_WINDOW {
-            let Ok(seq) = in_flight.start_release() else {
-                return queue_up(queue, release, &self.queued);
-            };
+    ) -> Sent {
+        let mut queue = self.queue.lock().expect("releases poisoned");
+        if queue.waiting.is_empty()
+            && in_flight.releases() < RELEASE_WINDOW
+            && let Ok(seq) = in_flight.start_release()
+        {
             match outbox.try_send(del(seq, release)) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return Sent::Done,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    in_flight.end(seq, Ok(crate::value::Value::None));
+                    in_flight.end(seq, Ok(Value::None));
                 }
             }
         }
-        queue_up(queue, release, &self.queued);
+        queue.waiting.push_back(release);
+        if std::mem::replace(&mut queue.draining, true) {
+            Sent::Queued
+        } else {
+            Sent::Drain
+        }
     }
 
-    /// Sends the queued releases as the window makes room, until the
-    /// connection is gone.
-    pub(super) async fn run(&self, in_flight: &InFlight, outbox: &mpsc::Sender<Outgoing>) {
+    /// Sends the queued releases as the window makes room, until none is
+    /// left or the connection is gone.
+    pub(super) async fn drain(&self, in_flight: &InFlight, outbox: &mpsc::Sender<Outgoing>) {
         loop {
-            let next = if in_flight.releases() < RELEASE_WINDOW {
-                self.pop()
-            } else {
-                None
-            };
-            let Some(release) = next else {
-                tokio::select! {
-                    () = self.queued.notified() => {}
-                    () = in_flight.release_answered() => {}
-                }
+            if in_flight.releases() >= RELEASE_WINDOW {
+                in_flight.release_answered().await;
                 continue;
+            }
+            let Some(release) = self.next() else {
+                return;
             };
             match in_flight.start_release() {
                 Ok(seq) => {
@@ -76,7 +96,7 @@ impl Releases {
                         return;
                     }
                 }
-                Err(crate::error::Error::Closed) => return,
+                Err(Error::Closed) => return,
                 Err(_) => {
                     self.put_back(release);
                     tokio::time::sleep(IN_FLIGHT_FULL_PAUSE).await;
@@ -85,24 +105,19 @@ impl Releases {
         }
     }
 
-    fn pop(&self) -> Option<Release> {
-        self.queue.lock().expect("releases poisoned").pop_front()
+    /// The next queued release; `None` (and no longer draining) when none
+    /// is left.
+    fn next(&self) -> Option<Release> {
+        let mut queue = self.queue.lock().expect("releases poisoned");
+        let next = queue.waiting.pop_front();
+        queue.draining = next.is_some();
+        next
     }
 
     fn put_back(&self, release: Release) {
         let mut queue = self.queue.lock().expect("releases poisoned");
-        queue.push_front(release);
+        queue.waiting.push_front(release);
     }
-}
-
-fn queue_up(
-    mut queue: std::sync::MutexGuard<'_, VecDeque<Release>>,
-    release: Release,
-    queued: &Notify,
-) {
-    queue.push_back(release);
-    drop(queue);
-    queued.notify_one();
 }
 
 /// The DEL that sends `release` as request `seq`.
