@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::Peer;
 use super::objects::{Lent, METHOD_CLASS};
 use super::queues::Incoming;
-use super::{Peer, Shared};
+use super::shared::Shared;
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
 use crate::protocol::{Holder, Message, ObjectId, ObjectRef, Request, Seq};
@@ -33,16 +34,16 @@ pub(super) async fn serve<S: Service>(
         shared: Arc::clone(shared),
     };
     if let Err(error) = service.on_connect(peer).await {
-        tracing::warn!(peer = %shared.peer, %error, "on_connect failed; closing the connection");
-        shared.closing.cancel();
+        tracing::warn!(peer = %shared.peer(), %error, "on_connect failed; closing the connection");
+        shared.status().close();
         return;
     }
     let mut answers = Answers {
         shared,
         exposed: Exposed::of(&service),
     };
-    let mut waiting = shared.waiting_on_peer.subscribe();
-    let peer_gone = shared.peer_gone.cancelled();
+    let mut waiting = shared.status().watch_waiting_on_peer();
+    let peer_gone = shared.status().peer_gone();
     tokio::pin!(peer_gone);
     // The service's objects the peer released, for the service to let go
     // once it is free.
@@ -52,12 +53,12 @@ pub(super) async fn serve<S: Service>(
         drop(held);
         // Marked before the check, so the reader and writer, once closing,
         // either see this request served or see it refused.
-        shared.serving.send_replace(true);
-        if shared.closing.is_cancelled() {
+        shared.status().set_serving(true);
+        if shared.status().is_closing() {
             break;
         }
         // The releases the service asks for go out after the reply.
-        let deferral = shared.held.defer_releases();
+        let deferral = shared.held().defer_releases();
         let result = match answers.answer(request, &mut released).await {
             Answer::Reply(result) => result,
             Answer::Close => break,
@@ -95,8 +96,8 @@ pub(super) async fn serve<S: Service>(
             }
         };
         let replied = answers.reply(seq, result).await;
-        shared.touch();
-        shared.serving.send_replace(false);
+        shared.status().touch();
+        shared.status().set_serving(false);
         if !replied {
             break;
         }
@@ -105,9 +106,9 @@ pub(super) async fn serve<S: Service>(
             service.release_object(object).await;
         }
     }
-    shared.serving.send_replace(false);
-    shared.closing.cancel();
-    let lent = shared.objects().clear();
+    shared.status().set_serving(false);
+    shared.status().close();
+    let lent = shared.lent().clear();
     for object in released.into_iter().chain(lent) {
         service.release_object(object).await;
     }
@@ -210,7 +211,7 @@ impl Answers<'_> {
                 kwargs,
             } => return self.call(target, Some(&name), args, kwargs).await,
             Request::Del { target, count } => {
-                self.shared.objects().release(target, count).map(|freed| {
+                self.shared.lent().release(target, count).map(|freed| {
                     released.extend(freed);
                     Value::None
                 })
@@ -239,7 +240,7 @@ impl Answers<'_> {
     }
 
     fn lent(&self, id: ObjectId) -> Result<Lent, Exception> {
-        self.shared.objects().get(id).cloned()
+        self.shared.lent().get(id).cloned()
     }
 
     fn lend(&self, object: Lent) -> Result<Value, Exception> {
@@ -248,7 +249,7 @@ impl Answers<'_> {
             Lent::Method(_) | Lent::BoundMethod { .. } => METHOD_CLASS.to_owned(),
             Lent::Local(local) => local.class().to_owned(),
         };
-        let id = self.shared.objects().lend(object)?;
+        let id = self.shared.lent().lend(object)?;
         Ok(Value::Object(ObjectRef {
             holder: Holder::Sender,
             id,
@@ -270,7 +271,7 @@ impl Answers<'_> {
             Lent::Local(Local::Service(object)) => {
                 match self.exposed.class_method(&object.class, name) {
                     Some(method) => {
-                        let mut objects = self.shared.objects();
+                        let mut objects = self.shared.lent();
                         objects.add_ref(target)?;
                         let bound = Lent::BoundMethod {
                             of: target,

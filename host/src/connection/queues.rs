@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::exception::Exception;
 use crate::protocol::{Message, Request, Seq};
@@ -50,14 +50,6 @@ impl ByteBudget {
     }
 }
 
-impl Held {
-    /// A message that counts against no budget (a release: small, and
-    /// bounded in number otherwise).
-    pub(super) fn nothing() -> Self {
-        Held { _bytes: None }
-    }
-}
-
 /// A request of the peer's waiting for the service.
 pub(super) struct Incoming {
     pub(super) seq: Seq,
@@ -69,6 +61,61 @@ pub(super) struct Incoming {
 pub(super) struct Outgoing {
     pub(super) message: Message,
     pub(super) held: Held,
+}
+
+/// How many outgoing messages may wait for the socket before senders wait.
+const OUTBOX_CAPACITY: usize = 1024;
+
+/// The connection is gone: a message could not be queued.
+#[derive(Debug)]
+pub(super) struct Closed;
+
+/// The messages waiting for the socket, bounded in number and in bytes.
+pub(super) struct Outbound {
+    outbox: mpsc::Sender<Outgoing>,
+    /// The bytes of the messages waiting.
+    unsent: ByteBudget,
+}
+
+impl Outbound {
+    /// An empty queue of at most `max_bytes` (decoded), and its receiving end.
+    pub(super) fn new(max_bytes: usize) -> (Self, mpsc::Receiver<Outgoing>) {
+        let (outbox, outgoing) = mpsc::channel(OUTBOX_CAPACITY);
+        let outbound = Outbound {
+            outbox,
+            unsent: ByteBudget::new(max_bytes),
+        };
+        (outbound, outgoing)
+    }
+
+    /// Queues `message`, once its bytes fit in the budget.
+    pub(super) async fn send(&self, message: Message) -> Result<(), Closed> {
+        let held = self.unsent.take(message.weight()).await;
+        let outgoing = Outgoing { message, held };
+        self.outbox.send(outgoing).await.map_err(|_| Closed)
+    }
+
+    /// Queues a small message (a release) outside the byte budget, if the
+    /// queue has room now; gives it back when it has not.
+    pub(super) fn try_send_small(&self, message: Message) -> Result<(), Option<Message>> {
+        let outgoing = Outgoing {
+            message,
+            held: Held { _bytes: None },
+        };
+        self.outbox.try_send(outgoing).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(outgoing) => Some(outgoing.message),
+            mpsc::error::TrySendError::Closed(_) => None,
+        })
+    }
+
+    /// Queues a small message (a release) outside the byte budget.
+    pub(super) async fn send_small(&self, message: Message) -> Result<(), Closed> {
+        let outgoing = Outgoing {
+            message,
+            held: Held { _bytes: None },
+        };
+        self.outbox.send(outgoing).await.map_err(|_| Closed)
+    }
 }
 
 /// The exception a request gets when the service's queue is full.

@@ -10,10 +10,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use super::in_flight::InFlight;
-use super::queues::{Held, Outgoing};
+use super::queues::Outbound;
 use crate::error::Error;
 use crate::held::Release;
 use crate::protocol::{Message, Request, Seq};
@@ -53,20 +51,15 @@ pub(super) enum Sent {
 impl Releases {
     /// Sends `release` now if none waits before it and the window has room;
     /// queues it otherwise.
-    pub(super) fn send(
-        &self,
-        release: Release,
-        in_flight: &InFlight,
-        outbox: &mpsc::Sender<Outgoing>,
-    ) -> Sent {
+    pub(super) fn send(&self, release: Release, in_flight: &InFlight, outbound: &Outbound) -> Sent {
         let mut queue = self.queue.lock().expect("releases poisoned");
         if queue.waiting.is_empty()
             && in_flight.releases() < RELEASE_WINDOW
             && let Ok(seq) = in_flight.start_release()
         {
-            match outbox.try_send(del(seq, release)) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return Sent::Done,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+            match outbound.try_send_small(del(seq, release)) {
+                Ok(()) | Err(None) => return Sent::Done,
+                Err(Some(_)) => {
                     in_flight.end(seq, Ok(Value::None));
                 }
             }
@@ -81,7 +74,7 @@ impl Releases {
 
     /// Sends the queued releases as the window makes room, until none is
     /// left or the connection is gone.
-    pub(super) async fn drain(&self, in_flight: &InFlight, outbox: &mpsc::Sender<Outgoing>) {
+    pub(super) async fn drain(&self, in_flight: &InFlight, outbound: &Outbound) {
         loop {
             if in_flight.releases() >= RELEASE_WINDOW {
                 in_flight.release_answered().await;
@@ -92,7 +85,7 @@ impl Releases {
             };
             match in_flight.start_release() {
                 Ok(seq) => {
-                    if outbox.send(del(seq, release)).await.is_err() {
+                    if outbound.send_small(del(seq, release)).await.is_err() {
                         return;
                     }
                 }
@@ -120,14 +113,11 @@ impl Releases {
     }
 }
 
-/// The DEL that sends `release` as request `seq`.
-fn del(seq: Seq, Release { id, count }: Release) -> Outgoing {
-    Outgoing {
-        message: Message::Request {
-            seq,
-            request: Request::Del { target: id, count },
-        },
-        // Small, and at most a window of them: outside the byte budget.
-        held: Held::nothing(),
+/// The DEL that sends `release` as request `seq`: small, and at most a
+/// window of them waits, so it goes outside the byte budget.
+fn del(seq: Seq, Release { id, count }: Release) -> Message {
+    Message::Request {
+        seq,
+        request: Request::Del { target: id, count },
     }
 }

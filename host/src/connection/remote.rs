@@ -4,7 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Connection, Handle, Shared};
+use super::shared::Shared;
+use super::{Connection, Handle};
 use crate::error::Error;
 use crate::held::PeerObject;
 use crate::protocol::{ObjectId, Request};
@@ -137,13 +138,13 @@ impl Peer {
     /// How many objects this side may lend the peer at once: the
     /// connection's [`Config::max_lent_objects`](super::Config::max_lent_objects).
     pub fn max_lent_objects(&self) -> usize {
-        self.shared.config.max_lent_objects
+        self.shared.config().max_lent_objects
     }
 
     /// How many objects of the peer's this side may hold at once: the
     /// connection's [`Config::max_held_objects`](super::Config::max_held_objects).
     pub fn max_held_objects(&self) -> usize {
-        self.shared.config.max_held_objects
+        self.shared.config().max_held_objects
     }
 
     /// Reads up to `count` items of the peer's iterable `object` in one
@@ -161,7 +162,7 @@ impl Peer {
 
     /// The id of `object`, which must be one of this connection's peer's.
     fn target(&self, object: &PeerObject) -> Result<ObjectId, Error> {
-        if self.shared.held.holds(object) {
+        if self.shared.held().holds(object) {
             Ok(object.id())
         } else {
             Err(Error::OtherConnection(format!("{object:?}")))
@@ -170,8 +171,7 @@ impl Peer {
 
     /// Sends `request` on behalf of the service, which waits meanwhile.
     async fn request(&self, request: Request) -> Result<Value, Error> {
-        self.shared.waiting_on_peer.send_modify(|n| *n += 1);
-        let _done = Waited(&self.shared);
+        let _waiting = self.shared.status().wait_on_peer();
         self.shared.request(request).await
     }
 
@@ -231,14 +231,5 @@ impl Peer {
             name: name.to_owned(),
         })
         .await
-    }
-}
-
-/// Marks the end of a service's wait on the peer.
-struct Waited<'a>(&'a Shared);
-
-impl Drop for Waited<'_> {
-    fn drop(&mut self) {
-        self.0.waiting_on_peer.send_modify(|n| *n -= 1);
     }
 }

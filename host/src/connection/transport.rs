@@ -11,8 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::Shared;
 use super::queues::{Incoming, Outgoing, queue_full};
+use super::shared::Shared;
 use crate::error::Error;
 use crate::exception::Exception;
 use crate::protocol::{Codec, FrameError, Message, Request};
@@ -41,7 +41,7 @@ pub(super) enum ReadError {
 /// Reads messages until the peer closes, sends `Close`, misbehaves, or the
 /// connection is closing. Replies go to their callers; requests to the inbox,
 /// or straight back with an error when the inbox is full.
-pub(super) async fn read_loop<R, C>(
+async fn read_loop<R, C>(
     mut reader: R,
     mut codec: C,
     mut buf: BytesMut,
@@ -56,25 +56,25 @@ where
     loop {
         while let Some((mut message, used)) = codec.decode(&buf)? {
             buf.advance(used);
-            shared.touch();
+            shared.status().touch();
             shared.receive(&mut message);
             match message {
                 Message::Reply { seq, result } => {
-                    if !shared.in_flight.finish(seq, result) {
-                        tracing::debug!(peer = %shared.peer, seq, "reply to no waiting call dropped");
+                    if !shared.in_flight().finish(seq, result) {
+                        tracing::debug!(peer = %shared.peer(), seq, "reply to no waiting call dropped");
                     }
                 }
                 Message::Request { seq, request } => {
                     let closing = matches!(request, Request::Close);
                     let held = tokio::select! {
-                        held = shared.queued.take(size_of::<Message>() + request.weight()) => held,
-                        () = shared.wound_up() => return Ok(()),
+                        held = shared.queued().take(size_of::<Message>() + request.weight()) => held,
+                        () = shared.status().wound_up() => return Ok(()),
                     };
                     let incoming = Incoming { seq, request, held };
                     if let Err(mpsc::error::TrySendError::Full(refused)) = inbox.try_send(incoming)
                     {
                         drop(refused);
-                        let busy = queue_full(shared.config.max_queued_requests);
+                        let busy = queue_full(shared.config().max_queued_requests);
                         let reply = Message::Reply {
                             seq,
                             result: Err(busy),
@@ -90,12 +90,12 @@ where
         // A frame has begun once bytes of it are buffered: it must be finished in time.
         frame_deadline = match (buf.is_empty(), frame_deadline) {
             (true, _) => None,
-            (false, None) => Some(Instant::now() + shared.config.frame_timeout),
+            (false, None) => Some(Instant::now() + shared.config().frame_timeout),
             (false, started) => started,
         };
         let read = tokio::select! {
             read = fill(&mut reader, &mut buf, frame_deadline, shared) => read?,
-            () = shared.wound_up() => return Ok(()),
+            () = shared.status().wound_up() => return Ok(()),
         };
         if read == 0 {
             return if buf.is_empty() {
@@ -163,13 +163,13 @@ async fn fill<R: AsyncRead + Unpin>(
     if let Some(deadline) = frame_deadline {
         return timeout_at(deadline, reader.read_buf(buf))
             .await
-            .map_err(|_| ReadError::SlowFrame(shared.config.frame_timeout))?
+            .map_err(|_| ReadError::SlowFrame(shared.config().frame_timeout))?
             .map_err(ReadError::Io);
     }
-    let config = &shared.config;
+    let config = shared.config();
     // Awaiting a reply, the peer is busy for us: keep the core. Idle, a
     // local peer may need it to send the next request.
-    let awaiting_reply = shared.in_flight.len() > 0;
+    let awaiting_reply = shared.in_flight().len() > 0;
     let spin = if awaiting_reply {
         config.read_spin.max(config.reply_spin)
     } else {
@@ -197,7 +197,7 @@ async fn fill<R: AsyncRead + Unpin>(
         match timeout(limit, reader.read_buf(buf)).await {
             Ok(read) => return read.map_err(ReadError::Io),
             // Waiting on the peer, or on this side's service, is not idling.
-            Err(_) if shared.in_flight.len() > 0 || shared.serving() => {}
+            Err(_) if shared.in_flight().len() > 0 || shared.status().serving() => {}
             Err(_) => return Err(ReadError::Idle(limit)),
         }
     }
@@ -206,7 +206,7 @@ async fn fill<R: AsyncRead + Unpin>(
 /// Writes queued messages, many per system call if `batch_writes` (else one by
 /// one), until the connection is closing; then writes what is still queued
 /// and shuts the stream down.
-pub(super) async fn write_loop<W, C>(
+async fn write_loop<W, C>(
     mut writer: W,
     mut codec: C,
     batch_writes: bool,
@@ -223,7 +223,7 @@ where
         let open = tokio::select! {
             biased;
             received = outbox.recv_many(&mut batch, WRITE_BATCH) => received > 0,
-            () = shared.wound_up() => {
+            () = shared.status().wound_up() => {
                 while let Ok(message) = outbox.try_recv() {
                     batch.push(message);
                 }
@@ -257,7 +257,7 @@ async fn write<W: AsyncWrite + Unpin>(
     if buf.is_empty() {
         return Ok(());
     }
-    let limit = shared.config.write_timeout;
+    let limit = shared.config().write_timeout;
     timeout(limit, writer.write_all(buf)).await.map_err(|_| {
         io::Error::new(
             io::ErrorKind::TimedOut,
@@ -277,7 +277,7 @@ fn encode<C: Codec>(codec: &mut C, message: Message, buf: &mut Vec<u8>, shared: 
     };
     match message {
         Message::Request { seq, .. } => {
-            shared.in_flight.end(seq, Err(Error::Frame(error)));
+            shared.in_flight().end(seq, Err(Error::Frame(error)));
         }
         Message::Reply { seq, .. } => {
             let error = Exception::value_error(format!("the reply cannot be sent: {error}"));
@@ -286,8 +286,102 @@ fn encode<C: Codec>(codec: &mut C, message: Message, buf: &mut Vec<u8>, shared: 
                 result: Err(error),
             };
             if let Err(error) = codec.encode(&reply, buf) {
-                tracing::error!(peer = %shared.peer, %error, "an error reply cannot be framed");
+                tracing::error!(peer = %shared.peer(), %error, "an error reply cannot be framed");
             }
         }
+    }
+}
+
+/// The two halves of a stream, the codec of each direction, and any bytes
+/// already read from it (the server reads a few to tell the protocol).
+pub(crate) struct Transport<R, W, C> {
+    reading: Reading<R, C>,
+    writing: Writing<W, C>,
+    peer: String,
+}
+
+/// The half of a transport that reads.
+pub(super) struct Reading<R, C> {
+    reader: R,
+    decoder: C,
+    already_read: BytesMut,
+}
+
+/// The half of a transport that writes.
+pub(super) struct Writing<W, C> {
+    writer: W,
+    encoder: C,
+    batch_writes: bool,
+}
+
+impl<R, W, C> Transport<R, W, C> {
+    /// A stream's halves with the codecs of its two directions (`(decoder,
+    /// encoder)`), the bytes already read from it, and the peer's name.
+    pub(crate) fn new(
+        reader: R,
+        writer: W,
+        (decoder, encoder): (C, C),
+        already_read: BytesMut,
+        peer: String,
+    ) -> Self {
+        Transport {
+            reading: Reading {
+                reader,
+                decoder,
+                already_read,
+            },
+            writing: Writing {
+                writer,
+                encoder,
+                batch_writes: true,
+            },
+            peer,
+        }
+    }
+
+    /// Writes every message on its own (over TLS: in its own records)
+    /// rather than many per write. RPyC's Python end waits for a message by
+    /// polling the socket, which cannot see a second message already
+    /// decrypted into the TLS buffer alongside the first: it would wait for
+    /// it until its timeout.
+    pub(crate) fn one_message_per_write(mut self) -> Self {
+        self.writing.batch_writes = false;
+        self
+    }
+
+    /// The reading half, the writing half, and the peer's name.
+    pub(super) fn into_parts(self) -> (Reading<R, C>, Writing<W, C>, String) {
+        (self.reading, self.writing, self.peer)
+    }
+}
+
+impl<R: AsyncRead + Unpin, C: Codec> Reading<R, C> {
+    /// Reads messages until the peer closes, sends `Close`, misbehaves, or
+    /// the connection is closing (see [`read_loop`]).
+    pub(super) async fn run(
+        self,
+        shared: &Shared,
+        inbox: mpsc::Sender<Incoming>,
+    ) -> Result<(), ReadError> {
+        read_loop(self.reader, self.decoder, self.already_read, shared, inbox).await
+    }
+}
+
+impl<W: AsyncWrite + Unpin, C: Codec> Writing<W, C> {
+    /// Writes queued messages until the connection is closing (see
+    /// [`write_loop`]).
+    pub(super) async fn run(
+        self,
+        outgoing: mpsc::Receiver<Outgoing>,
+        shared: &Shared,
+    ) -> io::Result<()> {
+        write_loop(
+            self.writer,
+            self.encoder,
+            self.batch_writes,
+            outgoing,
+            shared,
+        )
+        .await
     }
 }
