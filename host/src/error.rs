@@ -47,7 +47,7 @@ pub enum Error {
     Registry(#[from] RegistryError),
     /// [`deploy`](crate::deploy::deploy) reached a service that takes no
     /// components (named here).
-    #[error("{0} takes no components; {hint}", hint = crate::deploy::where_to_deploy())]
+    #[error("{0} takes no components; {hint}", hint = crate::well_known::where_to_deploy())]
     NotDeployService(String),
 }
 

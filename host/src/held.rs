@@ -7,7 +7,7 @@
 //! arrives while that last handle is being dropped gets a new handle, which
 //! takes over the receipts, so an object is never released while a handle
 //! to it lives. A release asked for while a request of the peer's is served
-//! waits until its reply has gone out (see [`HeldObjects::defer_releases`]);
+//! waits until its reply has gone out (`HeldObjects::defer_releases`);
 //! any other goes to the connection at once, in order.
 
 use std::any::Any;
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use crate::reference::{Holder, ObjectId, ObjectRef};
+use crate::object_ref::{Holder, ObjectId, ObjectRef};
 
 /// How many distinct objects of the peer's this side may hold at once, by
 /// default. A peer that lends objects without end hits this instead of

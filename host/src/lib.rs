@@ -17,7 +17,7 @@
 //! socket → [`protocol`] codec → [`connection`] → [`service`] → [`wasm`]
 //! instance. The modules:
 //!
-//! - [`reference`]: names of objects passed by reference.
+//! - [`object_ref`]: names of objects passed by reference.
 //! - [`held`]: the peer's objects this side holds, and when each is released.
 //! - [`value`]: the dynamic value every codec and the wasm bridge share.
 //! - [`exception`]: what a call raises on the side that served it.
@@ -32,6 +32,7 @@
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
 //! - [`server`]: the listener and graceful shutdown.
 //! - [`replace`]: hot deploy (a served component replaced while served).
+//! - [`well_known`]: where a host's built-in services are found.
 //! - [`deploy`]: sandboxed classic mode (the `DEPLOY` service, to which a
 //!   peer hands a component to run).
 //! - [`registry`]: RPyC's registry (where services are served, by name).
@@ -48,16 +49,17 @@ mod error;
 pub mod exception;
 pub mod executor;
 pub mod held;
-pub mod local;
+pub mod object_ref;
 pub mod protocol;
-pub mod reference;
 pub mod registry;
 pub mod replace;
 pub mod server;
 pub mod service;
 pub mod tls;
 pub mod value;
+pub use value::local;
 pub mod wasm;
+pub mod well_known;
 
 /// The example services (the seed's), compiled from `services/` at build
 /// time; empty without the `bundled` feature.

@@ -232,7 +232,7 @@ impl Exposed {
                 "{}: {} takes no components; {}",
                 error.message,
                 self.name(),
-                crate::deploy::where_to_deploy()
+                crate::well_known::where_to_deploy()
             );
         }
         error

@@ -5,14 +5,16 @@
 //! [`IntoValue`] and [`FromValue`]; the wasm bridge converts it to and from
 //! `wasmtime::component::Val` by the export's own signature.
 
+pub mod local;
+
 use std::cell::Cell;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::held::PeerObject;
-use crate::local::Local;
-pub use crate::reference::{Holder, ObjectId, ObjectRef};
+pub use crate::object_ref::{Holder, ObjectId, ObjectRef};
+use local::Local;
 
 /// How deeply values may nest (a tuple in a tuple in ...). Decoding and
 /// conversion recurse once per level; the bound keeps hostile input far from

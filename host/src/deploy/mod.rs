@@ -82,19 +82,7 @@ async fn request(connection: &Connection, args: impl IntoArgs) -> Result<RemoteO
     }
 }
 
-/// Where components are deployed, for a peer that looked elsewhere.
-pub(crate) fn where_to_deploy() -> String {
-    format!(
-        "deploy to a host's {DEPLOY_SERVICE} service (`wasm-rpyc serve --allow-deploy`, port \
-         {DEPLOY_PORT} by default)"
-    )
-}
-
-/// The deploy service's port: RPyC classic mode's.
-pub const DEPLOY_PORT: u16 = 18812;
-
-/// The deploy service's name.
-pub const DEPLOY_SERVICE: &str = "DEPLOY";
+pub use crate::well_known::{DEPLOY_PORT, DEPLOY_SERVICE};
 
 /// The largest component a peer may deploy (a Python component is about 18
 /// MiB).

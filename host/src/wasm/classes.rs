@@ -11,7 +11,6 @@ use wasmtime::component::{Resource, ResourceAny, ResourceType};
 use super::convert::{Keep, Malformed};
 use super::host::HostState;
 use super::method::Method;
-use super::netrefs::drop_all;
 use crate::held::PeerObject;
 use crate::local::{Local, ServiceObject};
 use crate::value::Value;
@@ -164,6 +163,19 @@ impl Keep for StoreKeep<'_, '_> {
             .drop_netref(rep)
             .ok_or_else(|| Malformed("a netref that was already dropped".into()))?;
         Ok(Value::Remote(object))
+    }
+}
+
+/// Drops handles to the guest's own resources in `store`: their destructors
+/// run. A failure is logged: the handle is gone either way.
+pub(crate) async fn drop_all(
+    store: &mut StoreContextMut<'_, HostState>,
+    handles: Vec<ResourceAny>,
+) {
+    for handle in handles {
+        if let Err(error) = handle.resource_drop_async(&mut *store).await {
+            tracing::warn!(%error, "a resource handle could not be dropped");
+        }
     }
 }
 

@@ -6,15 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, ResourceType, Type, Val};
+use wasmtime::component::{Component, ComponentExportIndex, ResourceType, Type, Val};
 
 use super::Runtime;
 use super::classes::{Class, class_name};
+use super::compiled::Compiled;
 use super::convert;
 use super::grants::Grants;
-use super::host::{HostState, TYPES_INTERFACE};
-use super::instance::{self, Live};
+use super::host::TYPES_INTERFACE;
+use super::instance::{self, Live, WasmService};
 use super::method::{Method, python_name};
+use crate::executor::Executor;
 use crate::service::service_aliases;
 
 /// The prefix that makes an export a remote method.
@@ -81,26 +83,7 @@ pub enum LoadError {
 /// own instance. Cheap to clone.
 #[derive(Clone)]
 pub struct ServiceComponent {
-    inner: Arc<Inner>,
-}
-
-#[derive(Clone)]
-pub(crate) struct Inner {
-    pub(crate) runtime: Runtime,
-    pub(crate) pre: InstancePre<HostState>,
-    pub(crate) aliases: Vec<String>,
-    /// The aliases its `service-aliases` export declares, if any.
-    declared_aliases: Vec<String>,
-    pub(crate) methods: HashMap<String, Method>,
-    pub(crate) on_connect: Option<Method>,
-    pub(crate) on_disconnect: Option<Method>,
-    /// The `netref` resource as this component's signatures name it (the
-    /// type it imports), if it imports one.
-    pub(crate) netref: Option<ResourceType>,
-    /// The exposed classes; each one's constructor is in `methods`.
-    pub(crate) classes: Vec<Class>,
-    /// What the service may reach beyond its memory.
-    pub(crate) grants: Grants,
+    inner: Arc<Compiled>,
 }
 
 /// The exports the host reads, found by name.
@@ -158,7 +141,7 @@ impl ServiceComponent {
                 name: name.to_owned(),
                 source,
             })?;
-        let mut inner = Inner {
+        let mut inner = Compiled {
             runtime: runtime.clone(),
             pre,
             aliases: service_aliases(&[], name),
@@ -237,8 +220,21 @@ impl ServiceComponent {
         code.end.addr() - code.start.addr()
     }
 
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
+    pub(crate) fn inner(&self) -> &Arc<Compiled> {
         &self.inner
+    }
+
+    /// A new instance for one connection. It is created, and `on-connect`
+    /// run, by [`Service::on_connect`](crate::Service::on_connect) or the
+    /// first call.
+    pub fn instance(&self) -> WasmService {
+        self.instance_on(self.inner().runtime.executor())
+    }
+
+    /// A new instance for one connection, run by `executor` (shared with
+    /// the connection's other instances).
+    pub(crate) fn instance_on(&self, executor: Executor) -> WasmService {
+        WasmService::new(Arc::clone(self.inner()), executor)
     }
 }
 
@@ -488,7 +484,7 @@ fn hook(export: &str, index: ComponentExportIndex, func: &ComponentFunc) -> Resu
 
 /// Calls `service-aliases` once on a throwaway instance.
 async fn declared_aliases(
-    inner: &Inner,
+    inner: &Compiled,
     export: &ComponentExportIndex,
 ) -> Result<Vec<String>, String> {
     let mut live = Live::new(inner, None, inner.runtime.executor())

@@ -8,15 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime::Engine;
-use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::cpu::Meter;
 use super::grants::Grants;
 use super::memory::StoreMemory;
-use super::netrefs::netref_type;
 use crate::connection::Peer;
 use crate::held::{DEFAULT_MAX_HELD_OBJECTS, PeerObject};
 
@@ -123,29 +121,6 @@ impl WasiView for HostState {
             table: &mut self.table,
         }
     }
-}
-
-/// A linker with everything a service may import: WASI (with no grants in
-/// its context), the shared `types` interface and the `peer` interface.
-pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
-    let mut linker = Linker::<HostState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    // Dropping a guest's last handle to an object releases it on the peer.
-    let mut types = linker.instance(TYPES_INTERFACE)?;
-    types.resource("netref", netref_type(), |mut store, rep| {
-        store.data_mut().drop_netref(rep);
-        Ok(())
-    })?;
-    types.func_wrap(
-        "[method]netref.class-name",
-        |store, (netref,): (Resource<PeerObject>,)| {
-            let object = store.data().netref(netref.rep());
-            let class = object.map(|object| object.class().to_owned());
-            Ok((class.ok_or_else(|| wasmtime::format_err!("a dropped netref"))?,))
-        },
-    )?;
-    super::peer::add_to_linker(&mut linker)?;
-    Ok(linker)
 }
 
 /// A guest's stdout and stderr: each line is logged, up to

@@ -9,7 +9,7 @@ use wasmtime::{AsContextMut, Store, Trap, UpdateDeadline};
 
 use super::EPOCH_TICK;
 use super::classes::{GuestObjects, StoreKeep};
-use super::component::{Inner, ServiceComponent};
+use super::compiled::Compiled;
 use super::cpu::{Meter, OnCpu};
 use super::fetch;
 use super::host::HostState;
@@ -42,7 +42,7 @@ impl Live {
     /// A new store and instance of `component`, whose `peer` interface
     /// reaches `peer`, run by `executor`.
     pub(crate) async fn new(
-        component: &Inner,
+        component: &Compiled,
         peer: Option<Peer>,
         executor: Executor,
     ) -> Result<Self, Exception> {
@@ -107,14 +107,14 @@ fn start_budget(store: &mut Store<HostState>) {
 
 /// `future`, which runs guest code metered by `meter`, polled only with a
 /// turn on the host's CPU.
-fn on_cpu<F: Future>(component: &Inner, meter: &Arc<Meter>, future: F) -> OnCpu<F> {
+fn on_cpu<F: Future>(component: &Compiled, meter: &Arc<Meter>, future: F) -> OnCpu<F> {
     component.runtime.cpu().run(Arc::clone(meter), future)
 }
 
 /// Calls `export` under the CPU budget. An error means the store is poisoned.
 pub(crate) async fn call_export(
     live: &mut Live,
-    component: &Inner,
+    component: &Compiled,
     export: &ComponentExportIndex,
     params: &[Val],
     results: &mut [Val],
@@ -175,7 +175,7 @@ fn trap_exception(error: &wasmtime::Error, store: &mut Store<HostState>) -> Exce
 
 /// One connection's instance of a service component.
 pub struct WasmService {
-    component: Arc<Inner>,
+    component: Arc<Compiled>,
     /// `None` before the first use and after a trap.
     live: Option<Live>,
     /// The other side of the connection, from `on_connect` on.
@@ -186,18 +186,13 @@ pub struct WasmService {
     executor: Executor,
 }
 
-impl ServiceComponent {
-    /// A new instance for one connection. It is created, and `on-connect`
-    /// run, by [`Service::on_connect`] or the first call.
-    pub fn instance(&self) -> WasmService {
-        self.instance_on(self.inner().runtime.executor())
-    }
-
-    /// A new instance for one connection, run by `executor` (shared with
-    /// the connection's other instances).
-    pub(crate) fn instance_on(&self, executor: Executor) -> WasmService {
+impl WasmService {
+    /// A new instance of `component` for one connection, run by `executor`;
+    /// it is created, and `on-connect` run, by [`Service::on_connect`] or
+    /// the first call.
+    pub(crate) fn new(component: Arc<Compiled>, executor: Executor) -> Self {
         WasmService {
-            component: Arc::clone(self.inner()),
+            component,
             live: None,
             peer: None,
             objects: GuestObjects::default(),

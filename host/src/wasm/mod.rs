@@ -3,6 +3,7 @@
 //! and an instance of its own for every connection.
 
 mod classes;
+mod compiled;
 mod component;
 mod convert;
 mod cpu;
@@ -10,6 +11,7 @@ mod fetch;
 mod grants;
 mod host;
 mod instance;
+mod linker;
 mod memory;
 mod method;
 mod netrefs;
@@ -158,7 +160,7 @@ impl Runtime {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
-        let linker = host::linker(&engine)?;
+        let linker = linker::linker(&engine)?;
         let clock = engine.weak();
         std::thread::Builder::new()
             .name("wasm-rpyc-epoch".into())

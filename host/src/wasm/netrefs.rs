@@ -3,11 +3,11 @@
 //! last handle to an object releases it on the peer.
 
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Resource, ResourceAny, ResourceType, Val};
+use wasmtime::component::{Linker, Resource, ResourceAny, ResourceType, Val};
 
 use super::classes::{Class, GuestObjects};
 use super::convert::{Lend, Mismatch};
-use super::host::HostState;
+use super::host::{HostState, TYPES_INTERFACE};
 use crate::exception::Exception;
 use crate::held::PeerObject;
 use crate::local::Local;
@@ -138,17 +138,24 @@ pub(crate) fn drop_netrefs(store: &mut StoreContextMut<'_, HostState>, handles: 
     }
 }
 
-/// Drops handles to the guest's own resources in `store`: their destructors
-/// run. A failure is logged: the handle is gone either way.
-pub(crate) async fn drop_all(
-    store: &mut StoreContextMut<'_, HostState>,
-    handles: Vec<ResourceAny>,
-) {
-    for handle in handles {
-        if let Err(error) = handle.resource_drop_async(&mut *store).await {
-            tracing::warn!(%error, "a resource handle could not be dropped");
-        }
-    }
+/// Defines the `netref` resource of the shared `types` interface in
+/// `linker`: dropping a guest's last handle to an object releases it on
+/// the peer.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let mut types = linker.instance(TYPES_INTERFACE)?;
+    types.resource("netref", netref_type(), |mut store, rep| {
+        store.data_mut().drop_netref(rep);
+        Ok(())
+    })?;
+    types.func_wrap(
+        "[method]netref.class-name",
+        |store, (netref,): (Resource<PeerObject>,)| {
+            let object = store.data().netref(netref.rep());
+            let class = object.map(|object| object.class().to_owned());
+            Ok((class.ok_or_else(|| wasmtime::format_err!("a dropped netref"))?,))
+        },
+    )?;
+    Ok(())
 }
 
 /// The type of `wasm-rpyc:service/types.netref`, as the host defines it.

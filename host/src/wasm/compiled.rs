@@ -1,0 +1,33 @@
+//! A compiled, checked service component: what every instance of it needs
+//! (the pre-instantiated component, its methods, hooks, classes, aliases
+//! and grants).
+
+use std::collections::HashMap;
+
+use wasmtime::component::{InstancePre, ResourceType};
+
+use super::Runtime;
+use super::classes::Class;
+use super::grants::Grants;
+use super::host::HostState;
+use super::method::Method;
+
+/// A compiled component and what the host read from it.
+#[derive(Clone)]
+pub(crate) struct Compiled {
+    pub(crate) runtime: Runtime,
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) aliases: Vec<String>,
+    /// The aliases its `service-aliases` export declares, if any.
+    pub(crate) declared_aliases: Vec<String>,
+    pub(crate) methods: HashMap<String, Method>,
+    pub(crate) on_connect: Option<Method>,
+    pub(crate) on_disconnect: Option<Method>,
+    /// The `netref` resource as this component's signatures name it (the
+    /// type it imports), if it imports one.
+    pub(crate) netref: Option<ResourceType>,
+    /// The exposed classes; each one's constructor is in `methods`.
+    pub(crate) classes: Vec<Class>,
+    /// What the service may reach beyond its memory.
+    pub(crate) grants: Grants,
+}
