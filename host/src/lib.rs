@@ -31,7 +31,8 @@
 //!   calls).
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
 //! - [`server`]: the listener and graceful shutdown.
-//! - [`replace`]: hot deploy (a served component replaced while served).
+//! - [`replace`]: hot deploy (a served component replaced while served, and
+//!   components served from files kept in step with them).
 //! - [`well_known`]: where a host's built-in services are found.
 //! - [`deploy`]: sandboxed classic mode (the `DEPLOY` service, to which a
 //!   peer hands a component to run).

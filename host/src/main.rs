@@ -1,13 +1,14 @@
 //! The `wasm-rpyc` command: parsing and wiring only.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connection::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES};
@@ -16,17 +17,16 @@ use wasm_rpyc::deploy::{
     DEPLOY_SERVICE, DeployLimits, Deployer, default_concurrent_compiles,
 };
 use wasm_rpyc::registry::{
-    BROADCAST, DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, REREGISTER_INTERVAL, Registrar, Registry,
-    Transport,
+    BROADCAST, DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, Registrar, Registry, Transport,
 };
-use wasm_rpyc::replace::{Replaceable, WatchedFile};
+use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
 use wasm_rpyc::server::{
     DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_HANDSHAKES,
 };
 use wasm_rpyc::wasm::{
     DEFAULT_CALL_CPU_BUDGET, DEFAULT_CALL_DEADLINE, DEFAULT_MAX_MEMORY, DirGrant, Grants,
-    LoadError, default_total_memory, parse_env,
+    default_total_memory, parse_env,
 };
 use wasm_rpyc::{
     Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, bundled, tls,
@@ -310,11 +310,7 @@ async fn serve(args: Serve) -> Result<()> {
             services.push((Replaceable::new(component), *port, None));
         }
     }
-    let from_file = FromFile {
-        runtime: runtime.clone(),
-        aliases: args.aliases,
-        grants,
-    };
+    let loader = Loader::new(runtime.clone(), args.aliases, grants);
     for (index, file) in args.components.iter().enumerate() {
         // Port 0 asks the system for a free port: for each component, not
         // for the first only (1, 2, ... are real ports).
@@ -326,7 +322,7 @@ async fn serve(args: Serve) -> Result<()> {
                 .with_context(|| format!("no port after {first} for {}", file.display()))?,
         };
         let watched = WatchedFile::new(file);
-        let component = from_file.load(file).await?;
+        let component = loader.load(file).await?;
         services.push((Replaceable::new(component), port, Some(watched)));
     }
     let mut config = ServerConfig::default();
@@ -369,7 +365,7 @@ async fn serve(args: Serve) -> Result<()> {
         let aliases = move || names.current().aliases().to_vec();
         tasks.extend(run(server, port, aliases, registrar.as_ref(), &stop));
         if let Some(file) = file {
-            files.push(Watched { file, slot, port });
+            files.push(Watched::new(file, slot, port));
         }
     }
     if args.allow_deploy {
@@ -394,14 +390,17 @@ async fn serve(args: Serve) -> Result<()> {
         let aliases = || vec![DEPLOY_SERVICE.to_owned()];
         tasks.extend(run(server, port, aliases, registrar.as_ref(), &stop));
     }
-    tasks.push(tokio::spawn(hot_deploy(
-        from_file,
+    let reload = Arc::new(Notify::new());
+    let watch = args.watch.then_some(WATCH_INTERVAL);
+    tasks.push(tokio::spawn(keep_current(
+        loader,
         files,
-        args.watch,
-        hangup,
+        watch,
+        Arc::clone(&reload),
         registrar,
         stop.clone(),
     )));
+    tasks.push(tokio::spawn(forward_hangups(hangup, reload, stop.clone())));
     shutdown.await;
     stop.cancel();
     for task in tasks {
@@ -461,8 +460,10 @@ fn run<F: ServiceFactory>(
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let Some(registrar) = registrar {
-        let registered = keep_registered(registrar.clone(), aliases, port, stop.clone());
-        tasks.push(tokio::spawn(registered));
+        let (registrar, stop) = (registrar.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            registrar.keep_registered(aliases, port, stop).await;
+        }));
     }
     let stop = stop.clone();
     tasks.push(tokio::spawn(
@@ -471,107 +472,20 @@ fn run<F: ServiceFactory>(
     tasks
 }
 
-/// How components are made from their files, as the options say.
-struct FromFile {
-    runtime: Runtime,
-    aliases: Vec<String>,
-    grants: Grants,
-}
-
-impl FromFile {
-    async fn load(&self, file: &Path) -> Result<ServiceComponent, LoadError> {
-        Ok(ServiceComponent::load(&self.runtime, file)
-            .await?
-            .with_aliases(&self.aliases)
-            .with_grants(self.grants.clone()))
-    }
-}
-
-/// A component served from a file, and where.
-struct Watched {
-    file: WatchedFile,
-    slot: Replaceable,
-    port: u16,
-}
-
 /// How often `--watch` looks at the component files.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Replaces served components from their files: each one whose file changed
-/// (with `watch`), every one on SIGHUP. A file that does not load leaves the
-/// version served as it is. A service whose names change is registered anew.
-async fn hot_deploy(
-    from_file: FromFile,
-    mut files: Vec<Watched>,
-    watch: bool,
+/// Turns every SIGHUP into a reload, until `stop`.
+async fn forward_hangups(
     mut hangup: tokio::signal::unix::Signal,
-    registrar: Option<Registrar>,
-    stop: CancellationToken,
-) {
-    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
-    loop {
-        let every = tokio::select! {
-            () = stop.cancelled() => return,
-            _ = hangup.recv() => true,
-            _ = ticks.tick(), if watch => false,
-        };
-        for watched in &mut files {
-            // Both are asked, so that a SIGHUP's reload is not seen as a change later.
-            let changed = watched.file.changed();
-            if !(changed || every) {
-                continue;
-            }
-            let path = watched.file.path();
-            let component = match from_file.load(path).await {
-                Ok(component) => component,
-                Err(error) => {
-                    tracing::warn!(%error, file = %path.display(), "not replaced: still serving the previous version");
-                    continue;
-                }
-            };
-            let before = watched.slot.current().aliases().to_vec();
-            tracing::info!(service = %component.aliases()[0], file = %path.display(), methods = ?component.methods(), "replaced: new connections get the new version");
-            let renamed = component.aliases() != before.as_slice();
-            let aliases = component.aliases().to_vec();
-            watched.slot.replace(component);
-            if let (true, Some(registrar)) = (renamed, &registrar) {
-                let registered = async {
-                    registrar.unregister(watched.port).await?;
-                    registrar.register(&aliases, watched.port).await
-                };
-                if let Err(error) = registered.await {
-                    tracing::warn!(%error, service = %aliases[0], "not registered under its new names");
-                }
-            }
-        }
-    }
-}
-
-/// Keeps the service registered (under the names `aliases` gives, read at
-/// every renewal) as served on `port` (renewed every 60 s, retried every
-/// second after a failure) until `stop`, then unregisters.
-async fn keep_registered(
-    registrar: Registrar,
-    aliases: impl Fn() -> Vec<String>,
-    port: u16,
+    reload: Arc<Notify>,
     stop: CancellationToken,
 ) {
     loop {
-        let names = aliases();
-        let wait = match registrar.register(&names, port).await {
-            Ok(()) => REREGISTER_INTERVAL,
-            Err(error) => {
-                tracing::warn!(%error, service = %names[0], "not registered");
-                Duration::from_secs(1)
-            }
-        };
         tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => return,
+            _ = hangup.recv() => reload.notify_one(),
         }
-    }
-    if let Err(error) = registrar.unregister(port).await {
-        tracing::warn!(%error, port, "not unregistered");
     }
 }
 

@@ -1,15 +1,18 @@
 //! Hot deploy: a served component replaced while it is served. Connections
 //! accepted after the replacement get the new version; connections already
-//! open keep the instance they have, so no call is dropped.
+//! open keep the instance they have, so no call is dropped. Components
+//! served from files are kept in step with them ([`keep_current`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
+use crate::registry::Registrar;
 use crate::server::ServiceFactory;
-use crate::wasm::{ServiceComponent, WasmService};
+use crate::wasm::{Grants, LoadError, Runtime, ServiceComponent, WasmService};
 
 /// A served component that can be replaced: serve it with
 /// [`Server::bind`](crate::Server::bind), then [`Replaceable::replace`] it.
@@ -87,4 +90,111 @@ impl WatchedFile {
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let metadata = std::fs::metadata(path).ok()?;
     Some((metadata.modified().ok()?, metadata.len()))
+}
+
+/// How components are made from their files: in which runtime, with which
+/// names (none: each its own) and grants.
+#[derive(Clone)]
+pub struct Loader {
+    runtime: Runtime,
+    aliases: Vec<String>,
+    grants: Grants,
+}
+
+impl Loader {
+    /// Loads into `runtime`, naming every component `aliases` (when not
+    /// empty) and granting it `grants`.
+    pub fn new(runtime: Runtime, aliases: Vec<String>, grants: Grants) -> Self {
+        Loader {
+            runtime,
+            aliases,
+            grants,
+        }
+    }
+
+    /// The component in `file`.
+    pub async fn load(&self, file: &Path) -> Result<ServiceComponent, LoadError> {
+        Ok(ServiceComponent::load(&self.runtime, file)
+            .await?
+            .with_aliases(&self.aliases)
+            .with_grants(self.grants.clone()))
+    }
+}
+
+/// A component served from a file, in `slot`, on `port`.
+pub struct Watched {
+    file: WatchedFile,
+    slot: Replaceable,
+    port: u16,
+}
+
+impl Watched {
+    /// The component of `file`, served from `slot` on `port`.
+    pub fn new(file: WatchedFile, slot: Replaceable, port: u16) -> Self {
+        Watched { file, slot, port }
+    }
+}
+
+/// Replaces served components from their files until `stop`: each one whose
+/// file changed, looked at every `watch` (if any), and every one when
+/// `reload` is notified (SIGHUP, for `serve`). A file that does not load
+/// leaves the version served as it is. A service whose names change is
+/// registered anew with `registrar`.
+pub async fn keep_current(
+    loader: Loader,
+    mut files: Vec<Watched>,
+    watch: Option<Duration>,
+    reload: Arc<Notify>,
+    registrar: Option<Registrar>,
+    stop: CancellationToken,
+) {
+    let mut ticks = watch.map(tokio::time::interval);
+    loop {
+        let every = tokio::select! {
+            () = stop.cancelled() => return,
+            () = reload.notified() => true,
+            () = next_tick(&mut ticks) => false,
+        };
+        for watched in &mut files {
+            // Both are asked, so that a reload is not seen as a change later.
+            let changed = watched.file.changed();
+            if changed || every {
+                replace_from_file(&loader, watched, registrar.as_ref()).await;
+            }
+        }
+    }
+}
+
+/// Completes at the next tick; never without ticks.
+async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
+    match ticks {
+        Some(ticks) => drop(ticks.tick().await),
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves the component of `watched`'s file from its slot, if it loads.
+async fn replace_from_file(loader: &Loader, watched: &Watched, registrar: Option<&Registrar>) {
+    let path = watched.file.path();
+    let component = match loader.load(path).await {
+        Ok(component) => component,
+        Err(error) => {
+            tracing::warn!(%error, file = %path.display(), "not replaced: still serving the previous version");
+            return;
+        }
+    };
+    let before = watched.slot.current().aliases().to_vec();
+    tracing::info!(service = %component.aliases()[0], file = %path.display(), methods = ?component.methods(), "replaced: new connections get the new version");
+    let aliases = component.aliases().to_vec();
+    watched.slot.replace(component);
+    let Some(registrar) = registrar.filter(|_| aliases != before) else {
+        return;
+    };
+    let registered = async {
+        registrar.unregister(watched.port).await?;
+        registrar.register(&aliases, watched.port).await
+    };
+    if let Err(error) = registered.await {
+        tracing::warn!(%error, service = %aliases[0], "not registered under its new names");
+    }
 }

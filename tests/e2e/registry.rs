@@ -67,3 +67,32 @@ async fn no_registry_is_a_clear_error() {
     let error = registrar.discover("calculator").await.unwrap_err();
     assert!(matches!(error, RegistryError::NoAnswer(_)), "{error}");
 }
+
+#[tokio::test]
+async fn a_service_kept_registered_is_found_until_stopped_then_unregistered() {
+    let registrar = registry(Transport::Tcp).await;
+    let host = serve(calculator(&runtime()).await).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let keeping = {
+        let (registrar, stop, port) = (registrar.clone(), stop.clone(), host.addr.port());
+        tokio::spawn(async move {
+            let aliases = || vec!["KEPT".to_owned()];
+            registrar.keep_registered(aliases, port, stop).await;
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while registrar.discover("kept").await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "never registered");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(registrar.discover("kept").await.unwrap(), [host.addr]);
+    stop.cancel();
+    keeping.await.unwrap();
+    assert!(
+        matches!(
+            registrar.discover("kept").await,
+            Err(RegistryError::NotServed { .. })
+        ),
+        "unregistered when stopped"
+    );
+}

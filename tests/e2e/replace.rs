@@ -1,13 +1,18 @@
 //! Hot deploy in the library: a `Replaceable` served under load is replaced;
 //! no call fails, new connections get the new version, open ones keep theirs.
+//! A component served from a file follows the file.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connect;
-use wasm_rpyc::replace::Replaceable;
-use wasm_rpyc_tests::{TESTBED, calculator, guest, runtime, serve};
+use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
+use wasm_rpyc::wasm::Grants;
+use wasm_rpyc_tests::{SDK_SERVICE, TESTBED, calculator, guest, runtime, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_component_serves_new_connections_and_drops_no_call() {
@@ -56,4 +61,65 @@ async fn a_replaced_component_serves_new_connections_and_drops_no_call() {
     assert!(total > 100, "{total} calls");
     let fresh = connect(addr).await.unwrap();
     assert_eq!(fresh.root().call::<i32>("echo_s32", (3,)).await.unwrap(), 3);
+}
+
+/// Whether a fresh connection to `addr` finds the testbed's `echo_s32`.
+async fn serves_testbed(addr: SocketAddr) -> bool {
+    let fresh = connect(addr).await.unwrap();
+    fresh.root().call::<i32>("echo_s32", (3,)).await.is_ok()
+}
+
+/// Waits (at most 10 s) until a fresh connection finds the testbed or not.
+async fn until_serving_testbed(addr: SocketAddr, wanted: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while serves_testbed(addr).await != wanted {
+        assert!(
+            Instant::now() < deadline,
+            "still not serving the expected version"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_served_file_is_followed_kept_when_broken_and_reloaded_on_demand() {
+    let dir = std::env::temp_dir().join(format!("wasm-rpyc-keep-current-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("served.wasm");
+    std::fs::copy(TESTBED, &file).unwrap();
+    let loader = Loader::new(runtime(), Vec::new(), Grants::default());
+    let slot = Replaceable::new(loader.load(&file).await.unwrap());
+    let host = serve(slot.clone()).await;
+    let (reload, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+    let watched = Watched::new(WatchedFile::new(&file), slot.clone(), host.addr.port());
+    let watch = Some(Duration::from_millis(20));
+    let keeping = tokio::spawn(keep_current(
+        loader,
+        vec![watched],
+        watch,
+        Arc::clone(&reload),
+        None,
+        stop.clone(),
+    ));
+    assert!(serves_testbed(host.addr).await);
+
+    std::fs::write(&file, b"not a component").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        serves_testbed(host.addr).await,
+        "a broken file leaves the version served"
+    );
+
+    std::fs::copy(SDK_SERVICE, &file).unwrap();
+    until_serving_testbed(host.addr, false).await;
+
+    // Replaced by hand, then reloaded from the (unchanged) file on demand.
+    slot.replace(guest(&runtime(), TESTBED).await);
+    assert!(serves_testbed(host.addr).await);
+    reload.notify_one();
+    until_serving_testbed(host.addr, false).await;
+
+    stop.cancel();
+    keeping.await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
 
 use super::{Transport, request};
 use crate::protocol::rpyc::brine;
@@ -16,6 +17,9 @@ pub const REGISTRAR_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often a served service renews its registration (RPyC's interval).
 pub const REREGISTER_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How soon a registration that failed is tried again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The broadcast address a UDP registrar uses by default.
 pub const BROADCAST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::BROADCAST);
@@ -79,6 +83,35 @@ impl Registrar {
         match self.ask("REGISTER", args).await? {
             Value::Str(ok) if ok == "OK" => Ok(()),
             other => Err(self.refused(&other)),
+        }
+    }
+
+    /// Keeps a service registered (under the names `aliases` gives, read at
+    /// every renewal) as served on `port`, renewed every
+    /// [`REREGISTER_INTERVAL`] and retried every second after a failure,
+    /// until `stop`; then unregisters it.
+    pub async fn keep_registered(
+        &self,
+        aliases: impl Fn() -> Vec<String>,
+        port: u16,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let names = aliases();
+            let wait = match self.register(&names, port).await {
+                Ok(()) => REREGISTER_INTERVAL,
+                Err(error) => {
+                    tracing::warn!(%error, service = %names[0], "not registered");
+                    RETRY_INTERVAL
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        if let Err(error) = self.unregister(port).await {
+            tracing::warn!(%error, port, "not unregistered");
         }
     }
 
