@@ -33,17 +33,30 @@ impl ByteBudget {
     }
 
     /// Takes `weight` bytes (at most the whole budget, so that one large
+    /// message fits alone) if they are free now.
+    pub(super) fn try_take(&self, weight: usize) -> Option<Held> {
+        let permit = Arc::clone(&self.bytes)
+            .try_acquire_many_owned(self.capped(weight))
+            .ok()?;
+        Some(Held {
+            _bytes: Some(permit),
+        })
+    }
+
+    fn capped(&self, weight: usize) -> u32 {
+        u32::try_from(weight).unwrap_or(u32::MAX).min(self.total)
+    }
+
+    /// Takes `weight` bytes (at most the whole budget, so that one large
     /// message fits alone), waiting until they are free.
     pub(super) async fn take(&self, weight: usize) -> Held {
-        let weight = u32::try_from(weight).unwrap_or(u32::MAX).min(self.total);
-        let bytes = Arc::clone(&self.bytes);
-        let permit = match bytes.clone().try_acquire_many_owned(weight) {
-            Ok(permit) => permit,
-            Err(_) => bytes
-                .acquire_many_owned(weight)
-                .await
-                .expect("never closed"),
-        };
+        if let Some(held) = self.try_take(weight) {
+            return held;
+        }
+        let permit = Arc::clone(&self.bytes)
+            .acquire_many_owned(self.capped(weight))
+            .await
+            .expect("never closed");
         Held {
             _bytes: Some(permit),
         }

@@ -3,9 +3,10 @@
 //! and since when nothing has happened.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// A connection's status, shared by its task and every handle.
@@ -19,7 +20,9 @@ pub(super) struct Status {
     /// peer's in progress is abandoned, as nobody waits for its reply.
     peer_gone: CancellationToken,
     /// Whether this side is serving one of the peer's requests.
-    serving: watch::Sender<bool>,
+    serving: AtomicBool,
+    /// Woken when serving ends while the connection is closing.
+    served: Notify,
     /// How many calls this side's service has waiting on the peer: while
     /// any does, the peer's requests are answered without entering it.
     waiting_on_peer: watch::Sender<usize>,
@@ -34,7 +37,8 @@ impl Status {
             closing: stop.child_token(),
             finished: CancellationToken::new(),
             peer_gone: CancellationToken::new(),
-            serving: watch::Sender::new(false),
+            serving: AtomicBool::new(false),
+            served: Notify::new(),
             waiting_on_peer: watch::Sender::new(0),
             last_active: Mutex::new(Instant::now()),
         }
@@ -81,12 +85,17 @@ impl Status {
 
     /// Whether this side is serving one of the peer's requests.
     pub(super) fn serving(&self) -> bool {
-        *self.serving.borrow()
+        self.serving.load(Ordering::SeqCst)
     }
 
-    /// Marks this side as serving one of the peer's requests, or not.
+    /// Marks this side as serving one of the peer's requests, or not. (Only
+    /// [`Status::wound_up`] waits for the end, and only once closing: the
+    /// common case costs one store.)
     pub(super) fn set_serving(&self, serving: bool) {
-        self.serving.send_replace(serving);
+        self.serving.store(serving, Ordering::SeqCst);
+        if !serving && self.closing.is_cancelled() {
+            self.served.notify_waiters();
+        }
     }
 
     /// Completes once the connection is closing and no request of the peer's
@@ -94,7 +103,16 @@ impl Status {
     /// still gets its reply, and may call the peer meanwhile.
     pub(super) async fn wound_up(&self) {
         self.closing.cancelled().await;
-        let _ = self.serving.subscribe().wait_for(|serving| !serving).await;
+        loop {
+            let served = self.served.notified();
+            tokio::pin!(served);
+            // Registered before the check, so the end of serving is not missed.
+            served.as_mut().enable();
+            if !self.serving() {
+                return;
+            }
+            served.await;
+        }
     }
 
     /// Counts one of the service's calls waiting on the peer until the

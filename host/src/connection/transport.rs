@@ -54,9 +54,11 @@ where
 {
     let mut frame_deadline = None;
     loop {
+        if !buf.is_empty() {
+            shared.status().touch();
+        }
         while let Some((mut message, used)) = codec.decode(&buf)? {
             buf.advance(used);
-            shared.status().touch();
             shared.receive(&mut message);
             match message {
                 Message::Reply { seq, result } => {
@@ -66,9 +68,13 @@ where
                 }
                 Message::Request { seq, request } => {
                     let closing = matches!(request, Request::Close);
-                    let held = tokio::select! {
-                        held = shared.queued().take(size_of::<Message>() + request.weight()) => held,
-                        () = shared.status().wound_up() => return Ok(()),
+                    let weight = size_of::<Message>() + request.weight();
+                    let held = match shared.queued().try_take(weight) {
+                        Some(held) => held,
+                        None => tokio::select! {
+                            held = shared.queued().take(weight) => held,
+                            () = shared.status().wound_up() => return Ok(()),
+                        },
                     };
                     let incoming = Incoming { seq, request, held };
                     if let Err(mpsc::error::TrySendError::Full(refused)) = inbox.try_send(incoming)

@@ -207,8 +207,10 @@ async fn fetch_lent(
     slots: &mut [Option<Value>],
     method: &Method,
 ) -> Result<(), Exception> {
+    let lent = |value: &Value| matches!(value, Value::Remote(_));
     for (slot, (_, ty)) in slots.iter_mut().zip(&method.params) {
-        if let Some(value) = slot.take() {
+        // Only the peer's objects are read: plain values skip the walk.
+        if let Some(value) = slot.take_if(|value| value.any(lent)) {
             *slot = Some(fetch::fetch(value, ty, peer).await?);
         }
     }
