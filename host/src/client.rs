@@ -14,9 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Config, Connection, Transport};
 use crate::error::Error;
-use crate::protocol::Codec;
-use crate::protocol::native::NativeCodec;
-use crate::protocol::rpyc::RpycCodec;
+use crate::protocol::Wire;
 use crate::registry::Registrar;
 use crate::service::{Service, VoidService};
 
@@ -48,10 +46,7 @@ pub async fn connect_with<S: Service>(
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
-    let codec = NativeCodec::new(config.max_frame);
-    let connection = open(addr, None, (codec, codec), service, config).await?;
-    connection.know_root();
-    Ok(connection)
+    open(addr, None, Wire::Native, service, config).await
 }
 
 /// Connects to a wasm-rpyc host serving TLS, with the native protocol,
@@ -63,12 +58,15 @@ pub async fn connect_tls(
     server_name: &str,
     tls: Arc<crate::tls::ClientConfig>,
 ) -> Result<Connection, Error> {
-    let config = Config::default();
-    let codec = NativeCodec::new(config.max_frame);
     let tls = Some((server_name, tls));
-    let connection = open(addr, tls, (codec, codec), VoidService::default(), config).await?;
-    connection.know_root();
-    Ok(connection)
+    open(
+        addr,
+        tls,
+        Wire::Native,
+        VoidService::default(),
+        Config::default(),
+    )
+    .await
 }
 
 /// Connects to a server that speaks RPyC 6 (a Python `rpyc` server, or a
@@ -84,22 +82,37 @@ pub async fn connect_rpyc_with<S: Service>(
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
-    let codecs = RpycCodec::pair(config.max_frame, config.max_named_objects());
-    let connection = open(addr, None, codecs, service, config).await?;
-    connection.fetch_root().await?;
-    Ok(connection)
+    open(addr, None, Wire::Rpyc, service, config).await
 }
 
 /// Opens a TCP connection (TCP_NODELAY, within the connect timeout), over
-/// TLS with `tls` (the server's name and the configuration), and starts a
-/// connection over it with `codecs` (decoder, encoder).
-async fn open<C: Codec, S: Service>(
+/// TLS with `tls` (the server's name and the configuration), starts a
+/// connection speaking `wire` over it, and learns the peer's root.
+async fn open<S: Service>(
     addr: impl ToSocketAddrs,
     tls: Option<(&str, Arc<crate::tls::ClientConfig>)>,
-    codecs: (C, C),
+    wire: Wire,
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
+    let connection = start(addr, tls, wire, service, config).await?;
+    if wire.names_root() {
+        connection.know_root();
+    } else {
+        connection.fetch_root().await?;
+    }
+    Ok(connection)
+}
+
+/// [`open`], without learning the root.
+async fn start<S: Service>(
+    addr: impl ToSocketAddrs,
+    tls: Option<(&str, Arc<crate::tls::ClientConfig>)>,
+    wire: Wire,
+    service: S,
+    config: Config,
+) -> Result<Connection, Error> {
+    let codecs = wire.codecs(config.max_frame, config.max_named_objects());
     let socket = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
@@ -123,5 +136,10 @@ async fn open<C: Codec, S: Service>(
         .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
     let (reader, writer) = tokio::io::split(stream);
     let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
+    let transport = if wire.batches_over_tls() {
+        transport
+    } else {
+        transport.one_message_per_write()
+    };
     Ok(Connection::spawn(transport, service, config, stop).0)
 }

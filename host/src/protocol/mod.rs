@@ -6,6 +6,7 @@
 
 pub mod native;
 pub mod rpyc;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,7 @@ use crate::value::Value;
 pub type Seq = u32;
 
 pub use crate::value::{Holder, ObjectId, ObjectRef};
+pub use wire::{Wire, WireCodec};
 
 /// The root object: every side's service, always present.
 pub const ROOT: ObjectId = 0;

@@ -25,8 +25,8 @@ use admission::{Admission, Bounds, Ticket};
 use refusal::refuse;
 
 use crate::connection::{self, Connection, Transport};
-use crate::protocol::native::{MAGIC, NativeCodec};
-use crate::protocol::rpyc::RpycCodec;
+use crate::protocol::Wire;
+use crate::protocol::native::MAGIC;
 use crate::service::Service;
 use crate::wasm::{ServiceComponent, WasmService};
 
@@ -312,7 +312,7 @@ async fn hello<S: AsyncRead + Unpin>(
 /// For an RPyC connection (anything not native), a second handle on its
 /// socket, to re-arm quick ACKs (see [`QuickAck`]).
 fn quick_ack(hello: &[u8], socket: &TcpStream, peer: SocketAddr) -> Option<Socket> {
-    if hello == MAGIC {
+    if !Wire::of_hello(hello).wants_quick_acks() {
         return None;
     }
     SockRef::from(socket)
@@ -343,40 +343,36 @@ async fn admitted<R, W, S>(
         admission,
         ticket,
     } = accepted;
-    let native = &hello[..] == MAGIC;
+    let wire = Wire::of_hello(&hello);
     if let Err(refused) = admission.seat(&ticket).await {
         let exception = refused.exception(&service.aliases()[0]);
         tracing::info!(%peer, error = %exception, "refused");
-        let limit = config.hello_timeout;
-        let frame = refusal::REFUSED_FRAME;
-        return if native {
-            let codec = NativeCodec::new(frame);
-            refuse(reader, writer, (codec, codec), hello, exception, limit).await
-        } else {
-            let codecs = RpycCodec::pair(frame, 1);
-            refuse(reader, writer, codecs, hello, exception, limit).await
-        };
+        let codecs = wire.codecs(refusal::REFUSED_FRAME, 1);
+        refuse(
+            reader,
+            writer,
+            codecs,
+            hello,
+            exception,
+            config.hello_timeout,
+        )
+        .await;
+        return;
     }
-    let peer_name = peer.to_string();
-    let max_frame = config.connection.max_frame;
-    let (connection, task) = if native {
-        tracing::debug!(%peer, "connected (native protocol)");
-        let codec = NativeCodec::new(max_frame);
-        let transport = Transport::new(reader, writer, (codec, codec), hello, peer_name);
-        Connection::spawn(transport, service, config.connection, stop)
+    tracing::debug!(%peer, ?wire, "connected");
+    let connection_config = &config.connection;
+    let codecs = wire.codecs(
+        connection_config.max_frame,
+        connection_config.max_named_objects(),
+    );
+    let reader = QuickAck { reader, ack };
+    let transport = Transport::new(reader, writer, codecs, hello, peer.to_string());
+    let transport = if config.tls.is_some() && !wire.batches_over_tls() {
+        transport.one_message_per_write()
     } else {
-        // Anything else is RPyC: the four bytes are its first frame's length.
-        tracing::debug!(%peer, "connected (rpyc protocol)");
-        let codecs = RpycCodec::pair(max_frame, config.connection.max_named_objects());
-        let reader = QuickAck { reader, ack };
-        let transport = Transport::new(reader, writer, codecs, hello, peer_name);
-        let transport = if config.tls.is_some() {
-            transport.one_message_per_write()
-        } else {
-            transport
-        };
-        Connection::spawn(transport, service, config.connection, stop)
+        transport
     };
+    let (connection, task) = Connection::spawn(transport, service, config.connection, stop);
     admission.serve(&ticket, connection.clone());
     if let Err(error) = task.await {
         tracing::error!(%peer, %error, "connection task failed");
