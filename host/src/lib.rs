@@ -21,9 +21,10 @@
 //! - [`held`]: the peer's objects this side holds, and when each is released.
 //! - [`value`]: the dynamic value every codec and the wasm bridge share.
 //! - [`exception`]: what a call raises on the side that served it.
-//! - [`local`]: this side's objects lent by reference (native callbacks,
-//!   service objects).
-//! - [`protocol`]: messages, independent of the wire, and their codecs.
+//! - [`local`] (in [`value`]): this side's objects lent by reference
+//!   (native callbacks, service objects).
+//! - [`protocol`]: messages, independent of the wire, and their codecs;
+//!   [`protocol::Wire`] gathers what differs between native and RPyC.
 //! - [`connection`]: one symmetric connection: replies matched to calls,
 //!   requests served, every queue and wait bounded.
 //! - [`service`]: the root object a side exposes; `VoidService`.
