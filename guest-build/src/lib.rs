@@ -38,8 +38,11 @@ pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBu
     for package in packages {
         command.args(["--package", package]);
     }
-    // The outer build's settings are for the host, not for guests.
+    // The outer build's settings are for the host, not for guests; nor are
+    // its lints (`cargo clippy` wraps rustc for the workspace it checks).
     for var in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "CARGO_TARGET_DIR",
