@@ -27,6 +27,7 @@
 //!   [`protocol::Wire`] gathers what differs between native and RPyC.
 //! - [`connection`]: one symmetric connection: replies matched to calls,
 //!   requests served, every queue and wait bounded.
+//! - [`peer`]: a service's handle on the peer of its connection.
 //! - [`service`]: the root object a side exposes; `VoidService`.
 //! - [`executor`]: where a service's code runs (guest threads for long
 //!   calls).
@@ -52,6 +53,7 @@ pub mod exception;
 pub mod executor;
 pub mod held;
 pub mod object_ref;
+pub mod peer;
 pub mod protocol;
 pub mod registry;
 pub mod replace;
@@ -72,11 +74,12 @@ pub mod bundled {
 pub use client::{
     connect, connect_by_service, connect_rpyc, connect_rpyc_with, connect_tls, connect_with,
 };
-pub use connection::{Connection, Peer, RemoteObject};
+pub use connection::{Connection, RemoteObject};
 pub use error::Error;
 pub use exception::Exception;
 pub use held::PeerObject;
 pub use local::Function;
+pub use peer::Peer;
 pub use server::{Server, ServerConfig, ServiceFactory};
 pub use service::{Service, VoidService};
 pub use value::{FromValue, IntoArgs, IntoValue, Value};

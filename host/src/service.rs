@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::executor::Executor;
 use crate::local::ServiceObject;
+use crate::peer::Peer;
 use crate::value::Value;
 
 /// The service one side of a connection exposes; one value per connection.

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::Peer;
 use super::objects::{Lent, METHOD_CLASS};
 use super::queues::Incoming;
 use super::shared::Shared;
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
+use crate::peer::{Peer, PeerLink};
 use crate::protocol::{Holder, Message, ObjectId, ObjectRef, Request, Seq};
 use crate::service::{Exposed, Service};
 use crate::value::Value;
@@ -30,9 +30,7 @@ pub(super) async fn serve<S: Service>(
     shared: Arc<Shared>,
 ) {
     let shared = &shared;
-    let peer = Peer {
-        shared: Arc::clone(shared),
-    };
+    let peer = Peer::new(Arc::clone(shared) as Arc<dyn PeerLink>);
     if let Err(error) = service.on_connect(peer).await {
         tracing::warn!(peer = %shared.peer(), %error, "on_connect failed; closing the connection");
         shared.status().close();

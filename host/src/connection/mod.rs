@@ -33,12 +33,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+pub use crate::peer::Peer;
 use crate::protocol::{Codec, Request};
 use crate::service::Service;
 use crate::value::Value;
 pub use config::*;
 pub use releases::RELEASE_WINDOW;
-pub use remote::{Peer, RemoteObject};
+pub use remote::RemoteObject;
 use shared::Shared;
 pub(crate) use transport::Transport;
 

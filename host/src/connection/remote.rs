@@ -1,14 +1,11 @@
-//! Handles on the peer's side: an object of the peer's that this side calls,
-//! and a service's view of the peer it serves.
+//! A handle on an object of the peer's that this side calls.
 
 use std::fmt;
-use std::sync::Arc;
 
-use super::shared::Shared;
 use super::{Connection, Handle};
 use crate::error::Error;
 use crate::held::PeerObject;
-use crate::protocol::{ObjectId, Request};
+use crate::protocol::Request;
 use crate::value::{FromValue, IntoArgs, IntoValue, Value, ValueError};
 
 /// An object on the peer's side, whose methods this side calls: the root, or
@@ -124,112 +121,5 @@ impl FromValue for RemoteObject {
                 )
             })?;
         Ok(RemoteObject::new(Connection { handle }, object))
-    }
-}
-
-/// A service's handle on the peer of its connection (RPyC's `self._conn`):
-/// it calls the peer's objects, and does not keep the connection open.
-#[derive(Clone)]
-pub struct Peer {
-    pub(super) shared: Arc<Shared>,
-}
-
-impl Peer {
-    /// How many objects this side may lend the peer at once: the
-    /// connection's [`Config::max_lent_objects`](super::Config::max_lent_objects).
-    pub fn max_lent_objects(&self) -> usize {
-        self.shared.config().max_lent_objects
-    }
-
-    /// How many objects of the peer's this side may hold at once: the
-    /// connection's [`Config::max_held_objects`](super::Config::max_held_objects).
-    pub fn max_held_objects(&self) -> usize {
-        self.shared.config().max_held_objects
-    }
-
-    /// Reads up to `count` items of the peer's iterable `object` in one
-    /// round trip (RPyC's BUFFITER).
-    pub async fn read_items(&self, object: &PeerObject, count: u64) -> Result<Vec<Value>, Error> {
-        let target = self.target(object)?;
-        match self.request(Request::BuffIter { target, count }).await? {
-            Value::Tuple(items) => Ok(items),
-            other => Err(Error::UnexpectedResult(crate::value::ValueError {
-                expected: "a tuple of items".into(),
-                got: other.to_string(),
-            })),
-        }
-    }
-
-    /// The id of `object`, which must be one of this connection's peer's.
-    fn target(&self, object: &PeerObject) -> Result<ObjectId, Error> {
-        if self.shared.held().holds(object) {
-            Ok(object.id())
-        } else {
-            Err(Error::OtherConnection(format!("{object:?}")))
-        }
-    }
-
-    /// Sends `request` on behalf of the service, which waits meanwhile.
-    async fn request(&self, request: Request) -> Result<Value, Error> {
-        let _waiting = self.shared.status().wait_on_peer();
-        self.shared.request(request).await
-    }
-
-    /// Calls the method `name` of the peer's root (its service).
-    pub async fn call_root(
-        &self,
-        name: &str,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> Result<Value, Error> {
-        let target = self.shared.root().await?.id();
-        let request = Request::CallAttr {
-            target,
-            name: name.to_owned(),
-            args,
-            kwargs,
-        };
-        self.request(request).await
-    }
-
-    /// Calls the peer's `object` itself (a callback): `func(*args, **kwargs)`.
-    pub async fn call(
-        &self,
-        object: &PeerObject,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> Result<Value, Error> {
-        self.request(Request::Call {
-            target: self.target(object)?,
-            args,
-            kwargs,
-        })
-        .await
-    }
-
-    /// Calls the method `name` of the peer's `object`.
-    pub async fn call_method(
-        &self,
-        object: &PeerObject,
-        name: &str,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> Result<Value, Error> {
-        self.request(Request::CallAttr {
-            target: self.target(object)?,
-            name: name.to_owned(),
-            args,
-            kwargs,
-        })
-        .await
-    }
-
-    /// The attribute `name` of the peer's `object`.
-    pub async fn get_attr(&self, object: &PeerObject, name: &str) -> Result<Value, Error> {
-        self.request(Request::GetAttr {
-            target: self.target(object)?,
-            name: name.to_owned(),
-        })
-        .await
     }
 }

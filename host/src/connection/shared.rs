@@ -18,6 +18,8 @@ use super::status::Status;
 use crate::error::Error;
 use crate::exception::Exception;
 use crate::held::{HeldObjects, PeerObject};
+use crate::object_ref::ObjectId;
+use crate::peer::{Answer, PeerLink};
 use crate::protocol::{Holder, Message, ROOT, Request};
 use crate::value::{Value, ValueError};
 
@@ -264,5 +266,30 @@ impl Shared {
             };
             let _ = self.send(close).await;
         }
+    }
+}
+
+impl PeerLink for Shared {
+    fn request(&self, request: Request) -> Answer<'_, Value> {
+        Box::pin(async move {
+            let _waiting = self.status.wait_on_peer();
+            Shared::request(self, request).await
+        })
+    }
+
+    fn root(&self) -> Answer<'_, ObjectId> {
+        Box::pin(async move { Ok(Shared::root(self).await?.id()) })
+    }
+
+    fn holds(&self, object: &PeerObject) -> bool {
+        self.held.holds(object)
+    }
+
+    fn max_lent_objects(&self) -> usize {
+        self.config.max_lent_objects
+    }
+
+    fn max_held_objects(&self) -> usize {
+        self.config.max_held_objects
     }
 }

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use super::{DEPLOY_SERVICE, Deployer, Place};
-use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::executor::Executor;
 use crate::local::{Local, ServiceObject};
+use crate::peer::Peer;
 use crate::server::ServiceFactory;
 use crate::service::{Exposed, Service, bind_arguments};
 use crate::value::Value;

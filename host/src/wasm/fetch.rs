@@ -10,10 +10,10 @@ use std::pin::Pin;
 use wasmtime::component::Type;
 
 use super::convert;
-use crate::connection::Peer;
 use crate::error::Error;
 use crate::exception::Exception;
 use crate::held::PeerObject;
+use crate::peer::Peer;
 use crate::value::Value;
 
 /// The most items read from one of the peer's sequences. A sequence that

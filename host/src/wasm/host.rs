@@ -15,8 +15,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::cpu::Meter;
 use super::grants::Grants;
 use super::memory::StoreMemory;
-use crate::connection::Peer;
 use crate::held::{DEFAULT_MAX_HELD_OBJECTS, PeerObject};
+use crate::peer::Peer;
 
 /// The shared interface every service may import.
 pub(crate) const TYPES_INTERFACE: &str = "wasm-rpyc:service/types@0.1.0";

@@ -15,10 +15,10 @@ use super::fetch;
 use super::host::HostState;
 use super::method::Method;
 use super::netrefs::{StoreLend, drop_netrefs};
-use crate::connection::Peer;
 use crate::exception::Exception;
 use crate::executor::Executor;
 use crate::local::ServiceObject;
+use crate::peer::Peer;
 use crate::service::Service;
 use crate::value::Value;
 
