@@ -4,15 +4,16 @@
 //! It turns values into what crosses the wire and back: objects lent,
 //! handed back and received.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::config::Config;
 use super::in_flight::InFlight;
 use super::objects::Objects;
-use super::queues::{ByteBudget, Closed, Outbound, Outgoing};
+use super::queues::{ByteBudget, Closed, Incoming, Outbound, Outgoing, queue_full};
 use super::releases::{Releases, Sent};
 use super::status::Status;
 use crate::error::Error;
@@ -54,7 +55,7 @@ impl Shared {
         config: Config,
         peer: String,
         stop: &CancellationToken,
-    ) -> (Arc<Self>, tokio::sync::mpsc::Receiver<Outgoing>) {
+    ) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
         let (outbound, outgoing) = Outbound::new(config.max_queued_bytes);
         let shared = Arc::new(Shared {
             peer,
@@ -107,11 +108,6 @@ impl Shared {
     /// This side's calls awaiting replies.
     pub(super) fn in_flight(&self) -> &InFlight {
         &self.in_flight
-    }
-
-    /// The budget of the peer's requests waiting for the service.
-    pub(super) fn queued(&self) -> &ByteBudget {
-        &self.queued
     }
 
     /// The peer's objects this side holds.
@@ -202,10 +198,56 @@ impl Shared {
         }
     }
 
+    /// Takes a message the peer sent where it goes: its objects into the
+    /// held table, a reply to its caller, a request to the service's queue
+    /// once its bytes fit (refused at once when the queue is full). `Break`
+    /// when reading should stop: the peer sent `Close`, or the connection
+    /// wound up while the request waited for room.
+    pub(super) async fn deliver(
+        &self,
+        mut message: Message,
+        inbox: &mpsc::Sender<Incoming>,
+    ) -> ControlFlow<()> {
+        self.receive(&mut message);
+        let (seq, request) = match message {
+            Message::Reply { seq, result } => {
+                if !self.in_flight.finish(seq, result) {
+                    tracing::debug!(peer = %self.peer, seq, "reply to no waiting call dropped");
+                }
+                return ControlFlow::Continue(());
+            }
+            Message::Request { seq, request } => (seq, request),
+        };
+        let closing = matches!(request, Request::Close);
+        let weight = size_of::<Message>() + request.weight();
+        let held = match self.queued.try_take(weight) {
+            Some(held) => held,
+            None => tokio::select! {
+                held = self.queued.take(weight) => held,
+                () = self.status.wound_up() => return ControlFlow::Break(()),
+            },
+        };
+        let incoming = Incoming { seq, request, held };
+        if let Err(mpsc::error::TrySendError::Full(refused)) = inbox.try_send(incoming) {
+            drop(refused);
+            let busy = queue_full(self.config.max_queued_requests);
+            let reply = Message::Reply {
+                seq,
+                result: Err(busy),
+            };
+            let _ = self.send(reply).await;
+        }
+        if closing {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
     /// Takes the objects the peer lent in `message` into the held table,
     /// each as its handle. A message lending more objects than the table
     /// holds becomes a `MemoryError` (its objects are given back).
-    pub(super) fn receive(&self, message: &mut Message) {
+    fn receive(&self, message: &mut Message) {
         let mut refused = None;
         message.for_each_value_mut(|value| {
             value.for_each_item_mut(&mut |item| {

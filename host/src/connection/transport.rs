@@ -11,11 +11,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::queues::{Incoming, Outgoing, queue_full};
+use super::queues::{Incoming, Outgoing};
 use super::shared::Shared;
 use crate::error::Error;
 use crate::exception::Exception;
-use crate::protocol::{Codec, FrameError, Message, Request};
+use crate::protocol::{Codec, FrameError, Message};
 
 /// How many queued messages the writer turns into one write.
 const WRITE_BATCH: usize = 64;
@@ -39,8 +39,8 @@ pub(super) enum ReadError {
 }
 
 /// Reads messages until the peer closes, sends `Close`, misbehaves, or the
-/// connection is closing. Replies go to their callers; requests to the inbox,
-/// or straight back with an error when the inbox is full.
+/// connection is closing, and hands each to the connection
+/// ([`Shared::deliver`]).
 async fn read_loop<R, C>(
     mut reader: R,
     mut codec: C,
@@ -57,40 +57,10 @@ where
         if !buf.is_empty() {
             shared.status().touch();
         }
-        while let Some((mut message, used)) = codec.decode(&buf)? {
+        while let Some((message, used)) = codec.decode(&buf)? {
             buf.advance(used);
-            shared.receive(&mut message);
-            match message {
-                Message::Reply { seq, result } => {
-                    if !shared.in_flight().finish(seq, result) {
-                        tracing::debug!(peer = %shared.peer(), seq, "reply to no waiting call dropped");
-                    }
-                }
-                Message::Request { seq, request } => {
-                    let closing = matches!(request, Request::Close);
-                    let weight = size_of::<Message>() + request.weight();
-                    let held = match shared.queued().try_take(weight) {
-                        Some(held) => held,
-                        None => tokio::select! {
-                            held = shared.queued().take(weight) => held,
-                            () = shared.status().wound_up() => return Ok(()),
-                        },
-                    };
-                    let incoming = Incoming { seq, request, held };
-                    if let Err(mpsc::error::TrySendError::Full(refused)) = inbox.try_send(incoming)
-                    {
-                        drop(refused);
-                        let busy = queue_full(shared.config().max_queued_requests);
-                        let reply = Message::Reply {
-                            seq,
-                            result: Err(busy),
-                        };
-                        let _ = shared.send(reply).await;
-                    }
-                    if closing {
-                        return Ok(());
-                    }
-                }
+            if shared.deliver(message, &inbox).await.is_break() {
+                return Ok(());
             }
         }
         // A frame has begun once bytes of it are buffered: it must be finished in time.
