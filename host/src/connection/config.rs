@@ -13,7 +13,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// How many of this side's calls may wait for replies at once (tarpc's
-/// default). Past it, a call fails at once with [`Error::TooManyInFlight`].
+/// default). Past it, a call fails at once with [`Error::TooManyInFlight`](crate::Error::TooManyInFlight).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 
 /// How many of the peer's requests may wait for the service. Past it, a

@@ -6,7 +6,7 @@
 //! no files, no environment, no network) and lives while the peer holds its
 //! root or any object of it. Compiled components are cached by the SHA-256
 //! of their bytes, so deploying the same component again costs an
-//! instantiation only ([`compiler`] also bounds compiles); [`service`] is
+//! instantiation only (`compiler` also bounds compiles); `service` is
 //! one connection's deploy service.
 
 mod compiler;

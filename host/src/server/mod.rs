@@ -1,4 +1,4 @@
-//! The listener: accepts connections, admits them (see [`admission`]),
+//! The listener: accepts connections, admits them (see `admission`),
 //! tells the protocol from the first bytes (native or RPyC), gives each
 //! connection its own service instance, and shuts down cleanly.
 
