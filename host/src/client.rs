@@ -95,23 +95,6 @@ async fn open<S: Service>(
     service: S,
     config: Config,
 ) -> Result<Connection, Error> {
-    let connection = start(addr, tls, wire, service, config).await?;
-    if wire.names_root() {
-        connection.know_root();
-    } else {
-        connection.fetch_root().await?;
-    }
-    Ok(connection)
-}
-
-/// [`open`], without learning the root.
-async fn start<S: Service>(
-    addr: impl ToSocketAddrs,
-    tls: Option<(&str, Arc<crate::tls::ClientConfig>)>,
-    wire: Wire,
-    service: S,
-    config: Config,
-) -> Result<Connection, Error> {
     let codecs = wire.codecs(config.max_frame, config.max_named_objects());
     let socket = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
@@ -119,27 +102,37 @@ async fn start<S: Service>(
     socket.set_nodelay(true)?;
     let peer = socket.peer_addr()?.to_string();
     let stop = CancellationToken::new();
-    let Some((server_name, tls)) = tls else {
-        let (reader, writer) = socket.into_split();
-        let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
-        return Ok(Connection::spawn(transport, service, config, stop).0);
+    let connection = match tls {
+        None => {
+            let (reader, writer) = socket.into_split();
+            let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
+            Connection::spawn(transport, service, config, stop).0
+        }
+        Some((server_name, tls)) => {
+            let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
+                Error::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{server_name:?} is not a server name: {e}"),
+                ))
+            })?;
+            let handshake = TlsConnector::from(tls).connect(name, socket);
+            let stream = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, handshake)
+                .await
+                .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
+            let (reader, writer) = tokio::io::split(stream);
+            let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
+            let transport = if wire.batches_over_tls() {
+                transport
+            } else {
+                transport.one_message_per_write()
+            };
+            Connection::spawn(transport, service, config, stop).0
+        }
     };
-    let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
-        Error::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{server_name:?} is not a server name: {e}"),
-        ))
-    })?;
-    let handshake = TlsConnector::from(tls).connect(name, socket);
-    let stream = tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, handshake)
-        .await
-        .map_err(|_| Error::Timeout(DEFAULT_CONNECT_TIMEOUT))??;
-    let (reader, writer) = tokio::io::split(stream);
-    let transport = Transport::new(reader, writer, codecs, BytesMut::new(), peer);
-    let transport = if wire.batches_over_tls() {
-        transport
+    if wire.names_root() {
+        connection.know_root();
     } else {
-        transport.one_message_per_write()
-    };
-    Ok(Connection::spawn(transport, service, config, stop).0)
+        connection.fetch_root().await?;
+    }
+    Ok(connection)
 }

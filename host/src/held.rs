@@ -239,11 +239,13 @@ impl HeldObjects {
             return Ok(PeerObject { handle });
         }
         if state.entries.len() >= table.limit {
-            let refused = Release {
+            // Given back at once, even while a request is served: deferred,
+            // refusals would pile up for as long as the request lasts.
+            drop(state);
+            table.send(Release {
                 id: object.id,
                 count: 1,
-            };
-            table.release(state, refused);
+            });
             return Err(TooManyHeld { limit: table.limit });
         }
         let handle = new(object);
@@ -413,6 +415,14 @@ mod tests {
         let serving = held.defer_releases();
         drop(a);
         assert_eq!(taken(&sent), vec![]);
+        let (held_full, sent_full) = table(0);
+        let _serving_too = held_full.defer_releases();
+        assert!(held_full.receive(lent(9)).is_err());
+        assert_eq!(
+            taken(&sent_full),
+            vec![release(9, 1)],
+            "a refusal is not deferred"
+        );
         drop(serving);
         assert_eq!(taken(&sent), vec![release(1, 1)]);
         drop(b);

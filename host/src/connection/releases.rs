@@ -4,7 +4,9 @@
 //! once, so that many handles dropped together never fill the peer's queue
 //! of requests. Releases past the window wait in a queue that a task of
 //! their own drains, started when the queue fills and ended when it is
-//! empty.
+//! empty. The queue holds at most as many releases as the connection holds
+//! objects of the peer's: a peer that stops answering releases while it
+//! lends ever more objects (each refused, each given back) cannot grow it.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -25,9 +27,10 @@ pub const RELEASE_WINDOW: usize = 64;
 const IN_FLIGHT_FULL_PAUSE: Duration = Duration::from_millis(10);
 
 /// The releases waiting for room in the window.
-#[derive(Default)]
 pub(super) struct Releases {
     queue: Mutex<Queue>,
+    /// How many may wait.
+    limit: usize,
 }
 
 #[derive(Default)]
@@ -42,6 +45,9 @@ struct Queue {
 pub(super) enum Sent {
     /// Sent, or dropped with the connection.
     Done,
+    /// Dropped: the queue is full (the peer keeps the object lent until the
+    /// connection ends).
+    Dropped,
     /// Queued behind others; a task already drains the queue.
     Queued,
     /// Queued first: start a task that runs [`Releases::drain`].
@@ -49,8 +55,16 @@ pub(super) enum Sent {
 }
 
 impl Releases {
+    /// An empty queue with room for `limit` releases.
+    pub(super) fn new(limit: usize) -> Self {
+        Releases {
+            queue: Mutex::default(),
+            limit,
+        }
+    }
+
     /// Sends `release` now if none waits before it and the window has room;
-    /// queues it otherwise.
+    /// queues it otherwise, if the queue has room.
     pub(super) fn send(&self, release: Release, in_flight: &InFlight, outbound: &Outbound) -> Sent {
         let mut queue = self.queue.lock().expect("releases poisoned");
         if queue.waiting.is_empty()
@@ -63,6 +77,10 @@ impl Releases {
                     in_flight.end(seq, Ok(Value::None));
                 }
             }
+        }
+        if queue.waiting.len() >= self.limit {
+            tracing::debug!(?release, "release dropped: the queue of releases is full");
+            return Sent::Dropped;
         }
         queue.waiting.push_back(release);
         if std::mem::replace(&mut queue.draining, true) {
@@ -119,5 +137,38 @@ fn del(seq: Seq, Release { id, count }: Release) -> Message {
     Message::Request {
         seq,
         request: Request::Del { target: id, count },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_past_the_window_queue_up_to_a_bound() {
+        // No room in flight: every release waits.
+        let (in_flight, (outbound, _socket)) = (InFlight::new(0), Outbound::new(1 << 20));
+        let releases = Releases::new(2);
+        let release = |id| Release { id, count: 1 };
+        assert_eq!(
+            releases.send(release(1), &in_flight, &outbound),
+            Sent::Drain
+        );
+        assert_eq!(
+            releases.send(release(2), &in_flight, &outbound),
+            Sent::Queued
+        );
+        assert_eq!(
+            releases.send(release(3), &in_flight, &outbound),
+            Sent::Dropped
+        );
+        assert_eq!(releases.next(), Some(release(1)), "oldest first");
+        assert_eq!(releases.next(), Some(release(2)));
+        assert_eq!(releases.next(), None);
+        assert_eq!(
+            releases.send(release(4), &in_flight, &outbound),
+            Sent::Drain,
+            "drained: the next one starts a drain again"
+        );
     }
 }

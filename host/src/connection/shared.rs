@@ -66,7 +66,7 @@ impl Shared {
             root: OnceCell::new(),
             lent: Mutex::new(Objects::new(config.max_lent_objects)),
             held: HeldObjects::new(config.max_held_objects),
-            releases: Releases::default(),
+            releases: Releases::new(config.max_held_objects),
             config,
         });
         let sender = Arc::downgrade(&shared);
