@@ -39,8 +39,9 @@ const LOAD_HALF_LIFE: Duration = Duration::from_secs(1);
 /// have run long: a short call's are microseconds.
 const LONG_SLICE: Duration = Duration::from_millis(1);
 
-/// How much a new slice weighs in the running average of slices.
-const SLICE_AVERAGE_WEIGHT: f64 = 0.125;
+/// A new slice weighs one part in this many in the running average of
+/// slices.
+const SLICE_AVERAGE_PARTS: u32 = 8;
 
 /// The cores guests may use: every guest's running slice takes one of
 /// `all`, and a long call's also one of `long`, which has one fewer.
@@ -139,7 +140,31 @@ impl Metered {
         let halvings = now.duration_since(at).as_secs_f64() / LOAD_HALF_LIFE.as_secs_f64();
         self.load.mul_f64(0.5f64.powf(halvings))
     }
+
+    /// Whether the running time of late reaches `limit`; the clock is read
+    /// only when it might (the load only decays).
+    fn load_reaches(&self, limit: Duration) -> bool {
+        self.load >= limit && self.load(Instant::now()) >= limit
+    }
+
+    /// Adds a slice of `slice` that ended at `now` to the load of late.
+    /// Slices microseconds apart (the usual) are summed as they come; the
+    /// load decays once [`DECAY_STEP`] has passed, which misweighs a slice
+    /// by at most that step's decay (a few in ten thousand).
+    fn add_load(&mut self, slice: Duration, now: Instant) {
+        match self.load_at {
+            Some(at) if now.duration_since(at) < DECAY_STEP => self.load += slice,
+            _ => {
+                self.load = self.load(now) + slice;
+                self.load_at = Some(now);
+            }
+        }
+    }
 }
+
+/// How often, at most, the load of late is decayed (see
+/// [`Metered::add_load`]).
+const DECAY_STEP: Duration = Duration::from_millis(1);
 
 impl Meter {
     /// A meter for a guest run by `executor`.
@@ -198,10 +223,10 @@ impl Meter {
             metered.used_cpu +=
                 since_cpu.map_or(slice, |since| thread_clock().saturating_sub(since));
             metered.used += slice;
-            metered.load = metered.load(now) + slice;
-            metered.load_at = Some(now);
-            metered.slice_average = metered.slice_average.mul_f64(1.0 - SLICE_AVERAGE_WEIGHT)
-                + slice.mul_f64(SLICE_AVERAGE_WEIGHT);
+            metered.add_load(slice, now);
+            metered.slice_average = metered.slice_average
+                - metered.slice_average / SLICE_AVERAGE_PARTS
+                + slice / SLICE_AVERAGE_PARTS;
         }
         if let Some(executor) = &self.executor {
             executor.set_long(metered.runs_long_slices());
@@ -229,7 +254,7 @@ impl Meter {
     /// Whether the guest has run long in this call, or much of late.
     fn is_long(&self) -> bool {
         let metered = self.lock();
-        metered.used >= LONG_CALL || metered.load(Instant::now()) >= LONG_CALL
+        metered.used >= LONG_CALL || metered.load_reaches(LONG_CALL)
     }
 }
 
