@@ -32,7 +32,8 @@
 //! - [`executor`]: where a service's code runs (guest threads for long
 //!   calls).
 //! - [`wasm`]: the engine, components, per-connection instances, limits.
-//! - [`server`]: the listener and graceful shutdown.
+//! - [`server`]: the listener, the sockets' threads connections are served on, and graceful
+//!   shutdown.
 //! - [`replace`]: hot deploy (a served component replaced while served, and
 //!   components served from files kept in step with them).
 //! - [`well_known`]: where a host's built-in services are found.

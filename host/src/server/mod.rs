@@ -1,9 +1,11 @@
 //! The listener: accepts connections, admits them (see `admission`),
-//! tells the protocol from the first bytes (native or RPyC), gives each
-//! connection its own service instance, and shuts down cleanly.
+//! serves each on one of the sockets' threads (see `threads`), tells the
+//! protocol from the first bytes (native or RPyC), gives each connection its
+//! own service instance, and shuts down cleanly.
 
 mod admission;
 mod refusal;
+mod threads;
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,9 +22,11 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use admission::{Admission, Bounds, Ticket};
 use refusal::refuse;
+use threads::SocketThreads;
 
 use crate::connection::{self, Connection, Transport};
 use crate::protocol::Wire;
@@ -157,70 +161,166 @@ impl<F: ServiceFactory> Server<F> {
     /// Serves until `shutdown` completes; then stops accepting, closes every
     /// connection (each finishes its current call and runs `on-disconnect`)
     /// and waits for them, at most the shutdown grace period.
+    ///
+    /// The listener and its connections are served on the process's
+    /// sockets' threads (one single-threaded runtime per core, shared by
+    /// every server), not on the caller's runtime: a native service's calls
+    /// run there too, so one that blocks holds up the connections of its
+    /// thread.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let stop = CancellationToken::new();
-        let admission = Admission::new(Bounds {
-            slots: self.config.max_connections,
-            handshakes: self.config.max_handshakes,
-            per_ip: self.config.max_connections_per_ip,
-            evict_idle_after: self.config.evict_idle_after,
-        });
-        let mut connections = JoinSet::new();
-        let service = self.factory.name();
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                accepted = self.listener.accept() => accepted,
-                () = &mut shutdown => break,
-            };
-            // Reap finished connections so the set does not grow.
-            while connections.try_join_next().is_some() {}
-            let (socket, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+        let Server {
+            listener,
+            factory,
+            config,
+        } = self;
+        // Moved to the thread that accepts, whose runtime then polls it.
+        let listener = match listener.into_std() {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%error, "cannot serve the listener");
+                return;
+            }
+        };
+        let stopping = CancellationToken::new();
+        let threads = SocketThreads::shared();
+        let accepting = accept(listener, factory, config, threads, stopping.clone());
+        let stop_at_shutdown = async {
+            shutdown.await;
+            stopping.cancel();
+            std::future::pending::<()>().await;
+        };
+        match threads {
+            // Accepting on a sockets' thread, which then serves the new
+            // connection itself if it is among the least busy: one thread to
+            // wake rather than two.
+            Some(threads) => {
+                let accepting = AbortOnDropHandle::new(threads.for_listener().spawn(accepting));
+                tokio::select! {
+                    accepted = accepting => {
+                        if let Err(error) = accepted
+                            && error.is_panic()
+                        {
+                            std::panic::resume_unwind(error.into_panic());
+                        }
+                    }
+                    () = stop_at_shutdown => {}
                 }
-            };
-            let ticket = match admission.arrive(peer.ip()) {
-                Ok(ticket) => ticket,
-                Err(cap) => {
-                    tracing::debug!(%peer, ?cap, "refused: too many connections from its address");
-                    continue;
-                }
-            };
-            let accepted = Accepted {
-                peer,
-                // Chosen now: a hot deploy after this does not change what
-                // an accepted connection is served.
-                service: self.factory.new_service(),
-                config: self.config.clone(),
-                stop: stop.child_token(),
-                admission: Arc::clone(&admission),
-                ticket,
-            };
-            connections.spawn(serve_socket(socket, accepted));
-        }
-        tracing::info!(%service, open = connections.len(), "shutting down");
-        stop.cancel();
-        let grace = self.config.shutdown_grace;
-        if tokio::time::timeout(grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            tracing::warn!(%service, left = connections.len(), "connections still open after {grace:?}; dropping them");
+            }
+            None => tokio::select! {
+                () = accepting => {}
+                () = stop_at_shutdown => {}
+            },
         }
     }
 }
 
-/// Serves one accepted socket to its end, over TLS if the server has it.
-/// Until it has named its protocol it may give way to newer sockets.
-async fn serve_socket<S: Service>(mut socket: TcpStream, accepted: Accepted<S>) {
+/// Accepts connections on `listener` until `stopping` is cancelled, serving
+/// each on the least busy sockets' thread (or here, without them); then
+/// closes every connection and waits for them, at most the shutdown grace
+/// period.
+async fn accept<F: ServiceFactory>(
+    listener: std::net::TcpListener,
+    factory: F,
+    config: ServerConfig,
+    threads: Option<&'static SocketThreads>,
+    stopping: CancellationToken,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "cannot serve the listener on this thread");
+            return;
+        }
+    };
+    let stop = CancellationToken::new();
+    let admission = Admission::new(Bounds {
+        slots: config.max_connections,
+        handshakes: config.max_handshakes,
+        per_ip: config.max_connections_per_ip,
+        evict_idle_after: config.evict_idle_after,
+    });
+    let mut connections = JoinSet::new();
+    let service = factory.name();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopping.cancelled() => break,
+        };
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ticket = match admission.arrive(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(cap) => {
+                tracing::debug!(%peer, ?cap, "refused: too many connections from its address");
+                continue;
+            }
+        };
+        let accepted = Accepted {
+            peer,
+            // Chosen now: a hot deploy after this does not change what
+            // an accepted connection is served.
+            service: factory.new_service(),
+            config: config.clone(),
+            stop: stop.child_token(),
+            admission: Arc::clone(&admission),
+            ticket,
+        };
+        // Moved to its thread, whose runtime then polls it.
+        let socket = match socket.into_std() {
+            Ok(socket) => socket,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "cannot move the socket to its thread");
+                continue;
+            }
+        };
+        match threads {
+            Some(threads) => {
+                let (thread, seat) = threads.least_busy();
+                let serving = async move {
+                    let _seat = seat;
+                    serve_socket(socket, accepted).await;
+                };
+                connections.spawn_on(serving, thread);
+            }
+            None => {
+                connections.spawn(serve_socket(socket, accepted));
+            }
+        }
+    }
+    tracing::info!(%service, open = connections.len(), "shutting down");
+    stop.cancel();
+    let grace = config.shutdown_grace;
+    if tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(%service, left = connections.len(), "connections still open after {grace:?}; dropping them");
+    }
+}
+
+/// Serves one accepted socket to its end, over TLS if the server has it,
+/// on the runtime it runs on. Until it has named its protocol it may give
+/// way to newer sockets.
+async fn serve_socket<S: Service>(socket: std::net::TcpStream, accepted: Accepted<S>) {
     let (peer, config) = (accepted.peer, &accepted.config);
+    let mut socket = match TcpStream::from_std(socket) {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::warn!(%peer, %error, "cannot serve the socket on this thread");
+            return;
+        }
+    };
     if let Err(error) = socket.set_nodelay(true) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
