@@ -143,6 +143,7 @@ impl PeerObjects {
 
     /// How many times the peer lent its object `id` and this side has not
     /// released it.
+    #[cfg(test)]
     pub fn times_lent(&self, id: ObjectId) -> Result<u64, FrameError> {
         self.pack(id)?;
         Ok(self.by_id[&id].1)
