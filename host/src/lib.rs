@@ -31,7 +31,8 @@
 //! - [`service`]: the root object a side exposes; `VoidService`.
 //! - [`executor`]: where a service's code runs (guest threads for long
 //!   calls).
-//! - [`wasm`]: the engine, components, per-connection instances, limits.
+//! - [`wasm`]: the engine and its compile cache, components, per-connection
+//!   instances, limits.
 //! - [`server`]: the listener, the sockets' threads connections are served on, and graceful
 //!   shutdown.
 //! - [`replace`]: hot deploy (a served component replaced while served, and

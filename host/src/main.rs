@@ -11,7 +11,9 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasm_rpyc::connection::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES};
+use wasm_rpyc::connection::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUED_BYTES,
+};
 use wasm_rpyc::deploy::{
     DEFAULT_CACHE_BYTES, DEFAULT_MAX_COMPONENT_SIZE, DEFAULT_MAX_TOTAL_DEPLOYMENTS, DEPLOY_PORT,
     DEPLOY_SERVICE, DeployLimits, Deployer, default_concurrent_compiles,
@@ -22,11 +24,11 @@ use wasm_rpyc::registry::{
 use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
 use wasm_rpyc::server::{
     DEFAULT_EVICT_IDLE_AFTER, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_HANDSHAKES, DEFAULT_SHUTDOWN_GRACE,
 };
 use wasm_rpyc::wasm::{
-    DEFAULT_CALL_CPU_BUDGET, DEFAULT_CALL_DEADLINE, DEFAULT_MAX_MEMORY, DirGrant, Grants,
-    default_total_memory, parse_env,
+    CompileCache, DEFAULT_CALL_CPU_BUDGET, DEFAULT_CALL_DEADLINE, DEFAULT_COMPILE_CACHE_BYTES,
+    DEFAULT_MAX_MEMORY, DirGrant, Grants, default_total_memory, parse_env,
 };
 use wasm_rpyc::{
     Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, bundled, tls,
@@ -37,6 +39,30 @@ use wasm_rpyc::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// How the command logs (to stderr).
+#[derive(Args)]
+struct LogArgs {
+    /// Log lines as text, or as JSON objects (one per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// The least severe level logged (error, warn, info, debug, trace), or
+    /// a filter as RUST_LOG takes it [default: RUST_LOG, else info].
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log errors only.
+    #[arg(short, long, global = true, conflicts_with = "log_level")]
+    quiet: bool,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +72,33 @@ enum Command {
     Serve(Box<Serve>),
     /// Run an RPyC registry (`rpyc_registry`'s options).
     Registry(RegistryArgs),
+    /// Check that a service answers: print its name and exit 0, or say why
+    /// not and exit 1 (for health checks and scripts).
+    Ping(PingArgs),
+}
+
+#[derive(Args)]
+struct PingArgs {
+    /// Where the service is served.
+    #[arg(value_name = "HOST:PORT")]
+    address: String,
+    /// Connect over TLS, trusting these CA certificates (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must be valid for [default: the
+    /// HOST of the address].
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    tls_server_name: Option<String>,
+    /// Present this certificate chain (PEM) to a server that verifies
+    /// clients; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    timeout: f64,
 }
 
 #[derive(Args)]
@@ -93,16 +146,17 @@ struct Serve {
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// The first port (the default is RPyC's first example port).
-    #[arg(long, default_value_t = 18861)]
+    #[arg(short, long, default_value_t = 18861)]
     port: u16,
     /// Replace the service's aliases (repeat for several; the first is its
     /// name). Only with a single component.
     #[arg(long = "alias")]
     aliases: Vec<String>,
-    /// Let the service see a host directory at a path of its own; `:ro`
-    /// allows reading only (repeat for several). Only with a single
-    /// component: services see no files unless granted.
-    #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
+    /// Let the service see a host directory at a path of its own (HOST
+    /// alone: at the same path); `:ro` allows reading only (repeat for
+    /// several). Only with a single component: services see no files unless
+    /// granted.
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
     dirs: Vec<DirGrant>,
     /// Give the service an environment variable (repeat for several). Only
     /// with a single component: services see no environment unless granted.
@@ -164,6 +218,18 @@ struct Serve {
     /// Require client certificates that chain to these CA certificates (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// The largest frame a peer may send, or be sent, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_FRAME >> 20)]
+    max_frame: usize,
+    /// How long the host waits for a peer to answer a call the service
+    /// makes to it (a callback), in seconds; past it the call fails with
+    /// TimeoutError in the service.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CALL_TIMEOUT.as_secs_f64())]
+    call_timeout: f64,
+    /// At shutdown, how long open connections may take to finish their
+    /// current call and run on-disconnect, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs_f64())]
+    shutdown_grace: f64,
     /// Close a connection idle this long, in seconds (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout: u64,
@@ -202,6 +268,18 @@ struct Serve {
     /// Compiled code the cache of deployed components keeps, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_CACHE_BYTES >> 20)]
     deploy_cache: usize,
+    /// Where compiled components are kept, so that a restart, or a reload
+    /// of an unchanged component, does not compile it again [default: the
+    /// user's cache directory, ~/.cache/wasm-rpyc on Linux].
+    #[arg(long, value_name = "DIR", env = "WASM_RPYC_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component anew and keep nothing on disk.
+    #[arg(long)]
+    no_cache: bool,
+    /// Compiled code the compile cache keeps on disk, in MiB; past it the
+    /// entries used least recently are deleted.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_COMPILE_CACHE_BYTES >> 20)]
+    cache_size: u64,
     /// Replace a served component when its file changes (checked every
     /// second): new connections get the new version, open ones keep theirs.
     /// SIGHUP replaces every component from its file at once.
@@ -210,15 +288,12 @@ struct Serve {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logs(&cli.log)?;
+    let args = match cli.command {
         Command::Serve(args) => *args,
         Command::Registry(args) => return tokio::runtime::Runtime::new()?.block_on(registry(args)),
+        Command::Ping(args) => return tokio::runtime::Runtime::new()?.block_on(ping(args)),
     };
     let single = args.components.len() == 1;
     if !single && !args.aliases.is_empty() {
@@ -240,10 +315,79 @@ fn main() -> Result<()> {
     if !(args.cpu_budget.is_finite() && args.cpu_budget > 0.0) {
         bail!("--cpu-budget must be a positive number of seconds");
     }
-    if !(args.call_deadline.is_finite() && args.call_deadline > 0.0) {
-        bail!("--call-deadline must be a positive number of seconds");
+    for (flag, seconds) in [
+        ("--call-deadline", args.call_deadline),
+        ("--call-timeout", args.call_timeout),
+    ] {
+        if !(seconds.is_finite() && seconds > 0.0) {
+            bail!("{flag} must be a positive number of seconds");
+        }
+    }
+    if !(args.shutdown_grace.is_finite() && args.shutdown_grace >= 0.0) {
+        bail!("--shutdown-grace must be a number of seconds");
+    }
+    if args.max_frame == 0 || args.max_frame > MAX_FRAME_MIB {
+        bail!("--max-frame must be from 1 to {MAX_FRAME_MIB} MiB");
     }
     tokio::runtime::Runtime::new()?.block_on(serve(args))
+}
+
+/// The largest `--max-frame`: frame lengths are 32-bit on the wire.
+const MAX_FRAME_MIB: usize = 4095;
+
+/// Logs to stderr as `log` says: colour only on a terminal, and never with
+/// `NO_COLOR` set.
+fn init_logs(log: &LogArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match (&log.log_level, log.quiet) {
+        (_, true) => EnvFilter::new("error"),
+        (Some(level), false) => {
+            EnvFilter::try_new(level).with_context(|| format!("--log-level {level:?}"))?
+        }
+        (None, false) => EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color);
+    match log.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    Ok(())
+}
+
+/// `wasm-rpyc ping`: connects, asks the service its name and prints it.
+async fn ping(args: PingArgs) -> Result<()> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let limit = Duration::from_secs_f64(args.timeout);
+    let address = args.address.as_str();
+    let asking = async {
+        let connection = match &args.tls_ca {
+            Some(ca) => {
+                let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+                let tls = tls::client_config(ca, identity)?;
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                let name = args.tls_server_name.as_deref().unwrap_or(host);
+                let name = name.trim_start_matches('[').trim_end_matches(']');
+                wasm_rpyc::connect_tls(address, name, tls).await?
+            }
+            None => wasm_rpyc::connect(address).await?,
+        };
+        let name: String = connection.root().call("get_service_name", ()).await?;
+        connection.close().await;
+        anyhow::Ok(name)
+    };
+    let name = tokio::time::timeout(limit, asking)
+        .await
+        .map_err(|_| anyhow::anyhow!("{address} did not answer within {limit:?}"))?
+        .with_context(|| format!("{address} did not answer"))?;
+    println!("{name}");
+    Ok(())
 }
 
 async fn registry(args: RegistryArgs) -> Result<()> {
@@ -288,8 +432,8 @@ async fn serve(args: Serve) -> Result<()> {
     if let Some(cores) = args.guest_cores {
         limits.guest_cores = cores;
     }
-    let runtime =
-        Runtime::new(limits).map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
+    let runtime = Runtime::with_cache(limits, compile_cache(&args)?)
+        .map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
     let mut grants = Grants::default();
     for dir in args.dirs {
         grants = grants.dir(dir)?;
@@ -325,6 +469,10 @@ async fn serve(args: Serve) -> Result<()> {
         let component = loader.load(file).await?;
         services.push((Replaceable::new(component), port, Some(watched)));
     }
+    if let Some(cache) = runtime.compile_cache() {
+        let directory = cache.directory().display();
+        tracing::info!(%directory, hits = cache.hits(), misses = cache.misses(), "compile cache");
+    }
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
     config.max_connections_per_ip =
@@ -341,6 +489,9 @@ async fn serve(args: Serve) -> Result<()> {
     }
     config.connection.idle_timeout =
         (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    config.connection.max_frame = args.max_frame << 20;
+    config.connection.call_timeout = Duration::from_secs_f64(args.call_timeout);
+    config.shutdown_grace = Duration::from_secs_f64(args.shutdown_grace);
     let registrar = args.register.then(|| {
         let host = args.registry_host.unwrap_or(BROADCAST);
         Registrar::new(args.registry_type.into(), (host, args.registry_port))
@@ -407,6 +558,26 @@ async fn serve(args: Serve) -> Result<()> {
         task.await?;
     }
     Ok(())
+}
+
+/// The compile cache `args` ask for: none with `--no-cache`; else the one in
+/// `--cache-dir` (which must work), or in the user's cache directory (if
+/// that cannot be used, components are compiled anew, with a warning).
+fn compile_cache(args: &Serve) -> Result<Option<CompileCache>> {
+    if args.no_cache {
+        return Ok(None);
+    }
+    let bytes = args.cache_size.saturating_mul(1 << 20);
+    if let Some(directory) = &args.cache_dir {
+        return Ok(Some(CompileCache::open(directory, bytes)?));
+    }
+    let Some(directory) = CompileCache::default_directory() else {
+        tracing::warn!("no cache directory on this system: every component is compiled anew");
+        return Ok(None);
+    };
+    Ok(CompileCache::open(&directory, bytes)
+        .inspect_err(|error| tracing::warn!(%error, "every component is compiled anew"))
+        .ok())
 }
 
 /// Instances a host needs beyond its services' shares: loading a component

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -173,9 +174,15 @@ async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Serves the component of `watched`'s file from its slot, if it loads.
+/// Serves the component of `watched`'s file from its slot, if it loads and
+/// its bytes are not those served already.
 async fn replace_from_file(loader: &Loader, watched: &Watched, registrar: Option<&Registrar>) {
     let path = watched.file.path();
+    let served = watched.slot.current();
+    if digest_of(path).await.as_ref() == Some(served.digest()) {
+        tracing::info!(service = %served.aliases()[0], file = %path.display(), "unchanged: not recompiled");
+        return;
+    }
     let component = match loader.load(path).await {
         Ok(component) => component,
         Err(error) => {
@@ -197,4 +204,17 @@ async fn replace_from_file(loader: &Loader, watched: &Watched, registrar: Option
     if let Err(error) = registered.await {
         tracing::warn!(%error, service = %aliases[0], "not registered under its new names");
     }
+}
+
+/// The SHA-256 of the file at `path`, if it can be read (off the async
+/// threads: a large component takes milliseconds to hash).
+async fn digest_of(path: &Path) -> Option<[u8; 32]> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(path).ok()?;
+        Some(Sha256::digest(bytes).into())
+    })
+    .await
+    .ok()
+    .flatten()
 }

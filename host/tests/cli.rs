@@ -153,10 +153,10 @@ fn bad_grants_and_limits_are_clear_errors() {
     let dir = temp_dir("grants");
     let file = calculator_file(&dir);
     let missing = dir.join("missing");
-    let cases: [(Vec<String>, &str); 6] = [
+    let cases: [(Vec<String>, &str); 9] = [
         (
-            vec!["--dir".into(), "/tmp".into()],
-            "is not HOST::GUEST or HOST::GUEST:ro",
+            vec!["--dir".into(), "::/data".into()],
+            "is not HOST::GUEST or HOST (with :ro to read only)",
         ),
         (vec!["--env".into(), "NOVALUE".into()], "is not KEY=VALUE"),
         (
@@ -168,6 +168,12 @@ fn bad_grants_and_limits_are_clear_errors() {
             "grant one service",
         ),
         (vec!["--cpu-budget".into(), "0".into()], "--cpu-budget"),
+        (vec!["--call-timeout".into(), "0".into()], "--call-timeout"),
+        (vec!["--max-frame".into(), "0".into()], "--max-frame"),
+        (
+            vec!["--shutdown-grace".into(), "x".into()],
+            "--shutdown-grace",
+        ),
         // The calculator's memory starts above 1 MiB: the flag takes effect.
         (vec!["--max-memory".into(), "1".into()], "exceeds the limit"),
     ];

@@ -5,6 +5,7 @@ import pathlib
 import queue
 import re
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -16,6 +17,9 @@ BINARY = TARGET / "release" / "wasm-rpyc"
 GUESTS = TARGET / "guests" / "wasm32-wasip2" / "release"
 # The Python and JavaScript example services, built by `services/build.sh`.
 POLYGLOT = TARGET / "polyglot"
+# Every host the tests start keeps its compile cache here, not in the
+# user's cache directory (mkdtemp makes it private, as the host requires).
+os.environ["WASM_RPYC_CACHE_DIR"] = tempfile.mkdtemp(prefix="wasm-rpyc-test-cache-")
 
 
 class Host:

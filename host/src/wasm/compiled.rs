@@ -30,4 +30,6 @@ pub(crate) struct Compiled {
     pub(crate) classes: Vec<Class>,
     /// What the service may reach beyond its memory.
     pub(crate) grants: Grants,
+    /// The SHA-256 of the bytes it was compiled from.
+    pub(crate) digest: [u8; 32],
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, ResourceType, Type, Val};
 
@@ -118,9 +119,14 @@ impl ServiceComponent {
         name: &str,
         bytes: &[u8],
     ) -> Result<Self, LoadError> {
-        // Compiling takes from milliseconds to seconds: off the async threads.
+        // Compiling takes from milliseconds to seconds (hashing a large
+        // component, milliseconds): off the async threads.
         let (engine, owned) = (runtime.engine().clone(), bytes.to_vec());
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
+        let compiling = move || {
+            let digest: [u8; 32] = Sha256::digest(&owned).into();
+            Component::new(&engine, owned).map(|component| (component, digest))
+        };
+        let (component, digest) = tokio::task::spawn_blocking(compiling)
             .await
             .map_err(wasmtime::Error::from)
             .and_then(|compiled| compiled)
@@ -152,6 +158,7 @@ impl ServiceComponent {
             netref: exports.netref,
             classes: exports.classes,
             grants: Grants::default(),
+            digest,
         };
         if let Some(export) = exports.service_aliases {
             let declared =
@@ -212,6 +219,11 @@ impl ServiceComponent {
         let mut names: Vec<&str> = self.inner.methods.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+
+    /// The SHA-256 of the bytes the component was compiled from.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.inner.digest
     }
 
     /// The bytes of the component's compiled code.

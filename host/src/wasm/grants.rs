@@ -25,14 +25,20 @@ pub struct DirGrant {
 impl FromStr for DirGrant {
     type Err = GrantError;
 
-    /// Parses `HOST::GUEST`, or `HOST::GUEST:ro` for read-only.
+    /// Parses `HOST::GUEST`, or `HOST` alone (the same path inside, as
+    /// wasmtime's `--dir` takes it); `:ro` after either grants reading
+    /// only.
     fn from_str(text: &str) -> Result<Self, GrantError> {
-        let bad = || GrantError::Syntax(format!("{text:?} is not HOST::GUEST or HOST::GUEST:ro"));
-        let (host, guest) = text.split_once("::").ok_or_else(bad)?;
-        let (guest, read_only) = match guest.strip_suffix(":ro") {
-            Some(guest) => (guest, true),
-            None => (guest, false),
+        let bad = || {
+            GrantError::Syntax(format!(
+                "{text:?} is not HOST::GUEST or HOST (with :ro to read only)"
+            ))
         };
+        let (text, read_only) = match text.strip_suffix(":ro") {
+            Some(text) => (text, true),
+            None => (text, false),
+        };
+        let (host, guest) = text.split_once("::").unwrap_or((text, text));
         if host.is_empty() || guest.is_empty() {
             return Err(bad());
         }
@@ -137,7 +143,12 @@ mod tests {
         );
         let grant: DirGrant = "./files::/files".parse().unwrap();
         assert!(!grant.read_only);
-        for bad in ["/srv", "::/data", "/srv::", "/srv:::ro"] {
+        let same: DirGrant = "/srv/data:ro".parse().unwrap();
+        assert_eq!((same.guest.as_str(), same.read_only), ("/srv/data", true));
+        let same: DirGrant = "./files".parse().unwrap();
+        assert_eq!(same.host, PathBuf::from("./files"));
+        assert_eq!((same.guest.as_str(), same.read_only), ("./files", false));
+        for bad in ["", ":ro", "::/data", "/srv::", "/srv:::ro"] {
             assert!(bad.parse::<DirGrant>().is_err(), "{bad}");
         }
         assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));

@@ -2,6 +2,7 @@
 //! allocator and an epoch clock, components loaded once and pre-instantiated,
 //! and an instance of its own for every connection.
 
+mod cache;
 mod classes;
 mod compiled;
 mod component;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use cache::{CacheError, CompileCache, DEFAULT_COMPILE_CACHE_BYTES};
 pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
 pub use fetch::MAX_FETCHED_ITEMS;
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
@@ -136,13 +138,20 @@ struct RuntimeInner {
     memory: Arc<MemoryBudget>,
     cpu: Arc<Cpu>,
     threads: GuestThreads,
+    cache: Option<CompileCache>,
 }
 
 impl Runtime {
-    /// A runtime whose guests run under `limits`. Starts the epoch clock
-    /// thread and the guests' threads, which end when the runtime is
-    /// dropped.
+    /// A runtime whose guests run under `limits`, compiling every component
+    /// anew. Starts the epoch clock thread and the guests' threads, which end
+    /// when the runtime is dropped.
     pub fn new(limits: Limits) -> wasmtime::Result<Self> {
+        Self::with_cache(limits, None)
+    }
+
+    /// [`Runtime::new`], keeping compiled components in `cache` (if any) and
+    /// loading them from it when they come again.
+    pub fn with_cache(limits: Limits, cache: Option<CompileCache>) -> wasmtime::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances)
             .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_SLOT)
@@ -158,7 +167,8 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .cache(cache.as_ref().map(CompileCache::wasmtime));
         let engine = Engine::new(&config)?;
         let linker = linker::linker(&engine)?;
         let clock = engine.weak();
@@ -179,6 +189,7 @@ impl Runtime {
                 cpu: Cpu::new(limits.guest_cores),
                 threads: GuestThreads::new(limits.guest_cores)?,
                 limits,
+                cache,
             }),
         })
     }
@@ -186,6 +197,11 @@ impl Runtime {
     /// The bounds guests run under.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The compile cache, if the runtime keeps one.
+    pub fn compile_cache(&self) -> Option<&CompileCache> {
+        self.inner.cache.as_ref()
     }
 
     pub(crate) fn engine(&self) -> &Engine {

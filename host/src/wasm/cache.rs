@@ -1,0 +1,184 @@
+//! The compile cache: components compiled once are kept on disk, keyed as
+//! wasmtime keys them (their bytes, the engine's configuration, wasmtime's
+//! version), so a host that restarts or reloads an unchanged component
+//! loads it in milliseconds instead of compiling it for seconds.
+//!
+//! What the cache holds is native code the host runs: its directory must be
+//! the host's user's alone. It is created private (0700 on Unix), and one
+//! that other users may write to is refused.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use wasmtime::{Cache, CacheConfig};
+
+/// How many bytes of compiled code the cache keeps by default; past it,
+/// wasmtime's cleanup deletes the entries used least recently.
+pub const DEFAULT_COMPILE_CACHE_BYTES: u64 = 1 << 30;
+
+/// How often, at most, the cache's size is brought back under its bound.
+const CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The on-disk cache of compiled components of one engine.
+#[derive(Clone, Debug)]
+pub struct CompileCache {
+    cache: Cache,
+}
+
+/// Why the cache cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The directory cannot be made or read.
+    #[error("the compile cache {}: {source}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Other users may write to the directory: what it holds would run.
+    #[error(
+        "the compile cache {} is open to other users (mode {mode:o}): make it the host's user's \
+         alone (chmod 700) or choose another"
+    , path.display())]
+    NotPrivate {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// wasmtime refused the cache's configuration.
+    #[error("the compile cache {}: {source}", path.display())]
+    Config {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: wasmtime::Error,
+    },
+}
+
+impl CompileCache {
+    /// The cache in `directory` (made absolute; created private if missing),
+    /// keeping about `max_bytes` of compiled code.
+    pub fn open(directory: &Path, max_bytes: u64) -> Result<Self, CacheError> {
+        let directory_error = |source| CacheError::Directory {
+            path: directory.to_owned(),
+            source,
+        };
+        let directory = std::path::absolute(directory).map_err(directory_error)?;
+        create_private(&directory).map_err(directory_error)?;
+        check_private(&directory)?;
+        let mut config = CacheConfig::new();
+        config
+            .with_directory(&directory)
+            .with_files_total_size_soft_limit(max_bytes)
+            // Checked after a store at most this often: peers that deploy
+            // many components overshoot the size by a second's compiles.
+            .with_cleanup_interval(CLEANUP_INTERVAL);
+        let cache = Cache::new(config).map_err(|source| CacheError::Config {
+            path: directory.clone(),
+            source,
+        })?;
+        Ok(CompileCache { cache })
+    }
+
+    /// The per-user cache directory of this platform (`~/.cache/wasm-rpyc`
+    /// on Linux), if the platform names one.
+    pub fn default_directory() -> Option<PathBuf> {
+        directories_next::ProjectDirs::from("", "", "wasm-rpyc")
+            .map(|dirs| dirs.cache_dir().to_owned())
+    }
+
+    /// The directory.
+    pub fn directory(&self) -> &Path {
+        self.cache.directory()
+    }
+
+    /// How many compiles the cache has answered so far.
+    pub fn hits(&self) -> usize {
+        self.cache.cache_hits()
+    }
+
+    /// How many compiles it could not answer (and has stored since).
+    pub fn misses(&self) -> usize {
+        self.cache.cache_misses()
+    }
+
+    pub(crate) fn wasmtime(&self) -> Cache {
+        self.cache.clone()
+    }
+}
+
+/// Creates `directory` and its missing parents, the last private.
+fn create_private(directory: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(directory)
+}
+
+/// Refuses a directory other users may write to (on Unix; elsewhere the
+/// per-user directories are private by default).
+fn check_private(directory: &Path) -> Result<(), CacheError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = std::fs::metadata(directory).map_err(|source| CacheError::Directory {
+            path: directory.to_owned(),
+            source,
+        })?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(CacheError::NotPrivate {
+                path: directory.to_owned(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("wasm-rpyc-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        path
+    }
+
+    #[test]
+    fn the_directory_is_created_private() {
+        let path = scratch("private").join("nested");
+        let cache = CompileCache::open(&path, DEFAULT_COMPILE_CACHE_BYTES).unwrap();
+        assert!(cache.directory().is_absolute());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
+        assert_eq!((cache.hits(), cache.misses()), (0, 0));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_may_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = scratch("shared");
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = CompileCache::open(&path, DEFAULT_COMPILE_CACHE_BYTES).unwrap_err();
+        assert!(
+            matches!(error, CacheError::NotPrivate { mode: 0o777, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("chmod 700"));
+        std::fs::remove_dir_all(path).unwrap();
+    }
+}
