@@ -69,6 +69,7 @@ impl GuestThreads {
 /// slice of milliseconds (at 10, two guests computing still put one short
 /// call in a hundred 4 ms late). Guests that compute get the cores the
 /// sockets leave; when short calls keep every core busy, they slow down.
+#[cfg(target_os = "linux")]
 const GUEST_NICENESS: i32 = 19;
 
 /// Lowers the current thread's priority by [`GUEST_NICENESS`], where the

@@ -422,7 +422,7 @@ async fn registry(args: RegistryArgs) -> Result<()> {
 async fn serve(args: Serve) -> Result<()> {
     // Listen for signals before anything slow, so an early one is not lost.
     let shutdown = shutdown_signal()?;
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let hangups = Hangups::listen()?;
     let mut limits = Limits::default();
     limits.call_cpu_budget = Duration::from_secs_f64(args.cpu_budget);
     limits.call_deadline = Duration::from_secs_f64(args.call_deadline);
@@ -551,7 +551,7 @@ async fn serve(args: Serve) -> Result<()> {
         registrar,
         stop.clone(),
     )));
-    tasks.push(tokio::spawn(forward_hangups(hangup, reload, stop.clone())));
+    tasks.push(tokio::spawn(forward_hangups(hangups, reload, stop.clone())));
     shutdown.await;
     stop.cancel();
     for task in tasks {
@@ -647,21 +647,42 @@ fn run<F: ServiceFactory>(
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Turns every SIGHUP into a reload, until `stop`.
-async fn forward_hangups(
-    mut hangup: tokio::signal::unix::Signal,
-    reload: Arc<Notify>,
-    stop: CancellationToken,
-) {
+async fn forward_hangups(mut hangups: Hangups, reload: Arc<Notify>, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = hangup.recv() => reload.notify_one(),
+            () = hangups.next() => reload.notify_one(),
         }
+    }
+}
+
+/// The process's hangups (SIGHUP), listened for from its creation; none
+/// where the system has no such signal (Windows: `--watch` still reloads).
+struct Hangups {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    fn listen() -> Result<Self> {
+        Ok(Hangups {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?,
+        })
+    }
+
+    /// Completes at the next hangup.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
     }
 }
 
 /// Registers for Ctrl-C (SIGINT) and SIGTERM now; the future completes on
 /// the first of them.
+#[cfg(unix)]
 fn shutdown_signal() -> Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -670,6 +691,21 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>> {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Registers for Ctrl-C and for the console closing now; the future
+/// completes on the first of them.
+#[cfg(windows)]
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::windows::{ctrl_c, ctrl_close};
+    let mut interrupt = ctrl_c()?;
+    let mut close = ctrl_close()?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = close.recv() => {}
         }
     })
 }

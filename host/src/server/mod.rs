@@ -410,9 +410,10 @@ async fn hello<S: AsyncRead + Unpin>(
 }
 
 /// For an RPyC connection (anything not native), a second handle on its
-/// socket, to re-arm quick ACKs (see [`QuickAck`]).
+/// socket, to re-arm quick ACKs (see [`QuickAck`]); on Linux only, the one
+/// system with quick-ack mode.
 fn quick_ack(hello: &[u8], socket: &TcpStream, peer: SocketAddr) -> Option<Socket> {
-    if !Wire::of_hello(hello).wants_quick_acks() {
+    if !(cfg!(target_os = "linux") && Wire::of_hello(hello).wants_quick_acks()) {
         return None;
     }
     SockRef::from(socket)
@@ -502,10 +503,17 @@ impl<R: AsyncRead + Unpin> AsyncRead for QuickAck<R> {
     ) -> Poll<io::Result<()>> {
         let read = Pin::new(&mut self.reader).poll_read(cx, buf);
         if let (Poll::Ready(Ok(())), Some(ack)) = (&read, &self.ack) {
-            // Linux leaves quick-ack mode on its own; re-arm it. A failure
-            // costs only latency.
-            let _ = ack.set_tcp_quickack(true);
+            rearm_quick_ack(ack);
         }
         read
     }
+}
+
+/// Asks the kernel to acknowledge what arrives on `socket` at once (Linux
+/// leaves quick-ack mode on its own). A failure costs only latency.
+fn rearm_quick_ack(socket: &Socket) {
+    #[cfg(target_os = "linux")]
+    let _ = socket.set_tcp_quickack(true);
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }

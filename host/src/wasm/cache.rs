@@ -137,6 +137,8 @@ fn check_private(directory: &Path) -> Result<(), CacheError> {
             });
         }
     }
+    #[cfg(not(unix))]
+    let _ = directory;
     Ok(())
 }
 
