@@ -47,14 +47,14 @@ struct Cli {
 #[derive(Args)]
 struct LogArgs {
     /// Log lines as text, or as JSON objects (one per line).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "WASM_RPYC_LOG_FORMAT")]
     log_format: LogFormat,
     /// The least severe level logged (error, warn, info, debug, trace), or
     /// a filter as RUST_LOG takes it [default: RUST_LOG, else info].
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, global = true, value_name = "LEVEL", env = "WASM_RPYC_LOG_LEVEL")]
     log_level: Option<String>,
-    /// Log errors only.
-    #[arg(short, long, global = true, conflicts_with = "log_level")]
+    /// Log errors only (whatever the level says).
+    #[arg(short, long, global = true)]
     quiet: bool,
 }
 
@@ -143,10 +143,10 @@ struct Serve {
     /// (with `--port 0`, each on a free port of its own).
     components: Vec<PathBuf>,
     /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = "127.0.0.1", env = "WASM_RPYC_HOST")]
     host: IpAddr,
     /// The first port (the default is RPyC's first example port).
-    #[arg(short, long, default_value_t = 18861)]
+    #[arg(short, long, default_value_t = 18861, env = "WASM_RPYC_PORT")]
     port: u16,
     /// Replace the service's aliases (repeat for several; the first is its
     /// name). Only with a single component.
@@ -191,7 +191,7 @@ struct Serve {
     /// Connections each service serves at once: its share of the instances.
     /// Past it, the connection idle longest makes room, or the client is
     /// refused with RuntimeError.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, env = "WASM_RPYC_MAX_CONNECTIONS")]
     max_connections: usize,
     /// Connections one address may have open to one service (0: no cap).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
@@ -210,13 +210,28 @@ struct Serve {
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_QUEUED_BYTES >> 20)]
     max_queued_bytes: usize,
     /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "WASM_RPYC_TLS_CERT"
+    )]
     tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "WASM_RPYC_TLS_KEY"
+    )]
     tls_key: Option<PathBuf>,
     /// Require client certificates that chain to these CA certificates (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "WASM_RPYC_TLS_CLIENT_CA"
+    )]
     tls_client_ca: Option<PathBuf>,
     /// The largest frame a peer may send, or be sent, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_FRAME >> 20)]

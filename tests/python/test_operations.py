@@ -231,3 +231,26 @@ def wait_for_log(process, text, within=30):
             return
         assert time.monotonic() < deadline, f"{text!r} not logged"
         time.sleep(0.05)
+
+
+def test_common_flags_fall_back_to_environment_variables(pki):  # noqa: F811 (the fixture)
+    port = free_port()
+    log = tempfile.TemporaryFile("a+")
+    env = {**os.environ, "WASM_RPYC_PORT": str(port), "WASM_RPYC_LOG_FORMAT": "json",
+           "WASM_RPYC_TLS_CERT": str(pki / "server.pem"),
+           "WASM_RPYC_TLS_KEY": str(pki / "server.key")}
+    process = subprocess.Popen([str(BINARY), "serve", str(GUESTS / "calculator.wasm")],
+                               stderr=log, text=True, env=env)
+    process.log = log
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            answer = ping(f"127.0.0.1:{port}", "--tls-ca", str(pki / "ca.pem"), "--timeout", "1")
+            if answer.returncode == 0:
+                break
+            assert process.poll() is None and time.monotonic() < deadline, answer.stderr
+            time.sleep(0.1)
+        assert answer.stdout == "CALCULATOR\n"
+    finally:
+        logged = stop(process)
+    assert all(json.loads(line) for line in logged.splitlines() if line.strip()), logged
