@@ -1,0 +1,39 @@
+//! `wasm-rpyc ping`: is a service answering?
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use wasm_rpyc::tls;
+
+use crate::args::PingArgs;
+
+/// `wasm-rpyc ping`: connects, asks the service its name and prints it.
+pub(crate) async fn ping(args: PingArgs) -> Result<()> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let limit = Duration::from_secs_f64(args.timeout);
+    let address = args.address.as_str();
+    let asking = async {
+        let connection = match &args.tls_ca {
+            Some(ca) => {
+                let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+                let tls = tls::client_config(ca, identity)?;
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                let name = args.tls_server_name.as_deref().unwrap_or(host);
+                let name = name.trim_start_matches('[').trim_end_matches(']');
+                wasm_rpyc::connect_tls(address, name, tls).await?
+            }
+            None => wasm_rpyc::connect(address).await?,
+        };
+        let name: String = connection.root().call("get_service_name", ()).await?;
+        connection.close().await;
+        anyhow::Ok(name)
+    };
+    let name = tokio::time::timeout(limit, asking)
+        .await
+        .map_err(|_| anyhow::anyhow!("{address} did not answer within {limit:?}"))?
+        .with_context(|| format!("{address} did not answer"))?;
+    println!("{name}");
+    Ok(())
+}
