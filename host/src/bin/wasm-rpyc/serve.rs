@@ -39,10 +39,8 @@ pub(crate) fn check(args: &Serve) -> Result<()> {
     if args.watch && args.components.is_empty() {
         bail!("--watch replaces components from their files: name at least one");
     }
-    if !(args.cpu_budget.is_finite() && args.cpu_budget > 0.0) {
-        bail!("--cpu-budget must be a positive number of seconds");
-    }
     for (flag, seconds) in [
+        ("--cpu-budget", args.cpu_budget),
         ("--call-deadline", args.call_deadline),
         ("--call-timeout", args.call_timeout),
     ] {
