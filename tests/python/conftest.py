@@ -1,9 +1,11 @@
 """Starts `wasm-rpyc serve` as a separate process serving the calculator and
 the test guest, both built by `cargo test --release --workspace`."""
+import atexit
 import os
 import pathlib
 import queue
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -20,6 +22,7 @@ POLYGLOT = TARGET / "polyglot"
 # Every host the tests start keeps its compile cache here, not in the
 # user's cache directory (mkdtemp makes it private, as the host requires).
 os.environ["WASM_RPYC_CACHE_DIR"] = tempfile.mkdtemp(prefix="wasm-rpyc-test-cache-")
+atexit.register(shutil.rmtree, os.environ["WASM_RPYC_CACHE_DIR"], ignore_errors=True)
 
 
 class Host:

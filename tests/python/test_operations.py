@@ -66,6 +66,9 @@ def test_ping_over_tls(pki):  # noqa: F811 (the fixture)
         wrong = ping(address, "--tls-ca", str(pki / "ca.pem"), "--tls-server-name", "elsewhere")
         assert wrong.returncode != 0
         assert "certificate" in wrong.stderr.lower()
+        missing = ping(address, "--tls-ca", str(pki / "missing.pem"))
+        assert missing.returncode != 0
+        assert "missing.pem" in missing.stderr and "did not answer" not in missing.stderr
     finally:
         host.stop()
 

@@ -14,11 +14,17 @@ pub(crate) async fn ping(args: PingArgs) -> Result<()> {
     }
     let limit = Duration::from_secs_f64(args.timeout);
     let address = args.address.as_str();
+    // A bad certificate file is this side's error, not the service's.
+    let tls = match &args.tls_ca {
+        Some(ca) => {
+            let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+            Some(tls::client_config(ca, identity)?)
+        }
+        None => None,
+    };
     let asking = async {
-        let connection = match &args.tls_ca {
-            Some(ca) => {
-                let identity = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
-                let tls = tls::client_config(ca, identity)?;
+        let connection = match tls {
+            Some(tls) => {
                 let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
                 let name = args.tls_server_name.as_deref().unwrap_or(host);
                 let name = name.trim_start_matches('[').trim_end_matches(']');
