@@ -101,7 +101,9 @@ impl Compiler {
         .map_err(|error| Exception::runtime_error(format!("cannot deploy: {error}")))?;
         let tag = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
         let cell = self.cache_entry(digest);
-        let compiled = cell.get_or_try_init(|| self.compile_in_turn(&bytes)).await;
+        let compiled = cell
+            .get_or_try_init(|| self.compile_in_turn(&bytes, digest))
+            .await;
         match compiled {
             Ok(component) => {
                 self.settle(digest, &cell, component.compiled_size());
@@ -123,7 +125,11 @@ impl Compiler {
 
     /// Compiles `bytes` when a turn comes; refused at once when as many
     /// compiles as may wait already do.
-    async fn compile_in_turn(&self, bytes: &[u8]) -> Result<ServiceComponent, Exception> {
+    async fn compile_in_turn(
+        &self,
+        bytes: &[u8],
+        digest: [u8; 32],
+    ) -> Result<ServiceComponent, Exception> {
         let most = self.limits.concurrent_compiles.max(1) + self.limits.queued_compiles;
         let before = self.pending.fetch_add(1, Ordering::AcqRel);
         let _pending = Pending(&self.pending);
@@ -134,7 +140,7 @@ impl Compiler {
             )));
         }
         let _turn = self.turns.acquire().await.expect("never closed");
-        ServiceComponent::from_bytes(&self.runtime, DEPLOYED_NAME, bytes)
+        ServiceComponent::from_hashed_bytes(&self.runtime, DEPLOYED_NAME, bytes, Some(digest))
             .await
             .map_err(|error| Exception::value_error(format!("cannot deploy: {error}")))
     }

@@ -119,11 +119,22 @@ impl ServiceComponent {
         name: &str,
         bytes: &[u8],
     ) -> Result<Self, LoadError> {
+        Self::from_hashed_bytes(runtime, name, bytes, None).await
+    }
+
+    /// [`ServiceComponent::from_bytes`], with the bytes' SHA-256 when the
+    /// caller has it already (deploy does), so they are not hashed twice.
+    pub(crate) async fn from_hashed_bytes(
+        runtime: &Runtime,
+        name: &str,
+        bytes: &[u8],
+        digest: Option<[u8; 32]>,
+    ) -> Result<Self, LoadError> {
         // Compiling takes from milliseconds to seconds (hashing a large
         // component, milliseconds): off the async threads.
         let (engine, owned) = (runtime.engine().clone(), bytes.to_vec());
         let compiling = move || {
-            let digest: [u8; 32] = Sha256::digest(&owned).into();
+            let digest = digest.unwrap_or_else(|| Sha256::digest(&owned).into());
             Component::new(&engine, owned).map(|component| (component, digest))
         };
         let (component, digest) = tokio::task::spawn_blocking(compiling)
