@@ -40,6 +40,7 @@
 //! - [`well_known`]: where a host's built-in services are found.
 //! - [`deploy`]: sandboxed classic mode (the `DEPLOY` service, to which a
 //!   peer hands a component to run).
+//! - [`metrics`]: the host's metrics, for Prometheus.
 //! - [`registry`]: RPyC's registry (where services are served, by name).
 //! - [`tls`]: TLS configurations for servers and clients (rustls).
 //! - [`client`]: connecting to a host with [`connect`].
@@ -54,6 +55,7 @@ mod error;
 pub mod exception;
 pub mod executor;
 pub mod held;
+pub mod metrics;
 pub mod object_ref;
 pub mod peer;
 pub mod protocol;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registrar;
 use crate::server::ServiceFactory;
-use crate::wasm::{Grants, LoadError, Runtime, ServiceComponent, WasmService};
+use crate::wasm::{Grants, LoadError, Runtime, ServiceComponent, ServiceLimits, WasmService};
 
 /// A served component that can be replaced: serve it with
 /// [`Server::bind`](crate::Server::bind), then [`Replaceable::replace`] it.
@@ -94,45 +94,77 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// How components are made from their files: in which runtime, with which
-/// names (none: each its own) and grants.
+/// names, grants and limits.
 #[derive(Clone)]
 pub struct Loader {
     runtime: Runtime,
     aliases: Vec<String>,
     grants: Grants,
+    limits: Option<ServiceLimits>,
 }
 
 impl Loader {
-    /// Loads into `runtime`, naming every component `aliases` (when not
-    /// empty) and granting it `grants`.
-    pub fn new(runtime: Runtime, aliases: Vec<String>, grants: Grants) -> Self {
+    /// Loads into `runtime`; each component is named as it declares (or
+    /// after its file), reaches nothing outside its memory and runs under
+    /// the runtime's limits, unless told otherwise.
+    pub fn new(runtime: Runtime) -> Self {
         Loader {
             runtime,
-            aliases,
-            grants,
+            aliases: Vec::new(),
+            grants: Grants::default(),
+            limits: None,
+        }
+    }
+
+    /// Names every component `aliases` (when not empty).
+    pub fn with_aliases(self, aliases: Vec<String>) -> Self {
+        Loader { aliases, ..self }
+    }
+
+    /// Grants every component `grants`.
+    pub fn with_grants(self, grants: Grants) -> Self {
+        Loader { grants, ..self }
+    }
+
+    /// Runs every component's instances under `limits`.
+    pub fn with_limits(self, limits: ServiceLimits) -> Self {
+        Loader {
+            limits: Some(limits),
+            ..self
         }
     }
 
     /// The component in `file`.
     pub async fn load(&self, file: &Path) -> Result<ServiceComponent, LoadError> {
-        Ok(ServiceComponent::load(&self.runtime, file)
+        let component = ServiceComponent::load(&self.runtime, file)
             .await?
             .with_aliases(&self.aliases)
-            .with_grants(self.grants.clone()))
+            .with_grants(self.grants.clone());
+        Ok(match &self.limits {
+            Some(limits) => component.with_limits(limits.clone()),
+            None => component,
+        })
     }
 }
 
-/// A component served from a file, in `slot`, on `port`.
+/// A component served from a file, in `slot`, on `port`, made by `loader`.
 pub struct Watched {
     file: WatchedFile,
     slot: Replaceable,
     port: u16,
+    loader: Loader,
 }
 
 impl Watched {
-    /// The component of `file`, served from `slot` on `port`.
-    pub fn new(file: WatchedFile, slot: Replaceable, port: u16) -> Self {
-        Watched { file, slot, port }
+    /// The component of `file`, served from `slot` on `port`, made again by
+    /// `loader` when the file changes.
+    pub fn new(file: WatchedFile, slot: Replaceable, port: u16, loader: Loader) -> Self {
+        Watched {
+            file,
+            slot,
+            port,
+            loader,
+        }
     }
 }
 
@@ -142,7 +174,6 @@ impl Watched {
 /// leaves the version served as it is. A service whose names change is
 /// registered anew with `registrar`.
 pub async fn keep_current(
-    loader: Loader,
     mut files: Vec<Watched>,
     watch: Option<Duration>,
     reload: Arc<Notify>,
@@ -160,7 +191,7 @@ pub async fn keep_current(
             // Both are asked, so that a reload is not seen as a change later.
             let changed = watched.file.changed();
             if changed || every {
-                replace_from_file(&loader, watched, registrar.as_ref()).await;
+                replace_from_file(watched, registrar.as_ref()).await;
             }
         }
     }
@@ -176,14 +207,14 @@ async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
 
 /// Serves the component of `watched`'s file from its slot, if it loads and
 /// its bytes are not those served already.
-async fn replace_from_file(loader: &Loader, watched: &Watched, registrar: Option<&Registrar>) {
+async fn replace_from_file(watched: &Watched, registrar: Option<&Registrar>) {
     let path = watched.file.path();
     let served = watched.slot.current();
     if digest_of(path).await.as_ref() == Some(served.digest()) {
         tracing::info!(service = %served.aliases()[0], file = %path.display(), "unchanged: not recompiled");
         return;
     }
-    let component = match loader.load(path).await {
+    let component = match watched.loader.load(path).await {
         Ok(component) => component,
         Err(error) => {
             tracing::warn!(%error, file = %path.display(), "not replaced: still serving the previous version");

@@ -191,3 +191,77 @@ fn bad_grants_and_limits_are_clear_errors() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_config_file_with_a_mistake_is_refused_naming_its_line() {
+    let dir = temp_dir("config");
+    calculator_file(&dir);
+    let service = "[[service]]\ncomponent = \"calculator.wasm\"\nport = 0\n";
+    let cases: [(String, &[&str]); 8] = [
+        (
+            format!("{service}max-conections = 3\n"),
+            &["line 4", "unknown field `max-conections`"],
+        ),
+        (
+            format!("{service}cpu-budget = -1\n"),
+            &["line 4", "-1 is not a positive number of seconds"],
+        ),
+        (
+            format!("{service}max-frame = 5000\n"),
+            &["line 4", "5000 MiB is not from 1 to 4095 MiB"],
+        ),
+        (
+            format!("host = \"nowhere\"\n{service}"),
+            &["line 1", "invalid IP address syntax"],
+        ),
+        (
+            "\n[[service]]\ncomponent = \"missing.wasm\"\nport = 0\n".to_owned(),
+            &[
+                "services.toml:2: [[service]]: component: no file",
+                "missing.wasm",
+            ],
+        ),
+        (
+            format!("{service}dirs = [\"::/data\"]\n"),
+            &["services.toml:1: [[service]]: dirs", "is not HOST::GUEST"],
+        ),
+        (
+            service.replace("port = 0", "port = 18999").repeat(2),
+            &[
+                "services.toml:4: port 18999 is also the port of",
+                "services.toml:1",
+            ],
+        ),
+        (
+            "metrics = \"127.0.0.1:9464\"\n".to_owned(),
+            &["declares no [[service]]"],
+        ),
+    ];
+    let config = dir.join("services.toml");
+    for (text, expected) in cases {
+        std::fs::write(&config, &text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_wasm-rpyc"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_BACKTRACE", "0")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{text}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for expected in expected {
+            assert!(stderr.contains(expected), "{text}: {stderr}");
+        }
+        assert!(!stderr.contains("serving"), "{text}: {stderr}");
+    }
+    // A component named beside the file is refused by the flags' parser.
+    let output = Command::new(env!("CARGO_BIN_EXE_wasm-rpyc"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg(dir.join("calculator.wasm"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -11,7 +11,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connect;
 use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
-use wasm_rpyc::wasm::Grants;
 use wasm_rpyc_tests::{SDK_SERVICE, TESTBED, calculator, guest, runtime, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,14 +86,18 @@ async fn a_served_file_is_followed_kept_when_broken_and_reloaded_on_demand() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("served.wasm");
     std::fs::copy(TESTBED, &file).unwrap();
-    let loader = Loader::new(runtime(), Vec::new(), Grants::default());
+    let loader = Loader::new(runtime());
     let slot = Replaceable::new(loader.load(&file).await.unwrap());
     let host = serve(slot.clone()).await;
     let (reload, stop) = (Arc::new(Notify::new()), CancellationToken::new());
-    let watched = Watched::new(WatchedFile::new(&file), slot.clone(), host.addr.port());
+    let watched = Watched::new(
+        WatchedFile::new(&file),
+        slot.clone(),
+        host.addr.port(),
+        loader,
+    );
     let watch = Some(Duration::from_millis(20));
     let keeping = tokio::spawn(keep_current(
-        loader,
         vec![watched],
         watch,
         Arc::clone(&reload),

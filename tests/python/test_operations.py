@@ -171,6 +171,17 @@ def test_shutdown_grace_bounds_how_long_a_call_in_progress_holds_the_exit():
     assert "still open after 500ms" in stderr
 
 
+def test_shutdown_does_not_wait_for_clients_that_have_not_spoken():
+    process, port = serve(GUESTS / "testbed.wasm")
+    silent = rpyc.connect("127.0.0.1", port)  # RPyC's client says nothing until it calls
+    time.sleep(0.2)
+    started = time.monotonic()
+    stderr = stop(process)
+    assert time.monotonic() - started < 3, stderr
+    assert "still open" not in stderr
+    silent.close()
+
+
 def test_a_dir_granted_without_a_guest_path_is_seen_at_the_same_path(tmp_path):
     (tmp_path / "note.txt").write_text("hello")
     process, port = serve(GUESTS / "sandbox.wasm", "--dir", f"{tmp_path}:ro")
@@ -257,3 +268,213 @@ def test_common_flags_fall_back_to_environment_variables(pki):  # noqa: F811 (th
     finally:
         logged = stop(process)
     assert all(json.loads(line) for line in logged.splitlines() if line.strip()), logged
+
+
+def scrape(port, method="GET", path="/metrics"):
+    """The status, headers and body of one request to the metrics port."""
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        connection.close()
+
+
+def samples(text):
+    """The samples of a scrape: {(name, frozenset of label pairs): value}."""
+    import re
+    found = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = re.fullmatch(r'([a-z_]+)(?:\{(.*)\})? (\S+)', line)
+        assert match, line
+        labels = frozenset(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', match[2] or ""))
+        found[(match[1], labels)] = float(match[3])
+    return found
+
+
+def sample(found, name, **labels):
+    return found.get((name, frozenset(labels.items())), 0)
+
+
+OPEN = "wasm_rpyc_connections_open"
+
+
+def scraped(port, condition, within=10):
+    """The samples of the first scrape that meets `condition`."""
+    deadline = time.monotonic() + within
+    while True:
+        found = samples(scrape(port)[2])
+        if condition(found):
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+
+
+def test_metrics_count_the_traffic_a_host_served():
+    metrics_port = free_port()
+    process, port = serve(GUESTS / "testbed.wasm", "--metrics", f"127.0.0.1:{metrics_port}",
+                          "--max-frame", "1", "--max-connections-per-ip", "3")
+    try:
+        # Once the ping that found the host has gone, four connections from
+        # this address: the fourth is refused.
+        scraped(metrics_port, lambda found: sample(found, OPEN, service="TESTBED") == 0)
+        conn = rpyc.connect("127.0.0.1", port)
+        for n in range(3):
+            assert conn.root.echo_s32(n) == n
+        for _ in range(2):
+            with pytest.raises(ValueError):
+                getattr(conn.root, "raise")("ValueError", "no")
+        with pytest.raises(Exception, match="trapped"):
+            conn.root.panic("boom")
+        assert conn.root.echo_s32(7) == 7  # a fresh instance after the trap
+        second = rpyc.connect("127.0.0.1", port)
+        assert second.root.echo_s32(2) == 2  # RPyC's client says nothing until it calls
+        too_large = rpyc.connect("127.0.0.1", port)
+        with pytest.raises((EOFError, ConnectionError)):
+            rpyc.connect("127.0.0.1", port).root.echo_s32(1)
+        with pytest.raises((EOFError, ConnectionError)):
+            too_large.root.echo_string("x" * 2_000_000)
+
+        status, headers, text = scrape(metrics_port)
+        assert status == 200
+        assert headers["Content-Type"].startswith("application/openmetrics-text")
+        assert text.endswith("# EOF\n")
+        # The connection closed for its frame is counted out once its task ends.
+        found = scraped(metrics_port, lambda found: sample(found, OPEN, service="TESTBED") == 2)
+        calls = "wasm_rpyc_calls_total"
+        assert sample(found, calls, service="TESTBED", method="echo_s32", outcome="ok") == 5
+        assert sample(found, calls, service="TESTBED", method="raise", outcome="ValueError") == 2
+        assert sample(found, calls, service="TESTBED", method="panic",
+                      outcome="RuntimeError") == 1
+        assert sample(found, "wasm_rpyc_call_duration_seconds_count",
+                      service="TESTBED", method="echo_s32") == 5
+        assert sample(found, "wasm_rpyc_traps_total", service="TESTBED",
+                      kind="UnreachableCodeReached") == 1
+        refused = sample(found, "wasm_rpyc_connections_refused_total", service="TESTBED",
+                         reason="per_address")
+        assert refused == 1
+        assert sample(found, "wasm_rpyc_frames_too_large_total", direction="in") == 1
+        # The pings, the four connections above but the refused one.
+        assert sample(found, "wasm_rpyc_connections_accepted_total", service="TESTBED") >= 4
+        assert sample(found, "wasm_rpyc_instances") >= 2
+        assert sample(found, "wasm_rpyc_compile_duration_seconds_count") == 1
+        hits = sample(found, "wasm_rpyc_compile_cache_hits_total")
+        misses = sample(found, "wasm_rpyc_compile_cache_misses_total")
+        assert hits + misses == 1
+        conn.close()
+        second.close()
+
+        status, _, body = scrape(metrics_port, method="HEAD")
+        assert (status, body) == (200, "")
+        assert scrape(metrics_port, path="/")[0] == 404
+        assert scrape(metrics_port, method="POST")[0] == 405
+    finally:
+        stop(process)
+
+
+def test_metrics_count_deployments_and_their_cache():
+    metrics_port, deploy_port = free_port(), free_port()
+    process, _ = serve(GUESTS / "calculator.wasm", "--metrics", f"127.0.0.1:{metrics_port}",
+                       "--allow-deploy", "--deploy-port", deploy_port)
+    try:
+        conn = rpyc.connect("127.0.0.1", deploy_port)
+        calculator = (GUESTS / "calculator.wasm").read_bytes()
+        first = conn.root.deploy(calculator)
+        second = conn.root.deploy(calculator)
+        assert first.add(1, 2) + second.add(3, 4) == 10
+        with pytest.raises(ValueError):
+            conn.root.deploy(b"not a component")
+        found = samples(scrape(metrics_port)[2])
+        assert sample(found, "wasm_rpyc_deployments_total", outcome="deployed") == 2
+        assert sample(found, "wasm_rpyc_deployments_total", outcome="failed") == 1
+        assert sample(found, "wasm_rpyc_deployments_live") == 2
+        assert sample(found, "wasm_rpyc_deploy_cache_lookups_total", outcome="miss") == 2
+        assert sample(found, "wasm_rpyc_deploy_cache_lookups_total", outcome="hit") == 1
+        assert sample(found, "wasm_rpyc_deploy_cache_components") == 1
+        assert sample(found, "wasm_rpyc_deploy_cache_bytes") > 0
+        calls = "wasm_rpyc_calls_total"
+        assert sample(found, calls, service="DEPLOY", method="deploy", outcome="ok") == 2
+        assert sample(found, calls, service="DEPLOY", method="deploy", outcome="ValueError") == 1
+        conn.close()
+        scraped(metrics_port, lambda found: sample(found, "wasm_rpyc_deployments_live") == 0)
+    finally:
+        stop(process)
+
+
+def test_metrics_port_must_be_free():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = "127.0.0.1:%d" % taken.getsockname()[1]
+        answer = subprocess.run([str(BINARY), "serve", "-p", "0", str(GUESTS / "calculator.wasm"),
+                                 "--metrics", address], capture_output=True, text=True, timeout=60)
+    assert answer.returncode != 0
+    assert f"cannot listen on {address} for metrics" in answer.stderr
+
+
+def test_a_config_file_serves_services_with_their_own_grants_and_limits(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "note.txt").write_text("hello")
+    (tmp_path / "sandbox.wasm").write_bytes((GUESTS / "sandbox.wasm").read_bytes())
+    reader_port, limited_port, metrics_port = free_port(), free_port(), free_port()
+    config = tmp_path / "services.toml"
+    config.write_text(f"""
+metrics = "127.0.0.1:{metrics_port}"
+
+[[service]]
+component = "sandbox.wasm"  # beside the file
+port = {reader_port}
+aliases = ["READER"]
+dirs = ["data::/data:ro"]
+env = {{ GREETING = "hi" }}
+
+[[service]]
+component = "{GUESTS / 'testbed.wasm'}"
+port = {limited_port}
+aliases = ["LIMITED", "TESTBED"]
+cpu-budget = 0.2
+max-frame = 1
+max-connections = 1
+""")
+    log = tempfile.TemporaryFile("a+")
+    process = subprocess.Popen([str(BINARY), "serve", "--config", str(config)], stderr=log,
+                               text=True, env={**os.environ, "NO_COLOR": "1"})
+    process.log = log
+    try:
+        deadline = time.monotonic() + 60
+        while ping(f"127.0.0.1:{limited_port}", "--timeout", "1").returncode != 0:
+            assert process.poll() is None, stop(process)
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert ping(f"127.0.0.1:{reader_port}").stdout == "READER\n"
+        reader = rpyc.connect("127.0.0.1", reader_port)
+        assert reader.root.read_file("/data/note.txt") == "hello"
+        assert reader.root.env("GREETING") == "hi"
+        with pytest.raises(Exception):
+            reader.root.write_file("/data/other.txt", "no")
+        # The second service has its own names, no grants, and its own limits
+        # (its one slot free once the ping has gone).
+        scraped(metrics_port, lambda found: sample(found, OPEN, service="LIMITED") == 0)
+        limited = rpyc.connect("127.0.0.1", limited_port)
+        assert limited.root.get_service_aliases() == ("LIMITED", "TESTBED")
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            limited.root.spin()
+        assert time.monotonic() - started < 5, "its CPU budget is 0.2 s, not the default 10 s"
+        # Its one slot is taken: a second client is refused.
+        with pytest.raises(Exception, match="connections"):
+            rpyc.connect("127.0.0.1", limited_port).root.echo_s32(1)
+        # A frame of 2 MB: past the second service's limit, within the first's.
+        with pytest.raises((EOFError, ConnectionError)):
+            limited.root.echo_string("x" * 2_000_000)
+        with pytest.raises(Exception) as raised:
+            reader.root.read_file("/data/" + "x" * 2_000_000)
+        assert not isinstance(raised.value, (EOFError, ConnectionError))
+        assert reader.root.read_file("/data/note.txt") == "hello"
+    finally:
+        logged = stop(process)
+    assert "serving" in logged, logged

@@ -8,6 +8,7 @@
 //! even while the service waits on the peer.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -16,6 +17,7 @@ use super::queues::Incoming;
 use super::shared::Shared;
 use crate::exception::Exception;
 use crate::local::{Local, ServiceObject};
+use crate::metrics;
 use crate::peer::{Peer, PeerLink};
 use crate::protocol::{Holder, Message, ObjectId, ObjectRef, Request, Seq};
 use crate::service::{Exposed, Service};
@@ -61,6 +63,7 @@ pub(super) async fn serve<S: Service>(
             Answer::Reply(result) => result,
             Answer::Close => break,
             Answer::Service(call) => {
+                let timed = metrics::recording().map(|m| (m, call.method(), Instant::now()));
                 let result = {
                     let calling = call.run(&mut service);
                     tokio::pin!(calling);
@@ -83,6 +86,10 @@ pub(super) async fn serve<S: Service>(
                         }
                     }
                 };
+                if let Some((metrics, method, started)) = timed {
+                    let service = answers.exposed.name();
+                    metrics.call(service, &method, &result, started.elapsed());
+                }
                 let exposed = &answers.exposed;
                 let unknown = |v: &Value| matches!(v, Value::Local(Local::Service(o)) if !exposed.knows_class(&o.class));
                 if let Ok(value) = &result
@@ -157,6 +164,15 @@ enum ServiceCall {
 }
 
 impl ServiceCall {
+    /// The method called, as metrics name it: `Class.method` for an
+    /// object's.
+    fn method(&self) -> String {
+        match self {
+            ServiceCall::Root { name, .. } => name.clone(),
+            ServiceCall::Object { object, name, .. } => format!("{}.{name}", object.class),
+        }
+    }
+
     async fn run<S: Service>(self, service: &mut S) -> Result<Value, Exception> {
         match self {
             ServiceCall::Root { name, args, kwargs } => service.call(&name, args, kwargs).await,

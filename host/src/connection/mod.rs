@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 pub use crate::peer::Peer;
-use crate::protocol::{Codec, Request};
+use crate::protocol::{Codec, FrameError, Request};
 use crate::service::Service;
 use crate::value::Value;
 pub use config::*;
@@ -42,6 +42,7 @@ pub use releases::RELEASE_WINDOW;
 pub use remote::RemoteObject;
 use shared::Shared;
 pub(crate) use transport::Transport;
+use transport::{ReadError, count_frame_too_large};
 
 /// A handle on a live connection. Clones share it; when the last handle is
 /// dropped the connection closes.
@@ -87,6 +88,9 @@ impl Connection {
             let reading = async {
                 if let Err(error) = reading.run(shared, inbox).await {
                     tracing::warn!(peer = %shared.peer(), %error, "closing the connection");
+                    if let ReadError::Frame(FrameError::TooLarge { .. }) = error {
+                        count_frame_too_large(true);
+                    }
                 }
                 shared.in_flight().close();
                 shared.status().peer_went_away();

@@ -251,6 +251,9 @@ fn encode<C: Codec>(codec: &mut C, message: Message, buf: &mut Vec<u8>, shared: 
     let Err(error) = codec.encode(&message, buf) else {
         return;
     };
+    if let FrameError::TooLarge { .. } = error {
+        count_frame_too_large(false);
+    }
     match message {
         Message::Request { seq, .. } => {
             shared.in_flight().end(seq, Err(Error::Frame(error)));
@@ -359,5 +362,13 @@ impl<W: AsyncWrite + Unpin, C: Codec> Writing<W, C> {
             shared,
         )
         .await
+    }
+}
+
+/// Counts a frame refused as too large, coming in or going out, if metrics
+/// are recorded.
+pub(super) fn count_frame_too_large(incoming: bool) {
+    if let Some(metrics) = crate::metrics::recording() {
+        metrics.frame_too_large(incoming);
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use super::{DEPLOY_SERVICE, DEPLOYED_NAME, DeployLimits};
 use crate::exception::Exception;
+use crate::metrics;
 use crate::wasm::{Runtime, ServiceComponent};
 
 /// Compiles deployed components, and keeps them.
@@ -101,12 +102,19 @@ impl Compiler {
         .map_err(|error| Exception::runtime_error(format!("cannot deploy: {error}")))?;
         let tag = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
         let cell = self.cache_entry(digest);
+        if let Some(metrics) = metrics::recording() {
+            metrics.deploy_cache_lookup(cell.initialized());
+        }
         let compiled = cell
             .get_or_try_init(|| self.compile_in_turn(&bytes, digest))
             .await;
         match compiled {
             Ok(component) => {
                 self.settle(digest, &cell, component.compiled_size());
+                if let Some(metrics) = metrics::recording() {
+                    let (components, bytes) = self.cached();
+                    metrics.deploy_cache_holds(components, bytes);
+                }
                 Ok((component.clone(), tag))
             }
             Err(exception) => {

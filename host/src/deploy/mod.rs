@@ -21,6 +21,7 @@ use crate::connection::{Connection, RemoteObject};
 use crate::error::Error;
 use crate::exception::Exception;
 use crate::executor::Executor;
+use crate::metrics;
 use crate::server::ServiceFactory;
 use crate::service::VoidService;
 use crate::value::{IntoArgs, Value};
@@ -208,7 +209,11 @@ impl Deployer {
                          services, the most it may; try again later"
                 ))
             })?;
-        Ok(Place { _permit: permit })
+        let live = metrics::recording().map(|m| m.deployment_started());
+        Ok(Place {
+            _permit: permit,
+            _live: live,
+        })
     }
 
     /// Where one connection's deployed services run.
@@ -225,6 +230,8 @@ impl Deployer {
 /// A deployment's place among the host's; given back when dropped.
 struct Place {
     _permit: OwnedSemaphorePermit,
+    /// Counts it among the running deployments, in the metrics.
+    _live: Option<metrics::Open>,
 }
 
 impl ServiceFactory for Deployer {

@@ -8,6 +8,7 @@ use super::{DEPLOY_SERVICE, Deployer, Place};
 use crate::exception::Exception;
 use crate::executor::Executor;
 use crate::local::{Local, ServiceObject};
+use crate::metrics;
 use crate::peer::Peer;
 use crate::server::ServiceFactory;
 use crate::service::{Exposed, Service, bind_arguments};
@@ -70,7 +71,20 @@ impl DeployService {
         }
     }
 
+    /// Deploys the component `args` hand over, and lends the peer its root.
     async fn deploy(
+        &mut self,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> Result<Value, Exception> {
+        let deployed = self.try_deploy(args, kwargs).await;
+        if let Some(metrics) = metrics::recording() {
+            metrics.deployment(deployed.is_ok());
+        }
+        deployed
+    }
+
+    async fn try_deploy(
         &mut self,
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,

@@ -102,6 +102,9 @@ impl Registrar {
                 Ok(()) => REREGISTER_INTERVAL,
                 Err(error) => {
                     tracing::warn!(%error, service = %names[0], "not registered");
+                    if let Some(metrics) = crate::metrics::recording() {
+                        metrics.registration_failed();
+                    }
                     RETRY_INTERVAL
                 }
             };

@@ -29,6 +29,7 @@ use refusal::refuse;
 use threads::SocketThreads;
 
 use crate::connection::{self, Connection, Transport};
+use crate::metrics::{self, Refusal};
 use crate::protocol::Wire;
 use crate::protocol::native::MAGIC;
 use crate::service::Service;
@@ -261,6 +262,9 @@ async fn accept<F: ServiceFactory>(
             Ok(ticket) => ticket,
             Err(cap) => {
                 tracing::debug!(%peer, ?cap, "refused: too many connections from its address");
+                if let Some(metrics) = metrics::recording() {
+                    metrics.connection_refused(&service, Refusal::PerAddress);
+                }
                 continue;
             }
         };
@@ -327,10 +331,13 @@ async fn serve_socket<S: Service>(socket: std::net::TcpStream, accepted: Accepte
     let displaced = accepted.ticket.displaced.clone();
     let gave_way =
         || tracing::debug!(%peer, "still in its handshake when newer sockets came: closed");
+    // At shutdown, a socket yet to name its protocol is closed at once.
+    let stop = accepted.stop.clone();
     let Some(tls) = config.tls.clone() else {
         let hello = tokio::select! {
             hello = hello(&mut socket, peer, config) => hello,
             () = displaced.cancelled() => return gave_way(),
+            () = stop.cancelled() => return,
         };
         let Some(hello) = hello else {
             return;
@@ -361,6 +368,7 @@ async fn serve_socket<S: Service>(socket: std::net::TcpStream, accepted: Accepte
     let handshaken = tokio::select! {
         handshaken = handshake => handshaken,
         () = displaced.cancelled() => return gave_way(),
+        () = stop.cancelled() => return,
     };
     let Some((stream, hello)) = handshaken else {
         return;
@@ -448,6 +456,9 @@ async fn admitted<R, W, S>(
     if let Err(refused) = admission.seat(&ticket).await {
         let exception = refused.exception(&service.aliases()[0]);
         tracing::info!(%peer, error = %exception, "refused");
+        if let Some(metrics) = metrics::recording() {
+            metrics.connection_refused(&service.aliases()[0], Refusal::Full);
+        }
         let codecs = wire.codecs(refusal::REFUSED_FRAME, 1);
         refuse(
             reader,
@@ -461,6 +472,7 @@ async fn admitted<R, W, S>(
         return;
     }
     tracing::debug!(%peer, ?wire, "connected");
+    let open = metrics::recording().map(|m| m.connection_opened(&service.aliases()[0]));
     let connection_config = &config.connection;
     let codecs = wire.codecs(
         connection_config.max_frame,
@@ -480,6 +492,7 @@ async fn admitted<R, W, S>(
     }
     drop(connection);
     drop(ticket);
+    drop(open);
     tracing::debug!(%peer, "disconnected");
 }
 

@@ -1,16 +1,16 @@
 //! A compiled, checked service component: what every instance of it needs
 //! (the pre-instantiated component, its methods, hooks, classes, aliases
-//! and grants).
+//! grants and limits).
 
 use std::collections::HashMap;
 
 use wasmtime::component::{InstancePre, ResourceType};
 
-use super::Runtime;
 use super::classes::Class;
 use super::grants::Grants;
 use super::host::HostState;
 use super::method::Method;
+use super::{Runtime, ServiceLimits};
 
 /// A compiled component and what the host read from it.
 #[derive(Clone)]
@@ -30,6 +30,8 @@ pub(crate) struct Compiled {
     pub(crate) classes: Vec<Class>,
     /// What the service may reach beyond its memory.
     pub(crate) grants: Grants,
+    /// The bounds its instances run under.
+    pub(crate) limits: ServiceLimits,
     /// The SHA-256 of the bytes it was compiled from.
     pub(crate) digest: [u8; 32],
 }

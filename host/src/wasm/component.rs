@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, ResourceType, Type, Val};
 
-use super::Runtime;
 use super::classes::{Class, class_name};
 use super::compiled::Compiled;
 use super::convert;
@@ -17,7 +17,9 @@ use super::grants::Grants;
 use super::host::TYPES_INTERFACE;
 use super::instance::{self, Live, WasmService};
 use super::method::{Method, python_name};
+use super::{Runtime, ServiceLimits};
 use crate::executor::Executor;
+use crate::metrics;
 use crate::service::service_aliases;
 
 /// The prefix that makes an export a remote method.
@@ -135,7 +137,12 @@ impl ServiceComponent {
         let (engine, owned) = (runtime.engine().clone(), bytes.to_vec());
         let compiling = move || {
             let digest = digest.unwrap_or_else(|| Sha256::digest(&owned).into());
-            Component::new(&engine, owned).map(|component| (component, digest))
+            let started = Instant::now();
+            let compiled = Component::new(&engine, owned);
+            if let Some(metrics) = metrics::recording() {
+                metrics.compiled(started.elapsed());
+            }
+            compiled.map(|component| (component, digest))
         };
         let (component, digest) = tokio::task::spawn_blocking(compiling)
             .await
@@ -169,6 +176,7 @@ impl ServiceComponent {
             netref: exports.netref,
             classes: exports.classes,
             grants: Grants::default(),
+            limits: ServiceLimits::of(runtime),
             digest,
         };
         if let Some(export) = exports.service_aliases {
@@ -218,6 +226,22 @@ impl ServiceComponent {
         ServiceComponent {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Runs the service's instances under `limits` (by default the
+    /// runtime's); a memory limit past the runtime's is held to it.
+    pub fn with_limits(self, mut limits: ServiceLimits) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        limits.max_memory = limits.max_memory.min(inner.runtime.limits().max_memory);
+        inner.limits = limits;
+        ServiceComponent {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The bounds the service's instances run under.
+    pub fn limits(&self) -> &ServiceLimits {
+        &self.inner.limits
     }
 
     /// The service's names, upper-cased, proper name first.

@@ -18,6 +18,7 @@ use super::netrefs::{StoreLend, drop_netrefs};
 use crate::exception::Exception;
 use crate::executor::Executor;
 use crate::local::ServiceObject;
+use crate::metrics;
 use crate::peer::Peer;
 use crate::service::Service;
 use crate::value::Value;
@@ -47,7 +48,7 @@ impl Live {
         executor: Executor,
     ) -> Result<Self, Exception> {
         let runtime = &component.runtime;
-        let memory = runtime.store_memory();
+        let memory = runtime.store_memory(component.limits.max_memory);
         let meter = Arc::new(Meter::on(executor));
         let state = HostState::new(
             &component.aliases[0],
@@ -68,7 +69,7 @@ impl Live {
             .max_value_size
             .saturating_mul(size_of::<Val>());
         store.set_hostcall_fuel(fuel);
-        let budget = runtime.limits().call_cpu_budget;
+        let budget = component.limits.call_cpu_budget;
         store.epoch_deadline_callback(move |store| {
             let meter = &store.data().meter;
             let (used, slice) = meter.read();
@@ -87,7 +88,7 @@ impl Live {
         let instantiating = component.pre.instantiate_async(&mut store);
         let instance = on_cpu(component, &meter, instantiating)
             .await
-            .map_err(|error| trap_exception(&error, &mut store))?;
+            .map_err(|error| trap_exception(&error, &mut store, &component.aliases[0]))?;
         Ok(Live {
             store,
             instance,
@@ -134,22 +135,27 @@ pub(crate) async fn call_export(
     .await;
     live.in_call = false;
     live.store.data().output.end_call();
-    called.map_err(|error| trap_exception(&error, &mut live.store))
+    called.map_err(|error| trap_exception(&error, &mut live.store, &component.aliases[0]))
 }
 
-/// The exception of a call stopped at its wall-clock deadline.
-fn past_deadline(deadline: Duration) -> Exception {
+/// The exception of a call of `service` stopped at its wall-clock deadline.
+fn past_deadline(deadline: Duration, service: &str) -> Exception {
+    count_trap(service, "deadline");
     Exception::timeout_error(format!(
         "the call ran past its deadline of {deadline:?}; the service's instance was \
              discarded"
     ))
 }
 
-/// The exception a caller receives for a trap; the guest's latest output
-/// (where a Rust guest prints its panic message) is part of the message. A
-/// trap after a refused memory growth (a Rust guest aborts when an
-/// allocation fails) is a `MemoryError`.
-fn trap_exception(error: &wasmtime::Error, store: &mut Store<HostState>) -> Exception {
+/// The exception a caller of `service` receives for a trap; the guest's
+/// latest output (where a Rust guest prints its panic message) is part of
+/// the message. A trap after a refused memory growth (a Rust guest aborts
+/// when an allocation fails) is a `MemoryError`.
+fn trap_exception(
+    error: &wasmtime::Error,
+    store: &mut Store<HostState>,
+    service: &str,
+) -> Exception {
     let output = store.data().output.take_tail();
     let said = if output.is_empty() {
         String::new()
@@ -157,19 +163,34 @@ fn trap_exception(error: &wasmtime::Error, store: &mut Store<HostState>) -> Exce
         format!("; it wrote: {output}")
     };
     if error.is::<CpuBudgetExceeded>() {
+        count_trap(service, "cpu_budget");
         return Exception::timeout_error(format!(
             "the service used up its CPU budget for one call{said}"
         ));
     }
     if let Some(refusal) = store.data_mut().memory.take_refusal() {
+        count_trap(service, "memory");
         return Exception::memory_error(format!("{}{said}", refusal.explain()));
     }
-    match error.downcast_ref::<Trap>() {
+    let trap = error.downcast_ref::<Trap>();
+    count_trap(
+        service,
+        &trap.map_or("error".to_owned(), |trap| format!("{trap:?}")),
+    );
+    match trap {
         Some(Trap::StackOverflow) => {
             Exception::recursion_error(format!("the service overflowed its stack{said}"))
         }
         Some(trap) => Exception::runtime_error(format!("the service trapped: {trap}{said}")),
         None => Exception::runtime_error(format!("the service failed: {error:#}{said}")),
+    }
+}
+
+/// Counts an instance of `service` stopped for `kind`, if metrics are
+/// recorded.
+fn count_trap(service: &str, kind: &str) {
+    if let Some(metrics) = metrics::recording() {
+        metrics.trap(service, kind);
     }
 }
 
@@ -240,11 +261,11 @@ impl WasmService {
         let component = &self.component;
         let live = self.live.as_mut().expect("a live instance");
         let mut results = method.result_slots();
-        let deadline = component.runtime.limits().call_deadline;
+        let deadline = component.limits.call_deadline;
         let calling = call_export(live, component, &method.export, &params, &mut results);
         let called = tokio::time::timeout(deadline, calling)
             .await
-            .unwrap_or_else(|_| Err(past_deadline(deadline)));
+            .unwrap_or_else(|_| Err(past_deadline(deadline, &component.aliases[0])));
         match called {
             Ok(()) => {
                 let meter = Arc::clone(&live.store.data().meter);
@@ -412,7 +433,7 @@ impl Service for WasmService {
         let meter = Arc::clone(&live.store.data().meter);
         let dropping = resource.resource_drop_async(&mut live.store);
         if let Err(error) = on_cpu(&self.component, &meter, dropping).await {
-            let error = trap_exception(&error, &mut live.store);
+            let error = trap_exception(&error, &mut live.store, &self.component.aliases[0]);
             tracing::warn!(service = %self.component.aliases[0], %error, "an object's destructor failed");
             self.discard_instance();
         }

@@ -18,7 +18,7 @@ mod method;
 mod netrefs;
 mod peer;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
@@ -124,6 +124,31 @@ impl Default for Limits {
     }
 }
 
+/// The bounds one service's instances run under, within the runtime's
+/// [`Limits`]: by default the runtime's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceLimits {
+    /// See [`Limits::call_cpu_budget`].
+    pub call_cpu_budget: Duration,
+    /// See [`Limits::call_deadline`].
+    pub call_deadline: Duration,
+    /// See [`Limits::max_memory`]; at most the runtime's.
+    pub max_memory: usize,
+}
+
+impl ServiceLimits {
+    /// The runtime's bounds.
+    pub fn of(runtime: &Runtime) -> Self {
+        let limits = runtime.limits();
+        ServiceLimits {
+            call_cpu_budget: limits.call_cpu_budget,
+            call_deadline: limits.call_deadline,
+            max_memory: limits.max_memory,
+        }
+    }
+}
+
 /// The engine, the linker and the limits shared by every service of a host.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -212,18 +237,15 @@ impl Runtime {
         &self.inner.linker
     }
 
-    /// A new store's share of the host's memory budget.
-    pub(crate) fn store_memory(&self) -> StoreMemory {
+    /// A new store's share of the host's memory budget, for a service whose
+    /// memories may each grow to `max_memory` bytes.
+    pub(crate) fn store_memory(&self, max_memory: usize) -> StoreMemory {
         let bounds = PerStore {
             instances: MAX_CORE_INSTANCES_PER_COMPONENT as usize,
             memories: MAX_MEMORIES_PER_COMPONENT as usize,
             tables: MAX_TABLES_PER_COMPONENT as usize,
         };
-        StoreMemory::new(
-            Arc::clone(&self.inner.memory),
-            self.inner.limits.max_memory,
-            bounds,
-        )
+        StoreMemory::new(Arc::clone(&self.inner.memory), max_memory, bounds)
     }
 
     /// Holds what `values` cost the host while they cross into a guest,
@@ -249,6 +271,29 @@ impl Runtime {
         self.inner.memory.used()
     }
 
+    /// What the runtime's guests use now.
+    pub fn usage(&self) -> Usage {
+        let pool = self.inner.engine.pooling_allocator_metrics();
+        let cache = self.inner.cache.as_ref();
+        let count = |n: usize| n as u64;
+        Usage {
+            instances: pool.as_ref().map_or(0, |p| p.component_instances()),
+            max_instances: self.inner.limits.max_instances.into(),
+            core_instances: pool.as_ref().map_or(0, |p| p.core_instances()),
+            memories: pool.as_ref().map_or(0, |p| count(p.memories())),
+            tables: pool.as_ref().map_or(0, |p| count(p.tables())),
+            memory_bytes: count(self.memory_in_use()),
+            max_memory_bytes: count(self.inner.limits.max_total_memory),
+            cache_hits: cache.map_or(0, |c| count(c.hits())),
+            cache_misses: cache.map_or(0, |c| count(c.misses())),
+        }
+    }
+
+    /// A handle that does not keep the runtime alive.
+    pub(crate) fn downgrade(&self) -> WeakRuntime {
+        WeakRuntime(Arc::downgrade(&self.inner))
+    }
+
     /// Where one connection's guest runs: see [`Executor`].
     pub(crate) fn executor(&self) -> Executor {
         self.inner.threads.executor()
@@ -257,6 +302,60 @@ impl Runtime {
     /// The cores guests take turns on.
     pub(crate) fn cpu(&self) -> &Arc<Cpu> {
         &self.inner.cpu
+    }
+}
+
+/// What a runtime's guests use at one moment (see [`Runtime::usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Component instances alive (about one per connection, plus deployed
+    /// services).
+    pub instances: u64,
+    /// How many may be (see [`Limits::max_instances`]).
+    pub max_instances: u64,
+    /// Core instances alive (a component instance has several).
+    pub core_instances: u64,
+    /// Linear memories alive.
+    pub memories: u64,
+    /// Tables alive.
+    pub tables: u64,
+    /// Bytes of linear memory and tables the guests hold.
+    pub memory_bytes: u64,
+    /// How many they may hold (see [`Limits::max_total_memory`]).
+    pub max_memory_bytes: u64,
+    /// Components loaded from the compile cache.
+    pub cache_hits: u64,
+    /// Components compiled because the cache did not have them.
+    pub cache_misses: u64,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            instances: self.instances + other.instances,
+            max_instances: self.max_instances + other.max_instances,
+            core_instances: self.core_instances + other.core_instances,
+            memories: self.memories + other.memories,
+            tables: self.tables + other.tables,
+            memory_bytes: self.memory_bytes + other.memory_bytes,
+            max_memory_bytes: self.max_memory_bytes + other.max_memory_bytes,
+            cache_hits: self.cache_hits + other.cache_hits,
+            cache_misses: self.cache_misses + other.cache_misses,
+        }
+    }
+}
+
+/// A runtime that may be gone (see [`Runtime::downgrade`]).
+#[derive(Clone, Debug)]
+pub(crate) struct WeakRuntime(Weak<RuntimeInner>);
+
+impl WeakRuntime {
+    /// The runtime, if it still lives.
+    pub(crate) fn upgrade(&self) -> Option<Runtime> {
+        self.0.upgrade().map(|inner| Runtime { inner })
     }
 }
 

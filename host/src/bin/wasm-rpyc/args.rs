@@ -1,9 +1,11 @@
 //! The command's flags, as clap reads them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::units::{FrameMib, PositiveSeconds, Seconds};
 use wasm_rpyc::connection::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUED_BYTES,
 };
@@ -108,10 +110,14 @@ pub(crate) struct RegistryArgs {
     pub(crate) host: IpAddr,
 }
 
-/// A registry's transport, as the options name it.
-#[derive(Clone, Copy, clap::ValueEnum)]
+/// A registry's transport, as the options (and a config file, in either
+/// case) name it.
+#[derive(Clone, Copy, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum TransportArg {
+    #[serde(alias = "UDP")]
     Udp,
+    #[serde(alias = "TCP")]
     Tcp,
 }
 
@@ -129,6 +135,11 @@ pub(crate) struct Serve {
     /// Component files (`.wasm`), served on consecutive ports from `--port`
     /// (with `--port 0`, each on a free port of its own).
     pub(crate) components: Vec<PathBuf>,
+    /// Serve the services a TOML file declares, each with its own port,
+    /// aliases, grants, limits and TLS; what the file does not say, the
+    /// flags give.
+    #[arg(long, value_name = "FILE", env = "WASM_RPYC_CONFIG", conflicts_with_all = ["components", "aliases", "dirs", "env"])]
+    pub(crate) config: Option<PathBuf>,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1", env = "WASM_RPYC_HOST")]
     pub(crate) host: IpAddr,
@@ -149,18 +160,6 @@ pub(crate) struct Serve {
     /// with a single component: services see no environment unless granted.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub(crate) env: Vec<(String, String)>,
-    /// CPU time one call may use, in seconds; past it the call fails with
-    /// TimeoutError and the connection gets a fresh instance.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CALL_CPU_BUDGET.as_secs_f64())]
-    pub(crate) cpu_budget: f64,
-    /// Wall-clock time one call may take, waiting included, in seconds;
-    /// past it the call fails with TimeoutError and the instance is
-    /// discarded.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CALL_DEADLINE.as_secs_f64())]
-    pub(crate) call_deadline: f64,
-    /// Linear memory one memory of an instance may use, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_MEMORY >> 20)]
-    pub(crate) max_memory: usize,
     /// Linear memory all guests together may use, in MiB (half the
     /// machine's memory by default); growth past it fails with MemoryError
     /// in the guest that asked.
@@ -175,66 +174,10 @@ pub(crate) struct Serve {
     /// fewer); the machine's cores by default.
     #[arg(long, value_name = "N")]
     pub(crate) guest_cores: Option<usize>,
-    /// Connections each service serves at once: its share of the instances.
-    /// Past it, the connection idle longest makes room, or the client is
-    /// refused with RuntimeError.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, env = "WASM_RPYC_MAX_CONNECTIONS")]
-    pub(crate) max_connections: usize,
-    /// Connections one address may have open to one service (0: no cap).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
-    pub(crate) max_connections_per_ip: usize,
-    /// Sockets that may be in their TLS handshake or yet to name their
-    /// protocol at once, per service; past it the oldest gives way.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_HANDSHAKES)]
-    pub(crate) max_handshakes: usize,
-    /// How long a connection must have been idle, in seconds, to be closed
-    /// to make room for a new client when every slot is taken.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_EVICT_IDLE_AFTER.as_secs())]
-    pub(crate) evict_idle_after: u64,
-    /// Bytes, in MiB, that one connection's requests waiting for the service
-    /// may take, and as many its messages waiting for the socket; past it the
-    /// host stops reading that connection until they drain.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_QUEUED_BYTES >> 20)]
-    pub(crate) max_queued_bytes: usize,
-    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        env = "WASM_RPYC_TLS_CERT"
-    )]
-    pub(crate) tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_cert",
-        env = "WASM_RPYC_TLS_KEY"
-    )]
-    pub(crate) tls_key: Option<PathBuf>,
-    /// Require client certificates that chain to these CA certificates (PEM).
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_cert",
-        env = "WASM_RPYC_TLS_CLIENT_CA"
-    )]
-    pub(crate) tls_client_ca: Option<PathBuf>,
-    /// The largest frame a peer may send, or be sent, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_FRAME >> 20)]
-    pub(crate) max_frame: usize,
-    /// How long the host waits for a peer to answer a call the service
-    /// makes to it (a callback), in seconds; past it the call fails with
-    /// TimeoutError in the service.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CALL_TIMEOUT.as_secs_f64())]
-    pub(crate) call_timeout: f64,
-    /// At shutdown, how long open connections may take to finish their
-    /// current call and run on-disconnect, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs_f64())]
-    pub(crate) shutdown_grace: f64,
-    /// Close a connection idle this long, in seconds (0: never).
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
-    pub(crate) idle_timeout: u64,
+    /// Each service's limits and TLS (a config file's services may set
+    /// their own).
+    #[command(flatten)]
+    pub(crate) service: ServiceFlags,
     /// Register every service under all its aliases with a registry, renew
     /// every 60 s, unregister at shutdown.
     #[arg(long)]
@@ -282,9 +225,91 @@ pub(crate) struct Serve {
     /// entries used least recently are deleted.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_COMPILE_CACHE_BYTES >> 20)]
     pub(crate) cache_size: u64,
+    /// Serve the host's metrics for Prometheus at http://ADDR/metrics
+    /// (connections, calls, traps, instances, compiles, deployments).
+    #[arg(long, value_name = "ADDR", env = "WASM_RPYC_METRICS")]
+    pub(crate) metrics: Option<SocketAddr>,
     /// Replace a served component when its file changes (checked every
     /// second): new connections get the new version, open ones keep theirs.
     /// SIGHUP replaces every component from its file at once.
     #[arg(long)]
     pub(crate) watch: bool,
+}
+
+/// The flags that bound each service, and its TLS: for every component named
+/// on the command line, and the defaults of a config file's services.
+#[derive(Args, Clone)]
+pub(crate) struct ServiceFlags {
+    /// CPU time one call may use, in seconds; past it the call fails with
+    /// TimeoutError and the connection gets a fresh instance.
+    #[arg(long, value_name = "SECONDS", default_value_t = PositiveSeconds::of(DEFAULT_CALL_CPU_BUDGET))]
+    pub(crate) cpu_budget: PositiveSeconds,
+    /// Wall-clock time one call may take, waiting included, in seconds;
+    /// past it the call fails with TimeoutError and the instance is
+    /// discarded.
+    #[arg(long, value_name = "SECONDS", default_value_t = PositiveSeconds::of(DEFAULT_CALL_DEADLINE))]
+    pub(crate) call_deadline: PositiveSeconds,
+    /// Linear memory one memory of an instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_MEMORY >> 20)]
+    pub(crate) max_memory: usize,
+    /// Connections each service serves at once: its share of the instances.
+    /// Past it, the connection idle longest makes room, or the client is
+    /// refused with RuntimeError.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, env = "WASM_RPYC_MAX_CONNECTIONS")]
+    pub(crate) max_connections: usize,
+    /// Connections one address may have open to one service (0: no cap).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub(crate) max_connections_per_ip: usize,
+    /// Sockets that may be in their TLS handshake or yet to name their
+    /// protocol at once, per service; past it the oldest gives way.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_HANDSHAKES)]
+    pub(crate) max_handshakes: usize,
+    /// How long a connection must have been idle, in seconds, to be closed
+    /// to make room for a new client when every slot is taken.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_EVICT_IDLE_AFTER.as_secs())]
+    pub(crate) evict_idle_after: u64,
+    /// Bytes, in MiB, that one connection's requests waiting for the service
+    /// may take, and as many its messages waiting for the socket; past it the
+    /// host stops reading that connection until they drain.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_QUEUED_BYTES >> 20)]
+    pub(crate) max_queued_bytes: usize,
+    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "WASM_RPYC_TLS_CERT"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "WASM_RPYC_TLS_KEY"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Require client certificates that chain to these CA certificates (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "WASM_RPYC_TLS_CLIENT_CA"
+    )]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+    /// The largest frame a peer may send, or be sent, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = FrameMib::of_bytes(DEFAULT_MAX_FRAME))]
+    pub(crate) max_frame: FrameMib,
+    /// How long the host waits for a peer to answer a call the service
+    /// makes to it (a callback), in seconds; past it the call fails with
+    /// TimeoutError in the service.
+    #[arg(long, value_name = "SECONDS", default_value_t = PositiveSeconds::of(DEFAULT_CALL_TIMEOUT))]
+    pub(crate) call_timeout: PositiveSeconds,
+    /// At shutdown, how long open connections may take to finish their
+    /// current call and run on-disconnect, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Seconds::of(DEFAULT_SHUTDOWN_GRACE))]
+    pub(crate) shutdown_grace: Seconds,
+    /// Close a connection idle this long, in seconds (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub(crate) idle_timeout: u64,
 }

@@ -1,13 +1,17 @@
 //! The `wasm-rpyc` command: parsing and wiring only. Its parts: the flags
-//! (`args`), logging (`logs`), `serve`, `registry`, `ping`, and the process's
-//! signals (`signals`).
+//! (`args`, with the ranges of their values in `units`), logging (`logs`),
+//! `serve` (what it serves: `plan`, from the flags or a `config` file),
+//! `registry`, `ping`, and the process's signals (`signals`).
 
 mod args;
+mod config;
 mod logs;
 mod ping;
+mod plan;
 mod registry;
 mod serve;
 mod signals;
+mod units;
 
 use anyhow::Result;
 use clap::Parser;
@@ -24,6 +28,6 @@ fn main() -> Result<()> {
         }
         Command::Ping(args) => return tokio::runtime::Runtime::new()?.block_on(ping::ping(args)),
     };
-    serve::check(&args)?;
-    tokio::runtime::Runtime::new()?.block_on(serve::serve(args))
+    let plan = plan::plan(args)?;
+    tokio::runtime::Runtime::new()?.block_on(serve::serve(plan))
 }
