@@ -30,6 +30,12 @@ if ! command -v x86_64-w64-mingw32-gcc > /dev/null; then
   apt-get update -qq && apt-get install -y -qq gcc-mingw-w64-x86-64
 fi
 RUSTFLAGS="-D warnings" cargo check -p wasm-rpyc --target x86_64-pc-windows-gnu
+# Supply chain (deny.toml): licenses, bans and sources. The advisories check
+# needs the RustSec database from GitHub, which this CI cannot reach.
+if ! command -v cargo-deny > /dev/null; then
+  cargo install --locked cargo-deny@0.20.2
+fi
+cargo deny check licenses bans sources
 cargo test --release --workspace
 # The Rust guest SDK, natively: the #[service] attribute's tests and the doc examples.
 cargo test --release --manifest-path guest-sdk/Cargo.toml --workspace

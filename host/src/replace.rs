@@ -136,14 +136,32 @@ impl Loader {
 
     /// The component in `file`.
     pub async fn load(&self, file: &Path) -> Result<ServiceComponent, LoadError> {
-        let component = ServiceComponent::load(&self.runtime, file)
-            .await?
+        let component = ServiceComponent::load(&self.runtime, file).await?;
+        Ok(self.dress(component))
+    }
+
+    /// The component of `bytes`, read from `file`, whose SHA-256 is
+    /// `digest`.
+    async fn load_read(
+        &self,
+        file: &Path,
+        bytes: &[u8],
+        digest: [u8; 32],
+    ) -> Result<ServiceComponent, LoadError> {
+        let component =
+            ServiceComponent::from_file_bytes(&self.runtime, file, bytes, Some(digest)).await?;
+        Ok(self.dress(component))
+    }
+
+    /// `component` with the names, grants and limits this loader gives.
+    fn dress(&self, component: ServiceComponent) -> ServiceComponent {
+        let component = component
             .with_aliases(&self.aliases)
             .with_grants(self.grants.clone());
-        Ok(match &self.limits {
+        match &self.limits {
             Some(limits) => component.with_limits(limits.clone()),
             None => component,
-        })
+        }
     }
 }
 
@@ -210,11 +228,18 @@ async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
 async fn replace_from_file(watched: &Watched, registrar: Option<&Registrar>) {
     let path = watched.file.path();
     let served = watched.slot.current();
-    if digest_of(path).await.as_ref() == Some(served.digest()) {
+    let (bytes, digest) = match read_hashed(path).await {
+        Ok(read) => read,
+        Err(error) => {
+            tracing::warn!(%error, file = %path.display(), "not replaced: still serving the previous version");
+            return;
+        }
+    };
+    if &digest == served.digest() {
         tracing::info!(service = %served.aliases()[0], file = %path.display(), "unchanged: not recompiled");
         return;
     }
-    let component = match watched.loader.load(path).await {
+    let component = match watched.loader.load_read(path, &bytes, digest).await {
         Ok(component) => component,
         Err(error) => {
             tracing::warn!(%error, file = %path.display(), "not replaced: still serving the previous version");
@@ -237,15 +262,14 @@ async fn replace_from_file(watched: &Watched, registrar: Option<&Registrar>) {
     }
 }
 
-/// The SHA-256 of the file at `path`, if it can be read (off the async
-/// threads: a large component takes milliseconds to hash).
-async fn digest_of(path: &Path) -> Option<[u8; 32]> {
+/// The bytes of the file at `path` and their SHA-256 (off the async
+/// threads: a large component takes milliseconds to read and hash).
+async fn read_hashed(path: &Path) -> std::io::Result<(Vec<u8>, [u8; 32])> {
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(path).ok()?;
-        Some(Sha256::digest(bytes).into())
-    })
-    .await
-    .ok()
-    .flatten()
+    let read = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(path)?;
+        let digest = Sha256::digest(&bytes).into();
+        Ok((bytes, digest))
+    });
+    read.await.map_err(std::io::Error::other)?
 }

@@ -107,10 +107,21 @@ impl ServiceComponent {
             path: path.display().to_string(),
             source,
         })?;
+        Self::from_file_bytes(runtime, path, &bytes, None).await
+    }
+
+    /// [`ServiceComponent::load`] of `bytes` already read from `path`, with
+    /// their SHA-256 if the caller has it.
+    pub(crate) async fn from_file_bytes(
+        runtime: &Runtime,
+        path: &Path,
+        bytes: &[u8],
+        digest: Option<[u8; 32]>,
+    ) -> Result<Self, LoadError> {
         let name = path
             .file_stem()
             .map_or("service".into(), |s| s.to_string_lossy().into_owned());
-        Self::from_bytes(runtime, &name, &bytes).await
+        Self::from_hashed_bytes(runtime, &name, bytes, digest).await
     }
 
     /// Loads a component from its bytes; `name` gives the default service
