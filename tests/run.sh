@@ -11,6 +11,10 @@ rustup target add wasm32-wasip2
 if ! command -v openssl > /dev/null; then
   apt-get update -qq && apt-get install -y -qq openssl
 fi
+# The fleet's tests start a NATS server with JetStream (Debian's, 2.9).
+if ! command -v nats-server > /dev/null && [ ! -x /usr/sbin/nats-server ]; then
+  apt-get update -qq && apt-get install -y -qq nats-server
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -42,6 +42,7 @@
 //!   peer hands a component to run).
 //! - [`metrics`]: the host's metrics, for Prometheus.
 //! - [`registry`]: RPyC's registry (where services are served, by name).
+//! - [`cluster`]: a fleet of hosts on NATS JetStream.
 //! - [`tls`]: TLS configurations for servers and clients (rustls).
 //! - [`client`]: connecting to a host with [`connect`].
 //! - [`bundled`]: the example services built into the binary.
@@ -49,6 +50,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod cluster;
 pub mod connection;
 pub mod deploy;
 mod error;

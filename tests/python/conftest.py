@@ -48,7 +48,7 @@ class Host:
         deadline = time.monotonic() + 300
         while len(ports) < expected:
             line = self.log.get(timeout=max(deadline - time.monotonic(), 0))
-            match = re.search(r"serving service=\S+ address=127\.0\.0\.1:(\d+)", line)
+            match = re.search(r"serving service=\S+ address=[\d.]+:(\d+)", line)
             if match:
                 ports.append(int(match[1]))
         self.ports = {component.stem: port for component, port in zip(components, ports)}

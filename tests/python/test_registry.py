@@ -123,8 +123,9 @@ def wait_until_answering(mode, port):
 
 @pytest.mark.parametrize("mode", ["UDP", "TCP"])
 def test_the_host_registers_with_rpycs_own_registry(mode):
-    """`serve --register` with the real `rpyc_registry`: found by name, then
-    gone when the host shuts down."""
+    """`serve --register` with the real `rpyc_registry`: found by name at the
+    address it serves on (127.0.0.2, not the registry's 127.0.0.1), then gone
+    when the host shuts down."""
     port = free_port(socket.SOCK_DGRAM if mode == "UDP" else socket.SOCK_STREAM)
     registry = subprocess.Popen(
         [str(pathlib.Path(sys.executable).parent / "rpyc_registry"), "-m", mode, "-p", str(port), "-l", "true"],
@@ -134,14 +135,15 @@ def test_the_host_registers_with_rpycs_own_registry(mode):
     try:
         wait_until_answering(mode, port)  # a Python process takes a moment to start
         host = Host(GUESTS / "calculator.wasm", args=(
-            "--register", "--registry-type", mode, "--registry-host", "127.0.0.1", "--registry-port", str(port)))
+            "--host", "127.0.0.2", "--register", "--registry-type", mode,
+            "--registry-host", "127.0.0.1", "--registry-port", str(port)))
         served = host.ports_in_order[0]
         for _ in range(100):
             found = client.discover("CALCULATOR")
             if found:
                 break
             time.sleep(0.05)
-        assert tuple(found) == (("127.0.0.1", served),)
+        assert tuple(found) == (("127.0.0.2", served),)
         conn = rpyc.connect_by_service("calculator", registrar=client)
         assert conn.root.add(4, 7) == 11
         conn.close()

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use super::{Transport, request};
@@ -63,6 +63,8 @@ pub struct Registrar {
     transport: Transport,
     addr: SocketAddr,
     timeout: Duration,
+    /// The address requests are sent from, if not the system's choice.
+    local: Option<IpAddr>,
 }
 
 impl Registrar {
@@ -72,11 +74,23 @@ impl Registrar {
             transport,
             addr: addr.into(),
             timeout: REGISTRAR_TIMEOUT,
+            local: None,
+        }
+    }
+
+    /// Sends requests from `ip`, the address services are served on, so that
+    /// the registry records that address (as RPyC's servers do); an
+    /// unspecified address (`0.0.0.0`) leaves the choice to the system.
+    pub fn sending_from(self, ip: IpAddr) -> Self {
+        Registrar {
+            local: (!ip.is_unspecified()).then_some(ip),
+            ..self
         }
     }
 
     /// Registers `aliases` as served on `port` of this machine (the registry
-    /// records the address the request comes from).
+    /// records the address the request comes from: see
+    /// [`Registrar::sending_from`]).
     pub async fn register(&self, aliases: &[String], port: u16) -> Result<(), RegistryError> {
         let names = aliases.iter().map(|a| Value::Str(a.clone())).collect();
         let args = vec![Value::Tuple(names), Value::Int(port.into())];
@@ -181,12 +195,18 @@ impl Registrar {
         })
     }
 
-    async fn udp_socket(&self) -> std::io::Result<UdpSocket> {
-        let any: SocketAddr = match self.addr {
-            SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    /// The address requests are sent from: the one asked for, else any of
+    /// the registry's family.
+    fn local_addr(&self) -> SocketAddr {
+        let any = match self.addr {
+            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
-        let socket = UdpSocket::bind(any).await?;
+        SocketAddr::new(self.local.unwrap_or(any), 0)
+    }
+
+    async fn udp_socket(&self) -> std::io::Result<UdpSocket> {
+        let socket = UdpSocket::bind(self.local_addr()).await?;
         if self.addr.ip() == BROADCAST {
             socket.set_broadcast(true)?;
         }
@@ -209,7 +229,14 @@ impl Registrar {
     }
 
     async fn tcp(&self, request: &[u8]) -> std::io::Result<Vec<u8>> {
-        let mut stream = TcpStream::connect(self.addr).await?;
+        let socket = match self.addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if self.local.is_some() {
+            socket.bind(self.local_addr())?;
+        }
+        let mut stream = socket.connect(self.addr).await?;
         stream.write_all(request).await?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await?;

@@ -1,6 +1,7 @@
 //! RPyC's registry: services register their names and ports, clients ask
 //! where a name is served (`rpyc.discover`, `rpyc.connect_by_service`).
-//! [`Registry`] is the server, [`Registrar`] the client.
+//! [`Registry`] is the server, [`Registrar`] the client. A registry keeps
+//! its own registrations, or answers from a fleet's (see [`crate::cluster`]).
 //!
 //! The registry keeps its registrations bounded (per name and in all),
 //! prunes them on a timer, keeps every reply within what RPyC's client
@@ -13,12 +14,15 @@
 //! no reply, as RPyC's registry does.
 
 mod client;
+mod fleet;
 mod server;
+mod table;
 mod tcp;
 
 use std::time::Duration;
 
 pub use client::{BROADCAST, REGISTRAR_TIMEOUT, REREGISTER_INTERVAL, Registrar, RegistryError};
+pub use fleet::MAX_PENDING_WRITES;
 pub use server::{MAX_REGISTRATIONS, MAX_REPLY, MAX_SERVERS_PER_NAME, Registry};
 
 use crate::protocol::rpyc::brine;

@@ -1,15 +1,18 @@
-//! [`Registry`]: the registry's side: the registrations, bounded and pruned
-//! on a timer, and the answers, each of which fits what RPyC's client reads;
-//! served over UDP here and over TCP by [`super::tcp`].
+//! [`Registry`]: the registry's side: the answers, each of which fits what
+//! RPyC's client reads, from its own registrations (see `table`) or a
+//! fleet's (see `fleet`); served over UDP here and over TCP by
+//! [`super::tcp`].
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
 use super::MAX_REQUEST;
+use super::fleet::FleetTable;
+use super::table::LocalTable;
+use crate::cluster::View;
 use crate::protocol::rpyc::brine;
 use crate::value::Value;
 
@@ -25,15 +28,21 @@ pub const MAX_SERVERS_PER_NAME: usize = 64;
 /// past it, a new one gets no reply, as from a registry that is not there.
 pub const MAX_REGISTRATIONS: usize = 10_000;
 
-/// Name -> (address -> when it was last registered).
-type Services = HashMap<String, HashMap<(IpAddr, u16), Instant>>;
-
 /// The registered services and the rules for answering.
 #[derive(Debug)]
 pub struct Registry {
-    services: Mutex<Services>,
+    table: Table,
     pruning_timeout: Duration,
     allow_listing: bool,
+}
+
+/// Where the registrations are kept.
+#[derive(Debug)]
+enum Table {
+    /// By this registry.
+    Local(LocalTable),
+    /// In a fleet, shared by its registries.
+    Fleet(Box<FleetTable>),
 }
 
 impl Registry {
@@ -41,7 +50,21 @@ impl Registry {
     /// by default in RPyC).
     pub fn new(pruning_timeout: Duration, allow_listing: bool) -> Self {
         Registry {
-            services: Mutex::new(HashMap::new()),
+            table: Table::Local(LocalTable::new(pruning_timeout)),
+            pruning_timeout,
+            allow_listing,
+        }
+    }
+
+    /// A registry of the fleet `view` reads (which must be kept current:
+    /// see [`View::keep_current`]): it answers with the fleet's live hosts
+    /// and classic registrations, and gives no answer while the view is not
+    /// current (cut off from NATS). Classic servers register into the
+    /// fleet. Call it within a tokio runtime: its writes to the fleet run on
+    /// a task of their own.
+    pub fn with_fleet(view: View, pruning_timeout: Duration, allow_listing: bool) -> Self {
+        Registry {
+            table: Table::Fleet(Box::new(FleetTable::new(view, pruning_timeout))),
             pruning_timeout,
             allow_listing,
         }
@@ -66,12 +89,12 @@ impl Registry {
                 self.register(&names?, (source, u16::try_from(*port).ok()?))?
             }
             ("unregister", [Value::Int(port)]) => {
-                self.unregister((source, u16::try_from(*port).ok()?))
+                self.unregister((source, u16::try_from(*port).ok()?))?
             }
-            ("query", [Value::Str(name)]) => self.query(name),
+            ("query", [Value::Str(name)]) => self.query(name)?,
             ("list", [Value::Tuple(filter)]) => match filter.as_slice() {
-                [Value::Str(host)] => self.list(Some(host)),
-                [Value::None] | [] => self.list(None),
+                [Value::Str(host)] => self.list(Some(host))?,
+                [Value::None] | [] => self.list(None)?,
                 _ => return None,
             },
             _ => return None,
@@ -81,95 +104,67 @@ impl Registry {
         Some(out)
     }
 
-    fn services(&self) -> std::sync::MutexGuard<'_, Services> {
-        self.services.lock().expect("registry poisoned")
-    }
-
     /// Registers `addr` under `names`; `None` (no reply) when the registry
-    /// holds as many registrations as it may.
+    /// holds as many registrations as it may, or, in a fleet, too many
+    /// writes wait.
     fn register(&self, names: &[&str], addr: (IpAddr, u16)) -> Option<Value> {
-        let now = Instant::now();
-        let mut services = self.services();
-        let new = names
-            .iter()
-            .filter(|name| {
-                let servers = services.get(&name.to_uppercase());
-                !servers.is_some_and(|servers| servers.contains_key(&addr))
-            })
-            .count();
-        if registrations(&services) + new > MAX_REGISTRATIONS {
-            prune(&mut services, self.pruning_timeout);
-            if registrations(&services) + new > MAX_REGISTRATIONS {
-                tracing::warn!(ip = %addr.0, port = addr.1, "not registered: the registry is full");
-                return None;
-            }
-        }
-        for name in names {
-            let servers = services.entry(name.to_uppercase()).or_default();
-            if !servers.contains_key(&addr) && servers.len() >= MAX_SERVERS_PER_NAME {
-                let stalest = servers.iter().min_by_key(|(_, at)| **at).map(|(a, _)| *a);
-                if let Some(stalest) = stalest {
-                    servers.remove(&stalest);
-                }
-            }
-            servers.insert(addr, now);
+        let registered = match &self.table {
+            Table::Local(table) => table.register(names, addr),
+            Table::Fleet(table) => table.register(names, addr),
+        };
+        if !registered {
+            tracing::warn!(ip = %addr.0, port = addr.1, "not registered: the registry is full");
+            return None;
         }
         tracing::info!(?names, ip = %addr.0, port = addr.1, "registered");
         Some(Value::Str("OK".into()))
     }
 
-    fn unregister(&self, addr: (IpAddr, u16)) -> Value {
-        let mut services = self.services();
-        for servers in services.values_mut() {
-            servers.remove(&addr);
+    fn unregister(&self, addr: (IpAddr, u16)) -> Option<Value> {
+        match &self.table {
+            Table::Local(table) => table.unregister(addr),
+            Table::Fleet(table) => {
+                if !table.unregister(addr) {
+                    return None;
+                }
+            }
         }
-        services.retain(|_, servers| !servers.is_empty());
         tracing::info!(ip = %addr.0, port = addr.1, "unregistered");
-        Value::Str("OK".into())
+        Some(Value::Str("OK".into()))
     }
 
-    /// Where `name` is served, most recently renewed first (as many as fit
-    /// in a reply); stale ones go.
-    fn query(&self, name: &str) -> Value {
-        let name = name.to_uppercase();
-        let mut services = self.services();
-        let Some(servers) = services.get_mut(&name) else {
-            return Value::Tuple(Vec::new());
+    /// Where `name` is served, freshest first (as many as fit in a reply);
+    /// `None` from a fleet registry cut off from the fleet.
+    fn query(&self, name: &str) -> Option<Value> {
+        let found = match &self.table {
+            Table::Local(table) => table.query(name),
+            Table::Fleet(table) => table.query(name)?,
         };
-        servers.retain(|_, registered| registered.elapsed() <= self.pruning_timeout);
-        let mut found: Vec<_> = servers.iter().map(|(addr, at)| (*at, *addr)).collect();
-        if servers.is_empty() {
-            services.remove(&name);
-        }
-        drop(services);
-        found.sort_by(|a, b| b.cmp(a));
-        let found = found.into_iter().map(|(_, (ip, port))| {
+        let found = found.into_iter().map(|(ip, port)| {
             Value::Tuple(vec![Value::Str(ip.to_string()), Value::Int(port.into())])
         });
-        fitting(found)
+        Some(fitting(found))
     }
 
     /// Every registered name (only those served on `host`, if given), or
-    /// `None` when listing is not allowed.
-    fn list(&self, host: Option<&str>) -> Value {
+    /// `Value::None` when listing is not allowed.
+    fn list(&self, host: Option<&str>) -> Option<Value> {
         if !self.allow_listing {
-            return Value::None;
+            return Some(Value::None);
         }
-        let services = self.services();
-        let mut names: Vec<&String> = services
-            .iter()
-            .filter(|(_, servers)| {
-                host.is_none_or(|host| servers.keys().any(|(ip, _)| ip.to_string() == host))
-            })
-            .map(|(name, _)| name)
-            .collect();
-        names.sort();
-        fitting(names.into_iter().map(|name| Value::Str(name.clone())))
+        let names = match &self.table {
+            Table::Local(table) => table.names(host),
+            Table::Fleet(table) => table.names(host)?,
+        };
+        Some(fitting(names.into_iter().map(Value::Str)))
     }
 
-    /// Forgets every registration not renewed within the pruning timeout.
+    /// Forgets every registration not renewed within the pruning timeout
+    /// (a fleet's age out by themselves).
     pub(crate) fn prune(&self) {
-        prune(&mut self.services(), self.pruning_timeout);
+        if let Table::Local(table) = &self.table {
+            table.prune();
+        }
     }
 
     /// How often the registry prunes its registrations: a quarter of the
@@ -206,19 +201,6 @@ impl Registry {
     }
 }
 
-/// How many registrations `services` holds.
-fn registrations(services: &Services) -> usize {
-    services.values().map(HashMap::len).sum()
-}
-
-/// Forgets every registration of `services` older than `timeout`.
-fn prune(services: &mut Services, timeout: Duration) {
-    for servers in services.values_mut() {
-        servers.retain(|_, registered| registered.elapsed() <= timeout);
-    }
-    services.retain(|_, servers| !servers.is_empty());
-}
-
 /// A tuple of as many of `items`, in order, as fit in a reply.
 fn fitting(items: impl Iterator<Item = Value>) -> Value {
     let mut kept = Vec::new();
@@ -249,6 +231,15 @@ fn as_str(value: &Value) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::registry::{DEFAULT_PRUNING_TIMEOUT, request};
+
+    impl Registry {
+        fn len(&self) -> usize {
+            match &self.table {
+                Table::Local(table) => table.len(),
+                Table::Fleet(_) => unreachable!("the tests keep their own registrations"),
+            }
+        }
+    }
 
     fn ask(registry: &Registry, from: &str, command: &str, args: Vec<Value>) -> Option<Value> {
         let reply = registry.answer(&request(command, args), from.parse().unwrap())?;
@@ -388,7 +379,7 @@ mod tests {
             })
             .count();
         assert_eq!(refused, 10);
-        assert_eq!(registrations(&registry.services()), MAX_REGISTRATIONS);
+        assert_eq!(registry.len(), MAX_REGISTRATIONS);
     }
 
     #[test]
@@ -400,7 +391,7 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(30));
         registry.prune();
-        assert_eq!(registrations(&registry.services()), 0);
+        assert_eq!(registry.len(), 0);
     }
 
     #[test]

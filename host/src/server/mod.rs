@@ -10,6 +10,7 @@ mod threads;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::pin::Pin;
@@ -136,6 +137,42 @@ pub struct Server<F = ServiceComponent> {
     listener: TcpListener,
     factory: F,
     config: ServerConfig,
+    load: Load,
+}
+
+/// How many connections a server serves now, and may at once. Cheap to
+/// clone: clones read the same server.
+#[derive(Clone, Debug)]
+pub struct Load {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl Load {
+    /// Connections served now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections it may serve at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Counts one more connection served until the guard is dropped.
+    fn serving(&self) -> Serving {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Serving(Arc::clone(&self.open))
+    }
+}
+
+/// One connection counted in a [`Load`] while it lives.
+struct Serving(Arc<AtomicUsize>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl<F: ServiceFactory> Server<F> {
@@ -147,11 +184,21 @@ impl<F: ServiceFactory> Server<F> {
         factory: F,
         config: ServerConfig,
     ) -> io::Result<Self> {
+        let load = Load {
+            open: Arc::new(AtomicUsize::new(0)),
+            max: config.max_connections,
+        };
         Ok(Server {
             listener: TcpListener::bind(addr).await?,
             factory,
             config,
+            load,
         })
+    }
+
+    /// How many connections it serves; read while it runs.
+    pub fn load(&self) -> Load {
+        self.load.clone()
     }
 
     /// The address the server listens on.
@@ -173,6 +220,7 @@ impl<F: ServiceFactory> Server<F> {
             listener,
             factory,
             config,
+            load,
         } = self;
         // Moved to the thread that accepts, whose runtime then polls it.
         let listener = match listener.into_std() {
@@ -184,7 +232,7 @@ impl<F: ServiceFactory> Server<F> {
         };
         let stopping = CancellationToken::new();
         let threads = SocketThreads::shared();
-        let accepting = accept(listener, factory, config, threads, stopping.clone());
+        let accepting = accept(listener, factory, config, load, threads, stopping.clone());
         let stop_at_shutdown = async {
             shutdown.await;
             stopping.cancel();
@@ -223,6 +271,7 @@ async fn accept<F: ServiceFactory>(
     listener: std::net::TcpListener,
     factory: F,
     config: ServerConfig,
+    load: Load,
     threads: Option<&'static SocketThreads>,
     stopping: CancellationToken,
 ) {
@@ -277,6 +326,7 @@ async fn accept<F: ServiceFactory>(
             stop: stop.child_token(),
             admission: Arc::clone(&admission),
             ticket,
+            load: load.clone(),
         };
         // Moved to its thread, whose runtime then polls it.
         let socket = match socket.into_std() {
@@ -386,6 +436,7 @@ struct Accepted<S> {
     stop: CancellationToken,
     admission: Arc<Admission>,
     ticket: Ticket,
+    load: Load,
 }
 
 /// The first bytes of a connection, which name its protocol; `None` if they
@@ -451,6 +502,7 @@ async fn admitted<R, W, S>(
         stop,
         admission,
         ticket,
+        load,
     } = accepted;
     let wire = Wire::of_hello(&hello);
     if let Err(refused) = admission.seat(&ticket).await {
@@ -473,6 +525,7 @@ async fn admitted<R, W, S>(
     }
     tracing::debug!(%peer, ?wire, "connected");
     let open = metrics::recording().map(|m| m.connection_opened(&service.aliases()[0]));
+    let serving = load.serving();
     let connection_config = &config.connection;
     let codecs = wire.codecs(
         connection_config.max_frame,
@@ -492,7 +545,7 @@ async fn admitted<R, W, S>(
     }
     drop(connection);
     drop(ticket);
-    drop(open);
+    drop((open, serving));
     tracing::debug!(%peer, "disconnected");
 }
 

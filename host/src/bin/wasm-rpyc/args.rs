@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::units::{FrameMib, PositiveSeconds, Seconds};
+use wasm_rpyc::cluster::{
+    ClusterConfig, Credentials, DEFAULT_CLUSTER_NAME, DEFAULT_HEARTBEAT, DEFAULT_TTL,
+};
 use wasm_rpyc::connection::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUED_BYTES,
 };
@@ -108,6 +111,10 @@ pub(crate) struct RegistryArgs {
     /// The address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub(crate) host: IpAddr,
+    /// Answer from a fleet's view instead of keeping registrations here:
+    /// see the cluster flags.
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
 }
 
 /// A registry's transport, as the options (and a config file, in either
@@ -229,6 +236,13 @@ pub(crate) struct Serve {
     /// (connections, calls, traps, instances, compiles, deployments).
     #[arg(long, value_name = "ADDR", env = "WASM_RPYC_METRICS")]
     pub(crate) metrics: Option<SocketAddr>,
+    /// Join a fleet: see the cluster flags.
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
+    /// The address the fleet reaches this host's services at [default: a
+    /// specific --host, else the address NATS sees this host connect from].
+    #[arg(long, value_name = "IP", requires = "cluster")]
+    pub(crate) advertise: Option<IpAddr>,
     /// Replace a served component when its file changes (checked every
     /// second): new connections get the new version, open ones keep theirs.
     /// SIGHUP replaces every component from its file at once.
@@ -312,4 +326,86 @@ pub(crate) struct ServiceFlags {
     /// Close a connection idle this long, in seconds (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     pub(crate) idle_timeout: u64,
+}
+
+/// Joining a fleet on NATS JetStream (`serve`), or answering from one
+/// (`registry`).
+#[derive(Args, Clone)]
+pub(crate) struct ClusterArgs {
+    /// Join the fleet on this NATS server (`nats://HOST:PORT`; several,
+    /// comma-separated).
+    #[arg(long, value_name = "URL", env = "WASM_RPYC_CLUSTER")]
+    pub(crate) cluster: Option<String>,
+    /// The fleet's name: hosts and registries of one name see each other.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CLUSTER_NAME, requires = "cluster")]
+    pub(crate) cluster_name: String,
+    /// How often a host renews its record in the fleet, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = PositiveSeconds::of(DEFAULT_HEARTBEAT), requires = "cluster")]
+    pub(crate) heartbeat: PositiveSeconds,
+    /// How long after its last heartbeat a host counts as gone (and how long
+    /// a registry cut off from NATS keeps answering), in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = PositiveSeconds::of(DEFAULT_TTL), requires = "cluster")]
+    pub(crate) cluster_ttl: PositiveSeconds,
+    /// Log in to NATS as this user (with --cluster-password).
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "cluster_password",
+        env = "WASM_RPYC_CLUSTER_USER"
+    )]
+    pub(crate) cluster_user: Option<String>,
+    /// The password of --cluster-user.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "cluster_user",
+        env = "WASM_RPYC_CLUSTER_PASSWORD"
+    )]
+    pub(crate) cluster_password: Option<String>,
+    /// Log in to NATS with this token.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        conflicts_with = "cluster_user",
+        env = "WASM_RPYC_CLUSTER_TOKEN"
+    )]
+    pub(crate) cluster_token: Option<String>,
+    /// Log in to NATS with this credentials file (JWT and NKey seed).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cluster_user", "cluster_token"])]
+    pub(crate) cluster_creds: Option<PathBuf>,
+    /// Reach NATS over TLS, trusting these CA certificates (PEM).
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub(crate) cluster_tls_ca: Option<PathBuf>,
+    /// Present this certificate chain (PEM) to NATS; needs --cluster-tls-key.
+    #[arg(long, value_name = "FILE", requires = "cluster_tls_key")]
+    pub(crate) cluster_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --cluster-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "cluster_tls_cert")]
+    pub(crate) cluster_tls_key: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// The fleet to join, if any.
+    pub(crate) fn config(&self) -> Option<ClusterConfig> {
+        let url = self.cluster.as_ref()?;
+        let mut config = ClusterConfig::new(url, &self.cluster_name);
+        config.heartbeat = self.heartbeat.duration();
+        config.ttl = self.cluster_ttl.duration();
+        config.credentials = match (&self.cluster_user, &self.cluster_password) {
+            (Some(user), Some(password)) => {
+                Credentials::UserPassword(user.clone(), password.clone())
+            }
+            _ => match (&self.cluster_token, &self.cluster_creds) {
+                (Some(token), _) => Credentials::Token(token.clone()),
+                (None, Some(file)) => Credentials::File(file.clone()),
+                (None, None) => Credentials::None,
+            },
+        };
+        config.tls_ca = self.cluster_tls_ca.clone();
+        config.tls_client = self
+            .cluster_tls_cert
+            .clone()
+            .zip(self.cluster_tls_key.clone());
+        Some(config)
+    }
 }

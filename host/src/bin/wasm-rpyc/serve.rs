@@ -10,10 +10,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use wasm_rpyc::cluster::{Fleet, ServiceRecord, keep_member};
 use wasm_rpyc::deploy::{DEPLOY_SERVICE, DeployLimits, Deployer};
 use wasm_rpyc::metrics;
 use wasm_rpyc::registry::{BROADCAST, Registrar};
 use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
+use wasm_rpyc::server::Load;
 use wasm_rpyc::wasm::{CompileCache, ServiceLimits};
 use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, tls};
 
@@ -44,6 +46,10 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
     }
     let runtime = Runtime::with_cache(limits, compile_cache(&args)?)
         .map_err(|e| anyhow::anyhow!("cannot start the wasm engine: {e:#}"))?;
+    let fleet = match args.cluster.config() {
+        Some(config) => Some(Fleet::connect(config).await?),
+        None => None,
+    };
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     if let Some((metrics, listener)) = metrics {
@@ -84,9 +90,11 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
     let registrar = args.register.then(|| {
         let host = args.registry_host.unwrap_or(BROADCAST);
         Registrar::new(args.registry_type.into(), (host, args.registry_port))
+            .sending_from(args.host)
     });
     // The servers, and the tasks that keep them registered and up to date.
     let mut files = Vec::new();
+    let mut listed = Vec::new();
     for (slot, port, config, watched) in loaded {
         let server = Server::bind((args.host, port), slot.clone(), config)
             .await
@@ -99,6 +107,11 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
             "serving"
         );
         let port = server.local_addr()?.port();
+        listed.push(Listed {
+            slot: Some(slot.clone()),
+            port,
+            load: server.load(),
+        });
         let names = slot.clone();
         let aliases = move || names.current().aliases().to_vec();
         tasks.extend(run(server, port, aliases, registrar.as_ref(), &stop));
@@ -124,6 +137,11 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
                 )
             })?;
         let port = server.local_addr()?.port();
+        listed.push(Listed {
+            slot: None,
+            port,
+            load: server.load(),
+        });
         tracing::info!(service = %DEPLOY_SERVICE, address = %server.local_addr()?, "serving");
         let aliases = || vec![DEPLOY_SERVICE.to_owned()];
         tasks.extend(run(server, port, aliases, registrar.as_ref(), &stop));
@@ -142,12 +160,49 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
         reload,
         stop.clone(),
     )));
+    // In the fleet once serving; out of it before the listeners close.
+    let leave = CancellationToken::new();
+    let membership = fleet.map(|fleet| {
+        let advertise = args
+            .advertise
+            .or((!args.host.is_unspecified()).then_some(args.host));
+        let services = move || listed.iter().map(Listed::record).collect();
+        tokio::spawn(keep_member(fleet, advertise, services, leave.clone()))
+    });
     shutdown.await;
+    leave.cancel();
+    if let Some(membership) = membership {
+        membership.await?;
+    }
     stop.cancel();
     for task in tasks {
         task.await?;
     }
     Ok(())
+}
+
+/// A served service, as the fleet is told of it.
+struct Listed {
+    /// Its component (none for DEPLOY).
+    slot: Option<Replaceable>,
+    port: u16,
+    load: Load,
+}
+
+impl Listed {
+    fn record(&self) -> ServiceRecord {
+        let component = self.slot.as_ref().map(Replaceable::current);
+        ServiceRecord {
+            aliases: match &component {
+                Some(component) => component.aliases().to_vec(),
+                None => vec![DEPLOY_SERVICE.to_owned()],
+            },
+            port: self.port,
+            digest: component.map(|c| c.digest().iter().map(|b| format!("{b:02x}")).collect()),
+            open: self.load.open(),
+            max: self.load.max(),
+        }
+    }
 }
 
 /// The bounds `flags` set for one service's instances.

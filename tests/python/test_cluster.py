@@ -1,0 +1,204 @@
+"""A fleet on NATS JetStream (Debian's nats-server 2.9, started here): hosts
+on 127.0.0.2-4 join it with `serve --cluster`, and fleet registries
+(`registry --cluster`) answer the unmodified rpyc client from the shared
+view; hosts that stop, die, hang or lose NATS drop out, and come back."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import rpyc
+from rpyc.utils.registry import TCPRegistryClient, UDPRegistryClient
+from rpyc.utils.server import ThreadedServer
+
+from conftest import BINARY, GUESTS
+
+NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
+# Short timings, so that the tests see hosts come and go quickly.
+TIMINGS = ("--heartbeat", "0.3", "--cluster-ttl", "1")
+IPS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def eventually(probe, within=10):
+    """Asks `probe` until it is true; fails after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not probe():
+        assert time.monotonic() < deadline, "not within %s s" % within
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def logged(*args):
+    """Starts a process whose stderr goes to a file (a pipe nobody reads
+    could fill and stall it); `.log()` reads it."""
+    log = tempfile.TemporaryFile("a+")
+    process = subprocess.Popen(list(map(str, args)), stdout=subprocess.DEVNULL, stderr=log,
+                               text=True, env={**os.environ, "NO_COLOR": "1"})
+
+    def read():
+        log.seek(0)
+        return log.read()
+
+    process.log = read
+    return process
+
+
+def end(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+    process.wait(timeout=20)
+
+
+class Nats:
+    """A nats-server with JetStream on a free port, its store in `store`."""
+
+    def __init__(self, store):
+        self.port = free_port()
+        self.store = store
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self):
+        self.process = logged(NATS, "-js", "-a", "127.0.0.1", "-p", self.port, "-sd", self.store)
+        eventually(self.answers)
+
+    def answers(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        end(self.process)
+
+
+@pytest.fixture
+def nats(tmp_path):
+    server = Nats(tmp_path / "jetstream")
+    yield server
+    server.stop()
+
+
+def fleet_host(nats, ip, port, *args):
+    """`wasm-rpyc serve` of the calculator on `ip:port`, in the fleet."""
+    host = logged(BINARY, "serve", GUESTS / "calculator.wasm", "--host", ip, "-p", port,
+                  "--cluster", nats.url, *TIMINGS, *args)
+    eventually(lambda: "joined the fleet" in host.log() or host.poll() is not None, within=60)
+    assert host.poll() is None, host.log()
+    return host
+
+
+def fleet_registry(nats, mode, port):
+    """`wasm-rpyc registry --cluster`, and an rpyc client of it."""
+    registry = logged(BINARY, "registry", "-m", mode, "-p", port, "--host", "127.0.0.1", "-l",
+                      "-t", "3", "--cluster", nats.url, *TIMINGS)
+    client = (UDPRegistryClient if mode == "UDP" else TCPRegistryClient)(
+        ip="127.0.0.1", port=port, timeout=0.5)
+    # Serving, and the fleet read once.
+    eventually(lambda: "reading the fleet" in registry.log() or registry.poll() is not None)
+    assert registry.poll() is None, registry.log()
+    return registry, client
+
+
+def found(client, name="CALCULATOR"):
+    return set(client.discover(name))
+
+
+def test_hosts_are_found_through_every_fleet_registry_and_drop_out_when_gone(nats):
+    port = free_port()
+    hosts = {ip: fleet_host(nats, ip, port) for ip in IPS}
+    udp, by_udp = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
+    tcp, by_tcp = fleet_registry(nats, "TCP", free_port())
+    try:
+        everyone = {(ip, port) for ip in IPS}
+        eventually(lambda: found(by_udp) == everyone)
+        eventually(lambda: found(by_tcp) == everyone)
+        # Shuffled among the equally fresh: RPyC's "first that connects"
+        # spreads clients over the hosts.
+        firsts = {by_udp.discover("CALCULATOR")[0] for _ in range(40)}
+        assert len(firsts) >= 2, firsts
+        conn = rpyc.connect_by_service("calculator", registrar=by_tcp)
+        assert conn.root.add(4, 7) == 11
+        conn.close()
+        assert "CALCULATOR" in by_udp.list()
+        assert by_udp.list("127.0.0.3") == ("CALCULATOR",)
+
+        # A clean stop: out of the view before the listeners close.
+        hosts["127.0.0.2"].terminate()
+        stopped = time.monotonic()
+        gone = eventually(lambda: ("127.0.0.2", port) not in found(by_udp))
+        assert gone - stopped < 1.0, gone - stopped
+        assert "left the fleet" in hosts["127.0.0.2"].log()
+
+        # Killed: gone once its record is older than its time-to-live (1 s).
+        hosts["127.0.0.3"].kill()
+        eventually(lambda: found(by_tcp) == {("127.0.0.4", port)}, within=4)
+
+        # Hung (SIGSTOP): gone the same way, and back once it runs again.
+        hosts["127.0.0.4"].send_signal(signal.SIGSTOP)
+        eventually(lambda: found(by_udp) == set(), within=4)
+        hosts["127.0.0.4"].send_signal(signal.SIGCONT)
+        eventually(lambda: found(by_udp) == {("127.0.0.4", port)}, within=4)
+    finally:
+        for process in [*hosts.values(), udp, tcp]:
+            end(process)
+
+
+class EchoService(rpyc.Service):
+    def exposed_echo(self, value):
+        return value
+
+
+def test_a_classic_rpyc_server_registers_through_one_fleet_registry_and_is_found_by_another(nats):
+    udp, by_udp = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
+    tcp, by_tcp = fleet_registry(nats, "TCP", free_port())
+    server = ThreadedServer(EchoService, hostname="127.0.0.5", port=0, auto_register=True,
+                            registrar=UDPRegistryClient(ip="127.0.0.1", port=by_udp.port))
+    thread = threading.Thread(target=server.start, daemon=True)
+    try:
+        thread.start()
+        classic = {("127.0.0.5", server.port)}
+        eventually(lambda: found(by_tcp, "ECHO") == classic)
+        conn = rpyc.connect_by_service("echo", registrar=by_tcp)
+        assert conn.root.echo("hi") == "hi"
+        conn.close()
+        server.close()  # unregisters
+        eventually(lambda: found(by_tcp, "ECHO") == set())
+    finally:
+        server.close()
+        end(udp)
+        end(tcp)
+
+
+def test_hosts_keep_serving_without_nats_and_rejoin_when_it_returns(nats):
+    port = free_port()
+    host = fleet_host(nats, "127.0.0.2", port)
+    registry, client = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
+    try:
+        eventually(lambda: found(client) == {("127.0.0.2", port)})
+        nats.stop()
+        # The host serves on; the registry, cut off, stops answering rather
+        # than hand out what may be stale.
+        conn = rpyc.connect("127.0.0.2", port)
+        assert conn.root.add(1, 2) == 3
+        eventually(lambda: client.discover("CALCULATOR") == (), within=5)
+        assert conn.root.add(2, 3) == 5
+        nats.start()
+        eventually(lambda: found(client) == {("127.0.0.2", port)}, within=30)
+        assert host.poll() is None, host.log()
+    finally:
+        end(host)
+        end(registry)
