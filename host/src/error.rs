@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::cluster::ClusterError;
 use crate::exception::Exception;
 use crate::protocol::FrameError;
 use crate::registry::RegistryError;
@@ -45,6 +46,9 @@ pub enum Error {
     /// A registry did not say where a service is.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A fleet did not say where a service is.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// [`deploy`](crate::deploy::deploy) reached a service that takes no
     /// components (named here).
     #[error("{0} takes no components; {hint}", hint = crate::well_known::where_to_deploy())]

@@ -6,6 +6,7 @@ mod calculator;
 mod callbacks;
 mod capabilities;
 mod classes;
+mod cluster;
 mod conformance;
 mod decoupled;
 mod deploy;

@@ -16,7 +16,7 @@ import rpyc
 from rpyc.utils.registry import TCPRegistryClient, UDPRegistryClient
 from rpyc.utils.server import ThreadedServer
 
-from conftest import BINARY, GUESTS
+from conftest import BINARY, GUESTS, POLYGLOT
 
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 # Short timings, so that the tests see hosts come and go quickly.
@@ -202,3 +202,92 @@ def test_hosts_keep_serving_without_nats_and_rejoin_when_it_returns(nats):
     finally:
         end(host)
         end(registry)
+
+
+def fleet(nats, *args, timeout=240):
+    """A fleet command (`deploy`, `undeploy`, `rollback`, `status`)."""
+    return subprocess.run([str(BINARY), *map(str, args), "--cluster", nats.url, *TIMINGS],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "NO_COLOR": "1"})
+
+
+def refused(ip, port):
+    try:
+        socket.create_connection((ip, port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def digest_of(path):
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+
+def test_a_component_deployed_to_the_fleet_reaches_every_accepting_host_without_a_failed_call(
+        nats, tmp_path):
+    rust, python = GUESTS / "calculator.wasm", POLYGLOT / "python" / "calculator.wasm"
+    assert python.exists(), "run services/build.sh first"
+    port, ips = free_port(), IPS[:2]
+    hosts = [logged(BINARY, "serve", "--host", ip, "--cluster", nats.url, "--accept-fleet-deploys",
+                    *TIMINGS) for ip in ips]
+    calling = threading.Event()
+    failures, calls = [], [0]
+
+    def keep_calling():
+        # Connections made before, during and after the new revision: none
+        # may fail (open ones keep their instance, new ones get the new one).
+        while calling.is_set():
+            for ip in ips:
+                try:
+                    conn = rpyc.connect(ip, port)
+                    assert conn.root.add(4, 7) == 11
+                    conn.close()
+                    calls[0] += 1
+                except Exception as error:  # noqa: BLE001 (every failure counts)
+                    failures.append(repr(error))
+
+    try:
+        for host in hosts:
+            eventually(lambda: "joined the fleet" in host.log(), within=60)
+        answer = fleet(nats, "deploy", rust, "--name", "calc", "--port", port, "--wait", "60")
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.stdout.count(f"serving {digest_of(rust)} on port {port}") == 2, answer.stdout
+        for ip in ips:
+            assert rpyc.connect(ip, port).root.add(1, 2) == 3
+
+        calling.set()
+        caller = threading.Thread(target=keep_calling, daemon=True)
+        caller.start()
+        answer = fleet(nats, "deploy", python, "--name", "calc", "--port", port, "--wait", "120")
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.stdout.count(f"serving {digest_of(python)}") == 2, answer.stdout
+        time.sleep(0.5)
+        calling.clear()
+        caller.join(timeout=30)
+        assert failures == [], failures[:3]
+        assert calls[0] > 10
+
+        # A component that does not load changes nothing anywhere.
+        broken = tmp_path / "broken.wasm"
+        broken.write_bytes(b"\0asm not really")
+        answer = fleet(nats, "deploy", broken, "--name", "calc", "--port", port)
+        assert answer.returncode != 0
+        assert "broken.wasm does not load; nothing was deployed" in answer.stderr
+        status = fleet(nats, "status")
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count(digest_of(python)) >= 3, status.stdout  # 2 hosts + the deployment
+
+        answer = fleet(nats, "rollback", "calc", "--wait", "60")
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.stdout.count(f"serving {digest_of(rust)}") == 2, answer.stdout
+
+        answer = fleet(nats, "undeploy", "calc", "--wait", "60")
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        for ip in ips:
+            eventually(lambda: refused(ip, port), within=5)
+        assert fleet(nats, "undeploy", "calc").returncode != 0
+    finally:
+        calling.clear()
+        for host in hosts:
+            end(host)

@@ -7,10 +7,10 @@ use async_nats::jetstream::kv;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClusterError, Fleet, HostRecord, REQUEST_TIMEOUT, ServiceRecord, fresh_id};
+use super::{ClusterError, Fleet, HostRecord, Offer, REQUEST_TIMEOUT, fresh_id};
 
 /// Keeps this host in `fleet` until `stop`: its record, at `advertise` (else
-/// the address NATS sees it connect from) with what `services` says at the
+/// the address NATS sees it connect from) with what `offer` says at the
 /// time, is written at every heartbeat, and deleted when `stop` is
 /// cancelled. While NATS is unreachable the host drops out of the view when
 /// its record ages; it rejoins by itself at the first heartbeat that gets
@@ -18,7 +18,7 @@ use super::{ClusterError, Fleet, HostRecord, REQUEST_TIMEOUT, ServiceRecord, fre
 pub async fn keep_member(
     fleet: Fleet,
     advertise: Option<IpAddr>,
-    services: impl Fn() -> Vec<ServiceRecord>,
+    offer: impl Fn() -> Offer,
     stop: CancellationToken,
 ) {
     let config = fleet.config().clone();
@@ -37,7 +37,7 @@ pub async fn keep_member(
         let Some(address) = advertise.or_else(|| fleet.seen_address()) else {
             continue;
         };
-        let record = HostRecord::new(&id, address, config.ttl, services());
+        let record = HostRecord::new(&id, address, config.ttl, offer());
         let written =
             tokio::time::timeout(REQUEST_TIMEOUT, write(&fleet, &mut store, &key, &record))
                 .await

@@ -5,7 +5,10 @@
 //! the machines' clocks need not agree. A host keeps serving while NATS is
 //! gone and rejoins when it returns.
 
+mod accept;
 mod classic;
+mod client;
+mod components;
 mod membership;
 mod record;
 mod view;
@@ -16,8 +19,14 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 
+pub use accept::{AcceptLimits, Accepting, DEFAULT_MAX_FLEET_DEPLOYS};
+pub use client::{CONNECT_TIMEOUT, Cluster, FIRST_READ_TIMEOUT};
+pub use components::digest_hex;
 pub use membership::keep_member;
-pub use record::{ClassicRecord, HostRecord, ServiceRecord};
+pub use record::{
+    ClassicRecord, DeploymentRecord, DeploymentStatus, HostRecord, MAX_PREVIOUS_REVISIONS, Offer,
+    ServiceRecord,
+};
 pub use view::{Found, MAX_KEYS, View};
 
 /// How often a host renews its record.
@@ -119,6 +128,15 @@ pub enum ClusterError {
     /// A request to NATS failed or took too long.
     #[error("NATS: {0}")]
     Nats(String),
+    /// The fleet has not been read for this long: NATS is out of reach.
+    #[error("the fleet has not been read from NATS for {0:?}")]
+    CutOff(Duration),
+    /// No live host of the fleet serves the name.
+    #[error("no live host of the fleet serves {name}")]
+    NotServed {
+        /// The service's name.
+        name: String,
+    },
 }
 
 impl ClusterError {

@@ -199,6 +199,20 @@ impl View {
         Some(names)
     }
 
+    /// The live hosts, with the age of their records; `None` when the view
+    /// is not current.
+    pub fn hosts(&self) -> Option<Vec<(HostRecord, Duration)>> {
+        let latest = self.latest.lock().expect("never poisoned");
+        let snapshot = latest.as_ref().filter(|s| self.is_current(s))?;
+        Some(snapshot.hosts.clone())
+    }
+
+    /// Whether the view has been read and is current.
+    pub fn is_read(&self) -> bool {
+        let latest = self.latest.lock().expect("never poisoned");
+        latest.as_ref().is_some_and(|s| self.is_current(s))
+    }
+
     /// Whether `snapshot` is recent enough to answer from.
     fn is_current(&self, snapshot: &Snapshot) -> bool {
         snapshot.taken.elapsed() <= self.fleet.config().ttl

@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::units::{FrameMib, PositiveSeconds, Seconds};
 use wasm_rpyc::cluster::{
-    ClusterConfig, Credentials, DEFAULT_CLUSTER_NAME, DEFAULT_HEARTBEAT, DEFAULT_TTL,
+    ClusterConfig, Credentials, DEFAULT_CLUSTER_NAME, DEFAULT_HEARTBEAT, DEFAULT_MAX_FLEET_DEPLOYS,
+    DEFAULT_TTL,
 };
 use wasm_rpyc::connection::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUED_BYTES,
@@ -67,6 +68,55 @@ pub(crate) enum Command {
     /// Check that a service answers: print its name and exit 0, or say why
     /// not and exit 1 (for health checks and scripts).
     Ping(PingArgs),
+    /// Deploy a component to every host of a fleet that accepts fleet
+    /// deploys; print each host's outcome (exit 1 if any failed).
+    Deploy(FleetDeployArgs),
+    /// Stop serving a fleet deployment on every host.
+    Undeploy(FleetNameArgs),
+    /// Serve a fleet deployment's previous revision again.
+    Rollback(FleetNameArgs),
+    /// Print the fleet's hosts, their services and their deployments.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct FleetDeployArgs {
+    /// The component (`.wasm`); it must load here first.
+    pub(crate) component: PathBuf,
+    /// The name it is deployed under, and its service's default name
+    /// [default: the file's stem].
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// The port the hosts serve it on (0: each a free one of its own).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) port: u16,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct FleetNameArgs {
+    /// The deployment's name.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct WaitArgs {
+    /// How long to wait for every host's outcome, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = PositiveSeconds::of(std::time::Duration::from_secs(60)))]
+    pub(crate) wait: PositiveSeconds,
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
 }
 
 #[derive(Args)]
@@ -239,6 +289,15 @@ pub(crate) struct Serve {
     /// Join a fleet: see the cluster flags.
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
+    /// Serve the components deployed to the fleet (`wasm-rpyc deploy
+    /// --cluster`), each on its port, with no grants. With no component
+    /// named, nothing else is served.
+    #[arg(long, requires = "cluster")]
+    pub(crate) accept_fleet_deploys: bool,
+    /// Fleet deployments served at once (each a share of the instances,
+    /// as a service).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLEET_DEPLOYS, requires = "accept_fleet_deploys")]
+    pub(crate) max_fleet_deploys: usize,
     /// The address the fleet reaches this host's services at [default: a
     /// specific --host, else the address NATS sees this host connect from].
     #[arg(long, value_name = "IP", requires = "cluster")]

@@ -1,10 +1,12 @@
 //! The `wasm-rpyc` command: parsing and wiring only. Its parts: the flags
 //! (`args`, with the ranges of their values in `units`), logging (`logs`),
 //! `serve` (what it serves: `plan`, from the flags or a `config` file),
-//! `registry`, `ping`, and the process's signals (`signals`).
+//! `registry`, `ping`, the fleet's commands (`fleet`), and the process's
+//! signals (`signals`).
 
 mod args;
 mod config;
+mod fleet;
 mod logs;
 mod ping;
 mod plan;
@@ -27,6 +29,10 @@ fn main() -> Result<()> {
             return tokio::runtime::Runtime::new()?.block_on(registry::serve(args));
         }
         Command::Ping(args) => return tokio::runtime::Runtime::new()?.block_on(ping::ping(args)),
+        Command::Deploy(args) => return fleet::run(fleet::deploy(args)),
+        Command::Undeploy(args) => return fleet::run(fleet::undeploy(args)),
+        Command::Rollback(args) => return fleet::run(fleet::rollback(args)),
+        Command::Status(args) => return fleet::run(fleet::status(args)),
     };
     let plan = plan::plan(args)?;
     tokio::runtime::Runtime::new()?.block_on(serve::serve(plan))

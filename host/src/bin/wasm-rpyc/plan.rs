@@ -63,6 +63,10 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
         bail!("--dir and --env grant one service: name exactly one component");
     }
     if args.components.is_empty() {
+        // A host of fleet deploys serves what the fleet deploys, if nothing else.
+        if args.accept_fleet_deploys {
+            return Ok(Vec::new());
+        }
         if bundled::EXAMPLES.is_empty() && !args.allow_deploy {
             bail!(
                 "this build has no bundled services (the `bundled` feature is off): name a component"

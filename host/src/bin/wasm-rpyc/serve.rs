@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasm_rpyc::cluster::{Fleet, ServiceRecord, keep_member};
+use wasm_rpyc::cluster::{AcceptLimits, Accepting, Fleet, Offer, ServiceRecord, keep_member};
 use wasm_rpyc::deploy::{DEPLOY_SERVICE, DeployLimits, Deployer};
 use wasm_rpyc::metrics;
 use wasm_rpyc::registry::{BROADCAST, Registrar};
@@ -160,14 +160,44 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
         reload,
         stop.clone(),
     )));
+    // The fleet's deployments, served beside the rest.
+    let accepting = match (&fleet, args.accept_fleet_deploys) {
+        (Some(fleet), true) => {
+            let accepting = Accepting::new();
+            let mut limits = AcceptLimits::default();
+            limits.max_component_size = args.max_deploy_size << 20;
+            limits.max_deployments = args.max_fleet_deploys;
+            let serving = accepting.clone().run(
+                fleet.clone(),
+                runtime.clone(),
+                args.host,
+                server_config(&args.service)?,
+                limits,
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(serving));
+            Some(accepting)
+        }
+        _ => None,
+    };
     // In the fleet once serving; out of it before the listeners close.
     let leave = CancellationToken::new();
     let membership = fleet.map(|fleet| {
         let advertise = args
             .advertise
             .or((!args.host.is_unspecified()).then_some(args.host));
-        let services = move || listed.iter().map(Listed::record).collect();
-        tokio::spawn(keep_member(fleet, advertise, services, leave.clone()))
+        let offer = move || {
+            let mut services: Vec<ServiceRecord> = listed.iter().map(Listed::record).collect();
+            let mut offer = Offer::default();
+            if let Some(accepting) = &accepting {
+                services.extend(accepting.services());
+                offer.accepts_deploys = true;
+                offer.deployments = accepting.statuses();
+            }
+            offer.services = services;
+            offer
+        };
+        tokio::spawn(keep_member(fleet, advertise, offer, leave.clone()))
     });
     shutdown.await;
     leave.cancel();
@@ -287,7 +317,15 @@ fn instances(args: &Serve, services: &[ServicePlan]) -> Result<u32> {
     } else {
         0
     };
+    // Each fleet deployment is served as a service of the flags' bounds.
+    let fleet_deploys = if args.accept_fleet_deploys {
+        args.max_fleet_deploys
+            .saturating_mul(args.service.max_connections)
+    } else {
+        0
+    };
     let shares = connections
+        .saturating_add(fleet_deploys)
         .saturating_add(deployments)
         .saturating_add(LOADING_INSTANCES);
     let shares = u32::try_from(shares).context("the services' shares of instances are too many")?;

@@ -1,0 +1,181 @@
+//! The Rust client of a fleet (`cluster::Cluster`), against a real NATS
+//! server (Debian's nats-server, which `tests/run.sh` installs) and hosts
+//! that join it: a service found by name on a live host, failover past a
+//! host that hangs, and a clear error for a name nobody serves.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use wasm_rpyc::Error;
+use wasm_rpyc::cluster::{
+    CONNECT_TIMEOUT, Cluster, ClusterConfig, ClusterError, Fleet, Offer, ServiceRecord, keep_member,
+};
+use wasm_rpyc_tests::{TESTBED, guest, runtime, serve};
+
+/// A nats-server with JetStream on a free port; killed when dropped.
+struct Nats {
+    url: String,
+    process: Child,
+    store: std::path::PathBuf,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store =
+            std::env::temp_dir().join(format!("wasm-rpyc-nats-{}-{port}", std::process::id()));
+        let binary = ["nats-server", "/usr/sbin/nats-server"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .expect("nats-server is installed (tests/run.sh installs it)");
+        let process = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            process,
+            store,
+        }
+    }
+
+    fn config(&self, name: &str) -> ClusterConfig {
+        let mut config = ClusterConfig::new(&self.url, name);
+        config.heartbeat = Duration::from_millis(200);
+        config.ttl = Duration::from_millis(800);
+        config
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// Keeps a host record in the fleet saying `TESTBED` is served on `port`,
+/// until the token is cancelled.
+async fn member(config: ClusterConfig, port: u16) -> CancellationToken {
+    let fleet = Fleet::connect(config).await.unwrap();
+    let stop = CancellationToken::new();
+    let services = move || Offer {
+        services: vec![ServiceRecord {
+            aliases: vec!["TESTBED".into()],
+            port,
+            digest: None,
+            open: 0,
+            max: 1,
+        }],
+        ..Offer::default()
+    };
+    let localhost = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    tokio::spawn(keep_member(fleet, localhost, services, stop.clone()));
+    stop
+}
+
+#[tokio::test]
+async fn a_service_is_found_by_name_and_a_hung_host_is_passed_over() {
+    let nats = Nats::start();
+    let config = nats.config("rust-client");
+    let host = serve(guest(&runtime(), TESTBED).await).await;
+    let _serving = member(config.clone(), host.addr.port()).await;
+    // A host whose record is fresh but which hangs: its socket accepts
+    // connections (the kernel does) and nothing ever answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _hung = member(config.clone(), hung.local_addr().unwrap().port()).await;
+
+    let cluster = Cluster::connect(config).await.unwrap();
+    let mut both = false;
+    for _ in 0..100 {
+        let found = cluster
+            .view()
+            .find("testbed", Duration::from_secs(240))
+            .unwrap();
+        if found.len() == 2 {
+            both = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(both, "both hosts are in the view");
+    // Whichever comes first, the call reaches the live host (past the hung
+    // one within the connect timeout).
+    for _ in 0..6 {
+        let started = std::time::Instant::now();
+        let connection = cluster.connect_by_service("TESTBED").await.unwrap();
+        let echoed: String = connection
+            .root()
+            .call("echo_string", ("hi",))
+            .await
+            .unwrap();
+        assert_eq!(echoed, "hi");
+        assert!(
+            started.elapsed() < CONNECT_TIMEOUT * 3,
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let Err(nobody) = cluster.connect_by_service("NOBODY").await else {
+        panic!("nobody serves NOBODY");
+    };
+    assert!(
+        matches!(nobody, Error::Cluster(ClusterError::NotServed { .. })),
+        "{nobody}"
+    );
+    assert_eq!(
+        nobody.to_string(),
+        "no live host of the fleet serves NOBODY"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_leaves_is_no_longer_offered() {
+    let nats = Nats::start();
+    let config = nats.config("leaving");
+    let host = serve(guest(&runtime(), TESTBED).await).await;
+    let serving = member(config.clone(), host.addr.port()).await;
+    let cluster = Cluster::connect(config).await.unwrap();
+    let listed = |cluster: &Cluster| {
+        cluster
+            .view()
+            .find("TESTBED", Duration::from_secs(240))
+            .unwrap()
+            .len()
+    };
+    for _ in 0..100 {
+        if listed(&cluster) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed(&cluster), 1);
+    serving.cancel();
+    for _ in 0..100 {
+        if listed(&cluster) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed(&cluster), 0, "gone once its record is deleted");
+    assert!(matches!(
+        cluster.connect_by_service("TESTBED").await,
+        Err(Error::Cluster(ClusterError::NotServed { .. }))
+    ));
+}
