@@ -11,9 +11,13 @@ rustup target add wasm32-wasip2
 if ! command -v openssl > /dev/null; then
   apt-get update -qq && apt-get install -y -qq openssl
 fi
-# The fleet's tests start a NATS server with JetStream (Debian's, 2.9).
+# The fleet's tests start a NATS server with JetStream (Debian's, 2.9), and
+# cut a host off from it in a network namespace (iproute2).
 if ! command -v nats-server > /dev/null && [ ! -x /usr/sbin/nats-server ]; then
   apt-get update -qq && apt-get install -y -qq nats-server
+fi
+if ! command -v ip > /dev/null && [ ! -x /usr/sbin/ip ]; then
+  apt-get update -qq && apt-get install -y -qq iproute2
 fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -17,8 +17,9 @@
 //! `wasm-rpyc-bench load` is the load tool instead (see `load.rs`), and
 //! `wasm-rpyc-bench languages` compares the calculator written in each
 //! language (see `languages.rs`), `wasm-rpyc-bench deploy` measures
-//! deploying it (see `deploy.rs`), and `wasm-rpyc-bench fairness` measures
-//! short calls while other connections burn CPU (see `fairness.rs`).
+//! deploying it (see `deploy.rs`), `wasm-rpyc-bench fairness` measures
+//! short calls while other connections burn CPU (see `fairness.rs`), and
+//! `wasm-rpyc-bench cluster` a fleet on NATS (see `cluster.rs`).
 //!
 //! The hosts and the echo servers run as child processes of this binary
 //! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
@@ -26,6 +27,7 @@
 //! busy, which removes the cost of waking an idle core and leaves the
 //! software's own.
 
+mod cluster;
 mod deploy;
 mod fairness;
 mod languages;
@@ -68,10 +70,11 @@ fn main() -> Result<()> {
         Some("languages") => languages::run(),
         Some("deploy") => deploy::run(),
         Some("fairness") => fairness::run(),
+        Some("cluster") => cluster::run(),
         Some("fairness-host") => fairness::host(),
         Some(other) => {
             bail!(
-                "unknown mode {other}: run without arguments, or with `load`, `languages`, `deploy` or `fairness`"
+                "unknown mode {other}: run without arguments, or with `load`, `languages`, `deploy`, `fairness` or `cluster`"
             )
         }
     }

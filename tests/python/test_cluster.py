@@ -1,12 +1,15 @@
 """A fleet on NATS JetStream (Debian's nats-server 2.9, started here): hosts
 on 127.0.0.2-4 join it with `serve --cluster`, and fleet registries
 (`registry --cluster`) answer the unmodified rpyc client from the shared
-view; hosts that stop, die, hang or lose NATS drop out, and come back."""
+view; hosts that stop, die, hang or lose NATS (stopped, or cut off in a
+network namespace) drop out, and come back. Components deployed to the fleet
+reach every host that accepts them."""
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -62,16 +65,18 @@ def end(process):
 
 
 class Nats:
-    """A nats-server with JetStream on a free port, its store in `store`."""
+    """A nats-server with JetStream on a free port of `address`, its store in
+    `store`."""
 
-    def __init__(self, store):
+    def __init__(self, store, address="127.0.0.1"):
         self.port = free_port()
         self.store = store
+        self.address = address
         self.url = f"nats://127.0.0.1:{self.port}"
         self.start()
 
     def start(self):
-        self.process = logged(NATS, "-js", "-a", "127.0.0.1", "-p", self.port, "-sd", self.store)
+        self.process = logged(NATS, "-js", "-a", self.address, "-p", self.port, "-sd", self.store)
         eventually(self.answers)
 
     def answers(self):
@@ -96,8 +101,12 @@ def fleet_host(nats, ip, port, *args):
     """`wasm-rpyc serve` of the calculator on `ip:port`, in the fleet."""
     host = logged(BINARY, "serve", GUESTS / "calculator.wasm", "--host", ip, "-p", port,
                   "--cluster", nats.url, *TIMINGS, *args)
-    eventually(lambda: "joined the fleet" in host.log() or host.poll() is not None, within=60)
-    assert host.poll() is None, host.log()
+    try:
+        eventually(lambda: "joined the fleet" in host.log() or host.poll() is not None, within=60)
+        assert host.poll() is None, host.log()
+    except BaseException:
+        end(host)
+        raise
     return host
 
 
@@ -107,9 +116,13 @@ def fleet_registry(nats, mode, port):
                       "-t", "3", "--cluster", nats.url, *TIMINGS)
     client = (UDPRegistryClient if mode == "UDP" else TCPRegistryClient)(
         ip="127.0.0.1", port=port, timeout=0.5)
-    # Serving, and the fleet read once.
-    eventually(lambda: "reading the fleet" in registry.log() or registry.poll() is not None)
-    assert registry.poll() is None, registry.log()
+    try:
+        # Serving, and the fleet read once.
+        eventually(lambda: "reading the fleet" in registry.log() or registry.poll() is not None)
+        assert registry.poll() is None, registry.log()
+    except BaseException:
+        end(registry)
+        raise
     return registry, client
 
 
@@ -119,10 +132,15 @@ def found(client, name="CALCULATOR"):
 
 def test_hosts_are_found_through_every_fleet_registry_and_drop_out_when_gone(nats):
     port = free_port()
-    hosts = {ip: fleet_host(nats, ip, port) for ip in IPS}
-    udp, by_udp = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
-    tcp, by_tcp = fleet_registry(nats, "TCP", free_port())
+    hosts, started = {}, []
     try:
+        for ip in IPS:
+            hosts[ip] = fleet_host(nats, ip, port)
+            started.append(hosts[ip])
+        udp, by_udp = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
+        started.append(udp)
+        tcp, by_tcp = fleet_registry(nats, "TCP", free_port())
+        started.append(tcp)
         everyone = {(ip, port) for ip in IPS}
         eventually(lambda: found(by_udp) == everyone)
         eventually(lambda: found(by_tcp) == everyone)
@@ -153,7 +171,7 @@ def test_hosts_are_found_through_every_fleet_registry_and_drop_out_when_gone(nat
         hosts["127.0.0.4"].send_signal(signal.SIGCONT)
         eventually(lambda: found(by_udp) == {("127.0.0.4", port)}, within=4)
     finally:
-        for process in [*hosts.values(), udp, tcp]:
+        for process in started:
             end(process)
 
 
@@ -164,7 +182,11 @@ class EchoService(rpyc.Service):
 
 def test_a_classic_rpyc_server_registers_through_one_fleet_registry_and_is_found_by_another(nats):
     udp, by_udp = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
-    tcp, by_tcp = fleet_registry(nats, "TCP", free_port())
+    try:
+        tcp, by_tcp = fleet_registry(nats, "TCP", free_port())
+    except BaseException:
+        end(udp)
+        raise
     server = ThreadedServer(EchoService, hostname="127.0.0.5", port=0, auto_register=True,
                             registrar=UDPRegistryClient(ip="127.0.0.1", port=by_udp.port))
     thread = threading.Thread(target=server.start, daemon=True)
@@ -186,7 +208,11 @@ def test_a_classic_rpyc_server_registers_through_one_fleet_registry_and_is_found
 def test_hosts_keep_serving_without_nats_and_rejoin_when_it_returns(nats):
     port = free_port()
     host = fleet_host(nats, "127.0.0.2", port)
-    registry, client = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
+    try:
+        registry, client = fleet_registry(nats, "UDP", free_port(socket.SOCK_DGRAM))
+    except BaseException:
+        end(host)
+        raise
     try:
         eventually(lambda: found(client) == {("127.0.0.2", port)})
         nats.stop()
@@ -291,3 +317,105 @@ def test_a_component_deployed_to_the_fleet_reaches_every_accepting_host_without_
         calling.clear()
         for host in hosts:
             end(host)
+
+
+class Partition:
+    """A network namespace joined to this one by a veth pair: processes run
+    inside it reach NATS over the link, which `cut` and `heal` take down and
+    bring back. Needs root and iproute2."""
+
+    def __init__(self):
+        self.name = f"wrpyc-{os.getpid()}"
+        self.outer, self.inner = f"wro{os.getpid() % 100000}", f"wri{os.getpid() % 100000}"
+        self.outer_ip, self.inner_ip = "10.213.7.1", "10.213.7.2"
+        steps = [
+            ["ip", "netns", "add", self.name],
+            ["ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner],
+            ["ip", "link", "set", self.inner, "netns", self.name],
+            ["ip", "addr", "add", f"{self.outer_ip}/24", "dev", self.outer],
+            ["ip", "link", "set", self.outer, "up"],
+            ["ip", "netns", "exec", self.name, "ip", "addr", "add", f"{self.inner_ip}/24",
+             "dev", self.inner],
+            ["ip", "netns", "exec", self.name, "ip", "link", "set", self.inner, "up"],
+            ["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"],
+        ]
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+
+    def run(self, *args):
+        return ["ip", "netns", "exec", self.name, *map(str, args)]
+
+    def cut(self):
+        subprocess.run(["ip", "link", "set", self.outer, "down"], check=True)
+
+    def heal(self):
+        subprocess.run(["ip", "link", "set", self.outer, "up"], check=True)
+
+    def remove(self):
+        subprocess.run(["ip", "link", "del", self.outer], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+@pytest.fixture
+def partition():
+    try:
+        made = Partition()
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", b"") or b""
+        pytest.skip(f"no network namespaces here ({error} {detail.decode().strip()})")
+    yield made
+    made.remove()
+
+
+def test_a_host_cut_off_from_nats_drops_out_and_its_registry_falls_silent_until_the_link_returns(
+        tmp_path, partition):
+    # NATS listens on the outer end of the link; the partitioned host and a
+    # registry beside it run inside the namespace.
+    server = Nats(tmp_path / "jetstream", address="0.0.0.0")
+    url = f"nats://{partition.outer_ip}:{server.port}"
+    port, inner_registry_port = free_port(), free_port(socket.SOCK_DGRAM)
+    started = []
+    try:
+        host = logged(*partition.run(BINARY, "serve", GUESTS / "calculator.wasm", "--host",
+                                     partition.inner_ip, "-p", port, "--cluster", url, *TIMINGS))
+        started.append(host)
+        inner = logged(*partition.run(BINARY, "registry", "-p", inner_registry_port, "--host",
+                                      "127.0.0.1", "--cluster", url, *TIMINGS))
+        started.append(inner)
+        outer, by_outer = fleet_registry(server, "UDP", free_port(socket.SOCK_DGRAM))
+        started.append(outer)
+
+        def inner_answer():
+            """What the registry inside the namespace answers, asked from
+            inside it ("none": no answer)."""
+            ask = ("import socket\n"
+                   "from rpyc.core import brine\n"
+                   "sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                   "sock.settimeout(0.5)\n"
+                   "sock.sendto(brine.dump(('RPYC', 'QUERY', ('CALCULATOR',))), "
+                   f"('127.0.0.1', {inner_registry_port}))\n"
+                   "try:\n"
+                   "    print(brine.load(sock.recv(1500)))\n"
+                   "except socket.timeout:\n"
+                   "    print('none')\n")
+            asked = subprocess.run(partition.run(sys.executable, "-c", ask),
+                                   capture_output=True, text=True)
+            return asked.stdout.strip()
+
+        the_host = {(partition.inner_ip, port)}
+        eventually(lambda: found(by_outer) == the_host, within=30)
+        eventually(lambda: partition.inner_ip in inner_answer(), within=30)
+
+        partition.cut()
+        eventually(lambda: found(by_outer) == set(), within=10)
+        eventually(lambda: inner_answer() == "none", within=10)
+        assert host.poll() is None, host.log()
+
+        partition.heal()
+        eventually(lambda: found(by_outer) == the_host, within=30)
+        eventually(lambda: partition.inner_ip in inner_answer(), within=30)
+    finally:
+        partition.heal()
+        for process in started:
+            end(process)
+        server.stop()
