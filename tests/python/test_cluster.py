@@ -20,6 +20,7 @@ from rpyc.utils.registry import TCPRegistryClient, UDPRegistryClient
 from rpyc.utils.server import ThreadedServer
 
 from conftest import BINARY, GUESTS, POLYGLOT
+from test_tls import pki  # noqa: F401 (the fixture is used by name)
 
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 # Short timings, so that the tests see hosts come and go quickly.
@@ -68,15 +69,17 @@ class Nats:
     """A nats-server with JetStream on a free port of `address`, its store in
     `store`."""
 
-    def __init__(self, store, address="127.0.0.1"):
+    def __init__(self, store, address="127.0.0.1", options=()):
         self.port = free_port()
         self.store = store
         self.address = address
+        self.options = options
         self.url = f"nats://127.0.0.1:{self.port}"
         self.start()
 
     def start(self):
-        self.process = logged(NATS, "-js", "-a", self.address, "-p", self.port, "-sd", self.store)
+        self.process = logged(NATS, "-js", "-a", self.address, "-p", self.port, "-sd", self.store,
+                              *self.options)
         eventually(self.answers)
 
     def answers(self):
@@ -101,6 +104,11 @@ def fleet_host(nats, ip, port, *args):
     """`wasm-rpyc serve` of the calculator on `ip:port`, in the fleet."""
     host = logged(BINARY, "serve", GUESTS / "calculator.wasm", "--host", ip, "-p", port,
                   "--cluster", nats.url, *TIMINGS, *args)
+    return joined(host)
+
+
+def joined(host):
+    """`host`, once it says it joined the fleet; ended if it does not."""
     try:
         eventually(lambda: "joined the fleet" in host.log() or host.poll() is not None, within=60)
         assert host.poll() is None, host.log()
@@ -110,10 +118,10 @@ def fleet_host(nats, ip, port, *args):
     return host
 
 
-def fleet_registry(nats, mode, port):
+def fleet_registry(nats, mode, port, *args):
     """`wasm-rpyc registry --cluster`, and an rpyc client of it."""
     registry = logged(BINARY, "registry", "-m", mode, "-p", port, "--host", "127.0.0.1", "-l",
-                      "-t", "3", "--cluster", nats.url, *TIMINGS)
+                      "-t", "3", "--cluster", nats.url, *TIMINGS, *args)
     client = (UDPRegistryClient if mode == "UDP" else TCPRegistryClient)(
         ip="127.0.0.1", port=port, timeout=0.5)
     try:
@@ -273,11 +281,16 @@ def test_a_component_deployed_to_the_fleet_reaches_every_accepting_host_without_
                 except Exception as error:  # noqa: BLE001 (every failure counts)
                     failures.append(repr(error))
 
+    def said(answer):
+        """What the command and the hosts said, for a failure's message."""
+        return "\n".join([answer.stdout, answer.stderr[-2000:],
+                          *(host.log()[-3000:] for host in hosts)])
+
     try:
         for host in hosts:
             eventually(lambda: "joined the fleet" in host.log(), within=60)
         answer = fleet(nats, "deploy", rust, "--name", "calc", "--port", port, "--wait", "60")
-        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.returncode == 0, said(answer)
         assert answer.stdout.count(f"serving {digest_of(rust)} on port {port}") == 2, answer.stdout
         for ip in ips:
             assert rpyc.connect(ip, port).root.add(1, 2) == 3
@@ -286,7 +299,7 @@ def test_a_component_deployed_to_the_fleet_reaches_every_accepting_host_without_
         caller = threading.Thread(target=keep_calling, daemon=True)
         caller.start()
         answer = fleet(nats, "deploy", python, "--name", "calc", "--port", port, "--wait", "120")
-        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.returncode == 0, said(answer)
         assert answer.stdout.count(f"serving {digest_of(python)}") == 2, answer.stdout
         time.sleep(0.5)
         calling.clear()
@@ -305,11 +318,11 @@ def test_a_component_deployed_to_the_fleet_reaches_every_accepting_host_without_
         assert status.stdout.count(digest_of(python)) >= 3, status.stdout  # 2 hosts + the deployment
 
         answer = fleet(nats, "rollback", "calc", "--wait", "60")
-        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.returncode == 0, said(answer)
         assert answer.stdout.count(f"serving {digest_of(rust)}") == 2, answer.stdout
 
         answer = fleet(nats, "undeploy", "calc", "--wait", "60")
-        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.returncode == 0, said(answer)
         for ip in ips:
             eventually(lambda: refused(ip, port), within=5)
         assert fleet(nats, "undeploy", "calc").returncode != 0
@@ -419,3 +432,49 @@ def test_a_host_cut_off_from_nats_drops_out_and_its_registry_falls_silent_until_
         for process in started:
             end(process)
         server.stop()
+
+
+@pytest.mark.parametrize("how", ["user and password", "token", "TLS"])
+def test_the_fleet_is_joined_with_nats_credentials_and_tls(tmp_path, pki, how):  # noqa: F811
+    server_options, client_options = {
+        "user and password": (("--user", "fleet", "--pass", "s3cret"),
+                              ("--cluster-user", "fleet", "--cluster-password", "s3cret")),
+        "token": (("--auth", "t0ken"), ("--cluster-token", "t0ken")),
+        "TLS": (("--tls", "--tlscert", pki / "server.pem", "--tlskey", pki / "server.key"),
+                ("--cluster-tls-ca", pki / "ca.pem")),
+    }[how]
+    server = Nats(tmp_path / "jetstream", options=server_options)
+    port, started = free_port(), []
+    try:
+        started.append(fleet_host(server, "127.0.0.2", port, *client_options))
+        registry, client = fleet_registry(server, "UDP", free_port(socket.SOCK_DGRAM),
+                                          *client_options)
+        started.append(registry)
+        eventually(lambda: found(client) == {("127.0.0.2", port)})
+        # Without them, a host serves but never joins.
+        outsider = logged(BINARY, "serve", GUESTS / "calculator.wasm", "--host", "127.0.0.3",
+                          "-p", port, "--cluster", server.url, *TIMINGS)
+        started.append(outsider)
+        time.sleep(2)
+        assert outsider.poll() is None, outsider.log()
+        assert "joined the fleet" not in outsider.log()
+        assert found(client) == {("127.0.0.2", port)}
+    finally:
+        for process in started:
+            end(process)
+        server.stop()
+
+
+def test_a_host_that_cannot_serve_a_deployment_says_why_and_the_deploy_fails(nats):
+    python = POLYGLOT / "python" / "calculator.wasm"
+    small = joined(logged(BINARY, "serve", "--host", "127.0.0.2", "--cluster", nats.url,
+                          "--accept-fleet-deploys", "--max-deploy-size", "1", *TIMINGS))
+    try:
+        answer = fleet(nats, "deploy", python, "--name", "big", "--wait", "60")
+        assert answer.returncode != 0
+        assert (f"127.0.0.2        {digest_of(python)} failed: the component is "
+                f"{python.stat().st_size} bytes; this host takes components of at most 1048576 "
+                "bytes") in answer.stdout, answer.stdout
+        assert "1 of 1 hosts did not settle on big" in answer.stderr
+    finally:
+        end(small)

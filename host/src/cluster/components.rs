@@ -2,6 +2,8 @@
 //! store, by the SHA-256 of its bytes, and named by a deployment record in
 //! the fleet's bucket.
 
+use std::time::Duration;
+
 use async_nats::jetstream::{object_store, stream};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -16,6 +18,12 @@ const MAX_STORE_BYTES: i64 = 4 << 30;
 
 /// The most deployments one read of the bucket returns.
 const MAX_DEPLOYMENTS: usize = 1000;
+
+/// How long listing the deployments may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long fetching a component's bytes may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The SHA-256 of `bytes`, in hex.
 pub fn digest_hex(bytes: &[u8]) -> String {
@@ -77,21 +85,30 @@ impl Fleet {
         let store = self.components().await?;
         let info = store.info(digest).await.map_err(ClusterError::nats)?;
         if info.size > max_size {
-            return Err(ClusterError::Nats(format!(
+            return Err(ClusterError::Component(format!(
                 "the component is {} bytes; this host takes components of at most {max_size} bytes",
                 info.size
             )));
         }
-        let mut object = store.get(digest).await.map_err(ClusterError::nats)?;
         let mut bytes = Vec::with_capacity(info.size);
-        // One byte past the size read: an object that grew is refused.
-        (&mut object)
-            .take(max_size as u64 + 1)
-            .read_to_end(&mut bytes)
+        let read = async {
+            let mut object = store.get(digest).await.map_err(ClusterError::nats)?;
+            // One byte past the size read: an object that grew is refused.
+            (&mut object)
+                .take(max_size as u64 + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(ClusterError::nats)
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, read)
             .await
-            .map_err(ClusterError::nats)?;
+            .map_err(|_| {
+                ClusterError::Nats(format!(
+                    "the component took over {FETCH_TIMEOUT:?} to fetch"
+                ))
+            })??;
         if bytes.len() > max_size || digest_hex(&bytes) != digest {
-            return Err(ClusterError::Nats(format!(
+            return Err(ClusterError::Component(format!(
                 "the component stored as {digest} does not hash to its name"
             )));
         }
@@ -116,14 +133,15 @@ impl Fleet {
     /// Every deployment of the fleet.
     pub async fn deployments(&self) -> Result<Vec<DeploymentRecord>, ClusterError> {
         let store = self.bucket().await?;
-        let keys: Vec<String> = store
-            .keys()
+        let listing = async {
+            let keys = store.keys().await.map_err(ClusterError::nats)?;
+            let deployments = keys
+                .filter_map(|key| async move { key.ok().filter(|k| k.starts_with(DEPLOY_PREFIX)) });
+            Ok::<Vec<String>, ClusterError>(deployments.take(MAX_DEPLOYMENTS).collect().await)
+        };
+        let keys = tokio::time::timeout(LIST_TIMEOUT, listing)
             .await
-            .map_err(ClusterError::nats)?
-            .filter_map(|key| async move { key.ok().filter(|k| k.starts_with(DEPLOY_PREFIX)) })
-            .take(MAX_DEPLOYMENTS)
-            .collect()
-            .await;
+            .map_err(|_| ClusterError::Nats(format!("listing took over {LIST_TIMEOUT:?}")))??;
         let mut deployments = Vec::new();
         for key in keys {
             let Some(value) = store.get(&key).await.map_err(ClusterError::nats)? else {

@@ -131,6 +131,10 @@ pub enum ClusterError {
     /// The fleet has not been read for this long: NATS is out of reach.
     #[error("the fleet has not been read from NATS for {0:?}")]
     CutOff(Duration),
+    /// A component stored in the fleet that this host will not take (too
+    /// large, or not what its digest says).
+    #[error("{0}")]
+    Component(String),
     /// No live host of the fleet serves the name.
     #[error("no live host of the fleet serves {name}")]
     NotServed {

@@ -256,8 +256,9 @@ pub(crate) struct Serve {
     /// The DEPLOY service's port (RPyC classic's; 0: a free port).
     #[arg(long, default_value_t = DEPLOY_PORT, requires = "allow_deploy")]
     pub(crate) deploy_port: u16,
-    /// The largest component a peer may deploy, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_COMPONENT_SIZE >> 20, requires = "allow_deploy")]
+    /// The largest component a peer may deploy (DEPLOY), or the fleet may
+    /// hand this host (--accept-fleet-deploys), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_COMPONENT_SIZE >> 20)]
     pub(crate) max_deploy_size: usize,
     /// Deployed services the host runs at once, from all peers: DEPLOY's
     /// share of the instances.
