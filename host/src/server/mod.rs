@@ -1,16 +1,17 @@
 //! The listener: accepts connections, admits them (see `admission`),
 //! serves each on one of the sockets' threads (see `threads`), tells the
 //! protocol from the first bytes (native or RPyC), gives each connection its
-//! own service instance, and shuts down cleanly.
+//! own service instance, counts those it serves (see `load`), and shuts
+//! down cleanly.
 
 mod admission;
+mod load;
 mod refusal;
 mod threads;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use admission::{Admission, Bounds, Ticket};
+pub use load::Load;
 use refusal::refuse;
 use threads::SocketThreads;
 
@@ -140,41 +142,6 @@ pub struct Server<F = ServiceComponent> {
     load: Load,
 }
 
-/// How many connections a server serves now, and may at once. Cheap to
-/// clone: clones read the same server.
-#[derive(Clone, Debug)]
-pub struct Load {
-    open: Arc<AtomicUsize>,
-    max: usize,
-}
-
-impl Load {
-    /// Connections served now.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Connections it may serve at once.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
-    /// Counts one more connection served until the guard is dropped.
-    fn serving(&self) -> Serving {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        Serving(Arc::clone(&self.open))
-    }
-}
-
-/// One connection counted in a [`Load`] while it lives.
-struct Serving(Arc<AtomicUsize>);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl<F: ServiceFactory> Server<F> {
     /// Binds `addr` (port 0 picks a free port) to give every connection a
     /// service made by `factory` (a [`ServiceComponent`] gives each its own
@@ -184,10 +151,7 @@ impl<F: ServiceFactory> Server<F> {
         factory: F,
         config: ServerConfig,
     ) -> io::Result<Self> {
-        let load = Load {
-            open: Arc::new(AtomicUsize::new(0)),
-            max: config.max_connections,
-        };
+        let load = Load::new(config.max_connections);
         Ok(Server {
             listener: TcpListener::bind(addr).await?,
             factory,
