@@ -166,6 +166,17 @@ async fn a_host_that_leaves_is_no_longer_offered() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(listed(&cluster), 1);
+    // An object of a host lives as long as the host: when it goes, a call
+    // says the connection is closed.
+    let connection = cluster.connect_by_service("TESTBED").await.unwrap();
+    let root = connection.root();
+    let _: String = root.call("echo_string", ("hi",)).await.unwrap();
+    drop(host);
+    let gone = root
+        .call::<String>("echo_string", ("hi",))
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, Error::Closed), "{gone}");
     serving.cancel();
     for _ in 0..100 {
         if listed(&cluster) == 0 {
