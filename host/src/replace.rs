@@ -100,7 +100,7 @@ pub struct Loader {
     runtime: Runtime,
     aliases: Vec<String>,
     grants: Grants,
-    limits: Option<ServiceLimits>,
+    limits: ServiceLimits,
 }
 
 impl Loader {
@@ -109,10 +109,10 @@ impl Loader {
     /// the runtime's limits, unless told otherwise.
     pub fn new(runtime: Runtime) -> Self {
         Loader {
+            limits: ServiceLimits::of(&runtime),
             runtime,
             aliases: Vec::new(),
             grants: Grants::default(),
-            limits: None,
         }
     }
 
@@ -128,10 +128,7 @@ impl Loader {
 
     /// Runs every component's instances under `limits`.
     pub fn with_limits(self, limits: ServiceLimits) -> Self {
-        Loader {
-            limits: Some(limits),
-            ..self
-        }
+        Loader { limits, ..self }
     }
 
     /// The component in `file`.
@@ -155,13 +152,10 @@ impl Loader {
 
     /// `component` with the names, grants and limits this loader gives.
     fn dress(&self, component: ServiceComponent) -> ServiceComponent {
-        let component = component
+        component
             .with_aliases(&self.aliases)
-            .with_grants(self.grants.clone());
-        match &self.limits {
-            Some(limits) => component.with_limits(limits.clone()),
-            None => component,
-        }
+            .with_grants(self.grants.clone())
+            .with_limits(self.limits.clone())
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClusterError, DeploymentRecord, DeploymentStatus, Fleet, ServiceRecord};
@@ -66,6 +67,8 @@ struct Served {
     port: u16,
     load: Load,
     stop: CancellationToken,
+    /// Its server, which finishes its connections once stopped.
+    serving: JoinHandle<()>,
 }
 
 impl Accepting {
@@ -105,7 +108,8 @@ impl Accepting {
 
     /// Serves the fleet's deployments on `host`, with `config`'s bounds,
     /// looking at them every heartbeat, until `stop`: then every server it
-    /// started stops too. Run it on a clone: the original reads what it
+    /// started stops too, and it waits for them to finish their
+    /// connections. Run it on a clone: the original reads what it
     /// serves.
     pub async fn run(
         self,
@@ -167,8 +171,12 @@ impl Accepting {
                 self.state().statuses.insert(deployment.name, status);
             }
         }
-        for (_, served) in self.state().served.drain() {
+        let served: Vec<Served> = self.state().served.drain().map(|(_, s)| s).collect();
+        for served in &served {
             served.stop.cancel();
+        }
+        for served in served {
+            let _ = served.serving.await;
         }
     }
 
@@ -223,14 +231,14 @@ impl Accepting {
                 limits.max_deployments
             )));
         }
-        let bytes = fleet
+        let (bytes, digest) = fleet
             .fetch_component(&deployment.digest, limits.max_component_size)
             .await
             .map_err(|error| match error {
                 ClusterError::Nats(_) => Failure::passing(error.to_string()),
                 _ => Failure::lasting(error.to_string()),
             })?;
-        let component = ServiceComponent::from_bytes(runtime, name, &bytes)
+        let component = ServiceComponent::from_hashed_bytes(runtime, name, &bytes, Some(digest))
             .await
             .map_err(|e| Failure::lasting(e.to_string()))?;
         {
@@ -254,15 +262,20 @@ impl Accepting {
             .map_err(|e| Failure::passing(e.to_string()))?
             .port();
         let served_stop = stop.child_token();
+        let load = server.load();
+        let serving = tokio::spawn({
+            let stop = served_stop.clone();
+            server.run(async move { stop.cancelled().await })
+        });
         let served = Served {
             slot,
             digest: deployment.digest.clone(),
             asked: deployment.port,
             port,
-            load: server.load(),
-            stop: served_stop.clone(),
+            load,
+            stop: served_stop,
+            serving,
         };
-        tokio::spawn(server.run(async move { served_stop.cancelled().await }));
         if let Some(old) = self.state().served.insert(name.clone(), served) {
             old.stop.cancel();
         }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{ClusterConfig, ClusterError, Fleet, View};
 use crate::connection::Connection;
@@ -28,7 +28,7 @@ const CLASSIC_TTL: Duration = crate::registry::DEFAULT_PRUNING_TIMEOUT;
 pub struct Cluster {
     view: View,
     /// Ends the reading when the cluster is dropped.
-    stop: CancellationToken,
+    _reading: DropGuard,
 }
 
 impl Cluster {
@@ -54,7 +54,10 @@ impl Cluster {
             stop.cancel();
             return Err(ClusterError::CutOff(FIRST_READ_TIMEOUT));
         }
-        Ok(Cluster { view, stop })
+        Ok(Cluster {
+            view,
+            _reading: stop.drop_guard(),
+        })
     }
 
     /// Connects to the service `name` on a live host of the fleet: each
@@ -97,11 +100,5 @@ impl Cluster {
     /// The fleet's view, as this client reads it.
     pub fn view(&self) -> &View {
         &self.view
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }

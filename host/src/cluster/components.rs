@@ -27,10 +27,12 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The SHA-256 of `bytes`, in hex.
 pub fn digest_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes).into())
+}
+
+/// A SHA-256 digest in hex, as the fleet names components.
+pub fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Fleet {
@@ -76,12 +78,12 @@ impl Fleet {
     }
 
     /// The bytes stored under `digest`, if they are at most `max_size` bytes
-    /// and hash to it.
+    /// and hash to it, and their SHA-256 (so that they are not hashed again).
     pub async fn fetch_component(
         &self,
         digest: &str,
         max_size: usize,
-    ) -> Result<Vec<u8>, ClusterError> {
+    ) -> Result<(Vec<u8>, [u8; 32]), ClusterError> {
         let store = self.components().await?;
         let info = store.info(digest).await.map_err(ClusterError::nats)?;
         if info.size > max_size {
@@ -107,12 +109,13 @@ impl Fleet {
                     "the component took over {FETCH_TIMEOUT:?} to fetch"
                 ))
             })??;
-        if bytes.len() > max_size || digest_hex(&bytes) != digest {
+        let hashed: [u8; 32] = Sha256::digest(&bytes).into();
+        if bytes.len() > max_size || hex(&hashed) != digest {
             return Err(ClusterError::Component(format!(
                 "the component stored as {digest} does not hash to its name"
             )));
         }
-        Ok(bytes)
+        Ok((bytes, hashed))
     }
 
     /// The deployment named `name`, if there is one.

@@ -21,7 +21,7 @@ use async_nats::jetstream::{self, kv, stream};
 
 pub use accept::{AcceptLimits, Accepting, DEFAULT_MAX_FLEET_DEPLOYS};
 pub use client::{CONNECT_TIMEOUT, Cluster, FIRST_READ_TIMEOUT};
-pub use components::digest_hex;
+pub use components::{digest_hex, hex};
 pub use membership::keep_member;
 pub use record::{
     ClassicRecord, DeploymentRecord, DeploymentStatus, HostRecord, MAX_PREVIOUS_REVISIONS, Offer,

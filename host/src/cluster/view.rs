@@ -5,7 +5,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -197,6 +197,21 @@ impl View {
         names.sort();
         names.dedup();
         Some(names)
+    }
+
+    /// Whether the classic server at `ip` and `port` may register: it is
+    /// registered already (a renewal), or fewer than `most` are. `false`
+    /// when the view is not current.
+    pub fn has_room_for_classic(&self, ip: IpAddr, port: u16, most: usize) -> bool {
+        let latest = self.latest.lock().expect("never poisoned");
+        let Some(snapshot) = latest.as_ref().filter(|s| self.is_current(s)) else {
+            return false;
+        };
+        snapshot.classic.len() < most
+            || snapshot
+                .classic
+                .iter()
+                .any(|(record, _)| record.ip == ip && record.port == port)
     }
 
     /// The live hosts, with the age of their records; `None` when the view

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::MAX_REGISTRATIONS;
 use crate::cluster::{ClassicRecord, Fleet, View};
 
 /// How many REGISTER and UNREGISTER requests may wait to be written to the
@@ -42,8 +43,14 @@ impl FleetTable {
         }
     }
 
-    /// Registers `addr` under `names`; `false` when too many writes wait.
+    /// Registers `addr` under `names`; `false` when the fleet holds
+    /// [`MAX_REGISTRATIONS`] classic registrations (a peer could otherwise
+    /// fill the fleet's bucket, which the hosts' heartbeats need), when the
+    /// view is not current, or when too many writes wait.
     pub(super) fn register(&self, names: &[&str], (ip, port): (IpAddr, u16)) -> bool {
+        if !self.view.has_room_for_classic(ip, port, MAX_REGISTRATIONS) {
+            return false;
+        }
         let record = ClassicRecord {
             aliases: names.iter().map(|name| name.to_uppercase()).collect(),
             ip,

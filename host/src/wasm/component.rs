@@ -250,11 +250,6 @@ impl ServiceComponent {
         }
     }
 
-    /// The bounds the service's instances run under.
-    pub fn limits(&self) -> &ServiceLimits {
-        &self.inner.limits
-    }
-
     /// The service's names, upper-cased, proper name first.
     pub fn aliases(&self) -> &[String] {
         &self.inner.aliases

@@ -7,9 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tokio_util::sync::CancellationToken;
 use wasm_rpyc::cluster::{
-    ClusterConfig, DeploymentRecord, Fleet, HostRecord, MAX_PREVIOUS_REVISIONS, View,
+    Cluster, ClusterConfig, DeploymentRecord, HostRecord, MAX_PREVIOUS_REVISIONS, View,
 };
 use wasm_rpyc::{Limits, Runtime, ServiceComponent};
 
@@ -19,9 +18,6 @@ use crate::args::{ClusterArgs, FleetDeployArgs, FleetNameArgs, StatusArgs};
 pub(crate) fn run(command: impl Future<Output = Result<()>>) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(command)
 }
-
-/// How long the fleet's view takes to be read at first, at most.
-const FIRST_READ: Duration = Duration::from_secs(10);
 
 pub(crate) async fn deploy(args: FleetDeployArgs) -> Result<()> {
     let config = cluster(&args.cluster)?;
@@ -34,7 +30,8 @@ pub(crate) async fn deploy(args: FleetDeployArgs) -> Result<()> {
     check_loads(&name, &bytes)
         .await
         .with_context(|| format!("{} does not load; nothing was deployed", file.display()))?;
-    let fleet = Fleet::connect(config).await?;
+    let cluster = Cluster::connect(config).await?;
+    let fleet = cluster.view().fleet();
     let digest = fleet.store_component(&bytes).await?;
     let previous = match fleet.deployment(&name).await? {
         Some(old) if old.digest != digest => std::iter::once(old.digest)
@@ -53,21 +50,29 @@ pub(crate) async fn deploy(args: FleetDeployArgs) -> Result<()> {
     };
     fleet.set_deployment(&record).await?;
     println!("deployed {name} as {}; the hosts:", short(&digest));
-    outcomes(&fleet, &name, Some(&digest), args.wait.wait.duration()).await
+    outcomes(
+        cluster.view(),
+        &name,
+        Some(&digest),
+        args.wait.wait.duration(),
+    )
+    .await
 }
 
 pub(crate) async fn undeploy(args: FleetNameArgs) -> Result<()> {
-    let fleet = Fleet::connect(cluster(&args.cluster)?).await?;
+    let cluster = Cluster::connect(cluster(&args.cluster)?).await?;
+    let fleet = cluster.view().fleet();
     if fleet.deployment(&args.name).await?.is_none() {
         bail!("the fleet has no deployment {}", args.name);
     }
     fleet.remove_deployment(&args.name).await?;
     println!("undeployed {}; the hosts:", args.name);
-    outcomes(&fleet, &args.name, None, args.wait.wait.duration()).await
+    outcomes(cluster.view(), &args.name, None, args.wait.wait.duration()).await
 }
 
 pub(crate) async fn rollback(args: FleetNameArgs) -> Result<()> {
-    let fleet = Fleet::connect(cluster(&args.cluster)?).await?;
+    let cluster = Cluster::connect(cluster(&args.cluster)?).await?;
+    let fleet = cluster.view().fleet();
     let Some(mut record) = fleet.deployment(&args.name).await? else {
         bail!("the fleet has no deployment {}", args.name);
     };
@@ -82,7 +87,7 @@ pub(crate) async fn rollback(args: FleetNameArgs) -> Result<()> {
         short(&record.digest)
     );
     outcomes(
-        &fleet,
+        cluster.view(),
         &args.name,
         Some(&record.digest),
         args.wait.wait.duration(),
@@ -91,9 +96,12 @@ pub(crate) async fn rollback(args: FleetNameArgs) -> Result<()> {
 }
 
 pub(crate) async fn status(args: StatusArgs) -> Result<()> {
-    let fleet = Fleet::connect(cluster(&args.cluster)?).await?;
-    let (view, _reading) = read(&fleet).await?;
-    let hosts = view.hosts().context("the fleet could not be read")?;
+    let cluster = Cluster::connect(cluster(&args.cluster)?).await?;
+    let fleet = cluster.view().fleet();
+    let hosts = cluster
+        .view()
+        .hosts()
+        .context("the fleet could not be read")?;
     println!(
         "{:<16} {:<24} {:<7} {:<10} CONNECTIONS",
         "HOST", "SERVICE", "PORT", "DIGEST"
@@ -163,34 +171,6 @@ async fn check_loads(name: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A view of `fleet`, once read; it stays current while the token lives.
-async fn read(fleet: &Fleet) -> Result<(View, StopOnDrop)> {
-    let view = View::new(fleet.clone());
-    let stop = CancellationToken::new();
-    let interval = fleet.config().heartbeat / 2;
-    {
-        let (view, stop) = (view.clone(), stop.clone());
-        tokio::spawn(async move { view.keep_current(interval, stop).await });
-    }
-    let started = Instant::now();
-    while !view.is_read() {
-        if started.elapsed() > FIRST_READ {
-            bail!("the fleet could not be read from NATS within {FIRST_READ:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok((view, StopOnDrop(stop)))
-}
-
-/// Cancels its token when dropped.
-struct StopOnDrop(CancellationToken);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 /// What host `host` says of deployment `name`.
 fn outcome(host: &HostRecord, name: &str) -> String {
     let Some(status) = host.deployments.iter().find(|s| s.name == name) else {
@@ -213,8 +193,7 @@ fn outcome(host: &HostRecord, name: &str) -> String {
 /// an outcome for deployment `name` at `digest` (`None`: until none serves
 /// it any more), prints each, and fails if any host failed or did not
 /// answer in time.
-async fn outcomes(fleet: &Fleet, name: &str, digest: Option<&str>, wait: Duration) -> Result<()> {
-    let (view, _reading) = read(fleet).await?;
+async fn outcomes(view: &View, name: &str, digest: Option<&str>, wait: Duration) -> Result<()> {
     let settled = |host: &HostRecord| {
         let status = host.deployments.iter().find(|s| s.name == name);
         match digest {

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wasm_rpyc::cluster::{AcceptLimits, Accepting, Fleet, Offer, ServiceRecord, keep_member};
+use wasm_rpyc::cluster::{AcceptLimits, Accepting, Fleet, Offer, ServiceRecord, hex, keep_member};
 use wasm_rpyc::deploy::{DEPLOY_SERVICE, DeployLimits, Deployer};
 use wasm_rpyc::metrics;
 use wasm_rpyc::registry::{BROADCAST, Registrar};
@@ -64,20 +64,18 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
     // port is bound.
     let mut loaded = Vec::new();
     for service in services {
+        let limits = service_limits(&runtime, &service.flags);
         let loader = Loader::new(runtime.clone())
             .with_aliases(service.aliases)
             .with_grants(service.grants)
-            .with_limits(service_limits(&runtime, &service.flags));
+            .with_limits(limits.clone());
         let config =
             server_config(&service.flags).with_context(|| format!("{}: TLS", service.origin))?;
         let (component, watched) = match &service.source {
             Source::File(file) => (loader.load(file).await?, Some(WatchedFile::new(file))),
             Source::Bundled(name, bytes) => {
                 let component = ServiceComponent::from_bytes(&runtime, name, bytes).await?;
-                (
-                    component.with_limits(service_limits(&runtime, &service.flags)),
-                    None,
-                )
+                (component.with_limits(limits), None)
             }
         };
         let watched = watched.map(|file| (file, loader));
@@ -228,7 +226,7 @@ impl Listed {
                 None => vec![DEPLOY_SERVICE.to_owned()],
             },
             port: self.port,
-            digest: component.map(|c| c.digest().iter().map(|b| format!("{b:02x}")).collect()),
+            digest: component.map(|c| hex(c.digest())),
             open: self.load.open(),
             max: self.load.max(),
         }
@@ -334,10 +332,18 @@ fn instances(args: &Serve, services: &[ServicePlan]) -> Result<u32> {
         Some(instances) if instances >= shares => Ok(instances),
         Some(instances) => bail!(
             "--max-instances {instances} cannot hold the services' shares: {} service(s) \
-             with {connections} connections in all (their max-connections){} + \
+             with {connections} connections in all (their max-connections){}{} + \
              {LOADING_INSTANCES} for loading = {shares}; lower max-connections or raise \
              --max-instances",
             services.len(),
+            if args.accept_fleet_deploys {
+                format!(
+                    " + {fleet_deploys} for --max-fleet-deploys {}",
+                    args.max_fleet_deploys
+                )
+            } else {
+                String::new()
+            },
             if args.allow_deploy {
                 format!(" + --max-deployments {deployments}")
             } else {
