@@ -43,7 +43,7 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.imports import peer, types
 
-__all__ = ["service", "Netref", "RemoteError", "root", "to_value", "from_value"]
+__all__ = ["service", "Netref", "RemoteError", "root", "to_value", "from_value", "lend_objects"]
 
 
 class RemoteError(Exception):
@@ -121,9 +121,52 @@ class Netref:
             raise AttributeError(name)
         return _answer(peer.get_attr, self._held(), name)
 
+    @property
+    def __class__(self):
+        # A netref of the peer's builtin type passes `isinstance` as that
+        # type, as RPyC's netrefs do.
+        if self._handle is not None:
+            module, _, name = self._handle.class_name().rpartition(".")
+            cls = getattr(builtins, name, None) if module == "builtins" else None
+            if isinstance(cls, type):
+                return cls
+        return Netref
+
     def call_method(self, name, *args, **kwargs):
         """`obj.name(*args, **kwargs)` in one round trip."""
         return _answer(peer.call_method, self._held(), name, *_arguments(args, kwargs))
+
+
+def _forwarded(name):
+    def method(self, *args):
+        return self.call_method(name, *args)
+
+    method.__name__ = name
+    return method
+
+
+# What Python looks up on the type (`len(x)`, `x[0]`, `for y in x`) reaches
+# the peer's object as the same method.
+for _name in (
+    "__len__", "__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__",
+    "__next__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+    "__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__", "__mod__", "__neg__",
+    "__str__", "__enter__", "__exit__",
+):
+    setattr(Netref, _name, _forwarded(_name))
+
+
+def _truth(self):
+    """`bool(obj)` as Python decides it: `__bool__`, else `__len__`, else true."""
+    for name, truth in (("__bool__", bool), ("__len__", lambda n: n != 0)):
+        try:
+            return truth(self.call_method(name))
+        except AttributeError:
+            pass
+    return True
+
+
+Netref.__bool__ = _truth
 
 
 class _Root:
@@ -143,6 +186,22 @@ root = _Root()
 
 _LONG = range(-(2**63), 2**63)
 
+# The types brine carries by value (exactly these: a subclass travels by
+# reference), when the service lends its other objects.
+_BY_VALUE = (type(None), bool, int, float, complex, str, bytes, tuple, frozenset)
+
+# The service's own objects the peer holds, when it lends them (see
+# `lend_objects`).
+_lent = None
+
+
+def lend_objects(table):
+    """Makes `to_value` lend every value brine cannot carry (a list, a dict,
+    an instance, a function) as `table.lend(obj)` names it, and `from_value`
+    give back `table.get(handle)` for an object the peer passes back."""
+    global _lent
+    _lent = table
+
 
 def to_value(obj):
     """A Python value as the dynamic `value` record."""
@@ -151,7 +210,9 @@ def to_value(obj):
     def add(item):
         at = len(nodes)
         nodes.append(None)  # the parent goes before its children
-        if item is None:
+        if _lent is not None and type(item) not in _BY_VALUE and not isinstance(item, Netref):
+            node = types.Node_Object(types.GuestObject(*_lent.lend(item)))
+        elif item is None:
             node = types.Node_None_()
         elif isinstance(item, bool):
             node = types.Node_Boolean(item)
@@ -197,6 +258,8 @@ def from_value(value):
             return tuple(get(child) for child in node.value)
         if isinstance(node, types.Node_Frozenset):
             return frozenset(get(child) for child in node.value)
+        if isinstance(node, types.Node_Object):
+            return _lent.get(node.value.handle)
         if isinstance(node, types.Node_Netref):
             if node.value not in held:
                 held[node.value] = Netref(value.netrefs[node.value])

@@ -1,6 +1,6 @@
 //! [`Dynamic`]: the dynamic [`Value`] as a Rust tree.
 
-use crate::{Netref, Node, Value};
+use crate::{GuestObject, Netref, Node, Value};
 
 /// Any value a peer can send, as a tree (a [`Value`] is the same, flattened
 /// for WIT). Convert with `Dynamic::from(value)` and `Value::from(dynamic)`.
@@ -39,6 +39,9 @@ pub enum Dynamic {
     FrozenSet(Vec<Dynamic>),
     /// One of the peer's objects.
     Netref(Netref),
+    /// One of this service's own objects, by the handle its `objects`
+    /// export knows it by (only a service exporting `objects` lends them).
+    Object(GuestObject),
 }
 
 impl From<Value> for Dynamic {
@@ -74,6 +77,7 @@ fn tree(nodes: &[Node], at: u32, netrefs: &mut [Option<Netref>]) -> Dynamic {
             .get_mut(*i as usize)
             .and_then(Option::take)
             .map_or(Dynamic::None, Dynamic::Netref),
+        Some(Node::Object(object)) => Dynamic::Object(object.clone()),
     }
 }
 
@@ -110,6 +114,7 @@ fn flatten(dynamic: Dynamic, value: &mut Value) -> u32 {
             value.netrefs.push(netref);
             Node::Netref((value.netrefs.len() - 1) as u32)
         }
+        Dynamic::Object(object) => Node::Object(object),
     };
     value.nodes[at] = node;
     at as u32

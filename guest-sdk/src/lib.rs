@@ -95,7 +95,7 @@ pub use bindings::wasm_rpyc::service::types;
 /// module to your bindings' `with:` as `wasm-rpyc:service/peer@0.1.0`, then
 /// `peer::call_root("foo", vec![], vec![])` calls the peer's `root.foo()`.
 pub use bindings::wasm_rpyc::service::peer;
-pub use types::{Error, Netref, Node, Value};
+pub use types::{Error, GuestObject, Netref, Node, Value};
 
 impl Error {
     /// An exception of class `type_name` carrying `message`.

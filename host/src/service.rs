@@ -81,11 +81,80 @@ pub trait Service: Send + 'static {
         async {}
     }
 
+    /// Whether the service answers for its own objects, and for the members
+    /// of its root beyond [`Service::exposed_names`], through
+    /// [`Service::object_request`] (a service built from a Python class
+    /// does); by default its exposed names and classes are all there is.
+    fn serves_objects(&self) -> bool {
+        false
+    }
+
+    /// Answers `request` about `object`, one of the service's own objects,
+    /// or about its root when `None`; only asked of a service that
+    /// [serves its objects](Service::serves_objects).
+    fn object_request(
+        &mut self,
+        object: Option<&ServiceObject>,
+        request: ObjectRequest,
+    ) -> impl Future<Output = Result<Value, Exception>> + Send {
+        let _ = (object, request);
+        async { Err(Exception::type_error("the service serves no objects")) }
+    }
+
     /// Where the service runs when it computes long, so the sockets stay
     /// responsive meanwhile; `None` (the default): always on the
     /// connection's own task.
     fn executor(&self) -> Option<Executor> {
         None
+    }
+}
+
+/// What a peer asks of an object of a service that serves its own objects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObjectRequest {
+    /// `obj.name`.
+    GetAttr(String),
+    /// `obj(*args, **kwargs)`, or `obj.method(*args, **kwargs)`.
+    Call {
+        /// The method, if one is named.
+        method: Option<String>,
+        /// Positional arguments.
+        args: Vec<Value>,
+        /// Keyword arguments.
+        kwargs: Vec<(String, Value)>,
+    },
+    /// What the peer asks to know of the object.
+    Describe(Description),
+}
+
+/// What a peer asks to know of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Description {
+    /// `repr(obj)`.
+    Repr,
+    /// `str(obj)`.
+    Str,
+    /// `hash(obj)`.
+    Hash,
+    /// `dir(obj)`.
+    Dir,
+    /// Its methods, as `(name, doc)` pairs (RPyC's INSPECT).
+    Methods,
+    /// The names of its exposed members that are called like methods.
+    ExposedCallables,
+}
+
+impl Description {
+    /// The name WIT's `description` enum gives it.
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            Description::Repr => "repr",
+            Description::Str => "str",
+            Description::Hash => "hash",
+            Description::Dir => "dir",
+            Description::Methods => "methods",
+            Description::ExposedCallables => "exposed-callables",
+        }
     }
 }
 
@@ -185,6 +254,7 @@ pub(crate) struct Exposed {
     aliases: Vec<String>,
     methods: Vec<String>,
     classes: HashMap<String, Vec<String>>,
+    serves_objects: bool,
 }
 
 impl Exposed {
@@ -194,7 +264,20 @@ impl Exposed {
             aliases: service.aliases().to_vec(),
             methods: service.exposed_names(),
             classes: service.exposed_classes().into_iter().collect(),
+            serves_objects: service.serves_objects(),
         }
+    }
+
+    /// Whether the service answers for its objects and its root's other
+    /// members itself.
+    pub(crate) fn serves_objects(&self) -> bool {
+        self.serves_objects
+    }
+
+    /// Whether `object` is one the service answers for itself (not an
+    /// exposed class's instance).
+    pub(crate) fn serves(&self, object: &ServiceObject) -> bool {
+        self.serves_objects && !self.knows_class(&object.class)
     }
 
     /// Whether `class` is one of the exposed classes known here.

@@ -20,7 +20,7 @@ use crate::local::{Local, ServiceObject};
 use crate::metrics;
 use crate::peer::{Peer, PeerLink};
 use crate::protocol::{Holder, Message, ObjectId, ObjectRef, Request, Seq};
-use crate::service::{Exposed, Service};
+use crate::service::{Description, Exposed, ObjectRequest, Service};
 use crate::value::Value;
 
 /// Runs `service` for one connection: `on_connect`, every request until the
@@ -91,7 +91,7 @@ pub(super) async fn serve<S: Service>(
                     metrics.call(service, &method, &result, started.elapsed());
                 }
                 let exposed = &answers.exposed;
-                let unknown = |v: &Value| matches!(v, Value::Local(Local::Service(o)) if !exposed.knows_class(&o.class));
+                let unknown = |v: &Value| matches!(v, Value::Local(Local::Service(o)) if !exposed.serves_objects() && !exposed.knows_class(&o.class));
                 if let Ok(value) = &result
                     && value.any(unknown)
                 {
@@ -161,6 +161,12 @@ enum ServiceCall {
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     },
+    /// A request about an object the service serves itself (`None`: its
+    /// root).
+    Served {
+        object: Option<ServiceObject>,
+        request: ObjectRequest,
+    },
 }
 
 impl ServiceCall {
@@ -170,6 +176,15 @@ impl ServiceCall {
         match self {
             ServiceCall::Root { name, .. } => name.clone(),
             ServiceCall::Object { object, name, .. } => format!("{}.{name}", object.class),
+            ServiceCall::Served { object, request } => {
+                let class = object.as_ref().map_or("", |o| o.class.as_str());
+                let what = match request {
+                    ObjectRequest::GetAttr(name) => name.clone(),
+                    ObjectRequest::Call { method, .. } => method.clone().unwrap_or_default(),
+                    ObjectRequest::Describe(description) => description.wit_name().to_owned(),
+                };
+                format!("{class}.{what}")
+            }
         }
     }
 
@@ -182,6 +197,9 @@ impl ServiceCall {
                 args,
                 kwargs,
             } => service.call_object(&object, &name, args, kwargs).await,
+            ServiceCall::Served { object, request } => {
+                service.object_request(object.as_ref(), request).await
+            }
         }
     }
 }
@@ -212,7 +230,7 @@ impl Answers<'_> {
     async fn answer(&self, request: Request, released: &mut Vec<ServiceObject>) -> Answer {
         Answer::Reply(match request {
             Request::GetRoot => self.lend(Lent::Root),
-            Request::GetAttr { target, name } => self.get_attr(target, &name),
+            Request::GetAttr { target, name } => return self.get_attr(target, &name),
             Request::Call {
                 target,
                 args,
@@ -230,13 +248,42 @@ impl Answers<'_> {
                     Value::None
                 })
             }
-            Request::Inspect { target } => self.inspect(target),
-            Request::Repr { target } | Request::Str { target } => {
-                self.describe(target).map(Value::Str)
+            Request::Inspect { target } => {
+                return self.served(target, Description::Methods, |a| a.inspect(target));
             }
-            Request::Hash { target } => self.lent(target).map(|_| Value::Int(target.into())),
-            Request::Dir { target } => self.dir(target),
-            Request::Cmp { target, other, op } => self.compare(target, &other, &op),
+            Request::Repr { target } => {
+                return self.served(target, Description::Repr, |a| {
+                    a.describe(target).map(Value::Str)
+                });
+            }
+            Request::Str { target } => {
+                return self.served(target, Description::Str, |a| {
+                    a.describe(target).map(Value::Str)
+                });
+            }
+            Request::Hash { target } => {
+                return self.served(target, Description::Hash, |a| {
+                    a.lent(target).map(|_| Value::Int(target.into()))
+                });
+            }
+            Request::Dir { target } => {
+                return self.served(target, Description::Dir, |a| a.dir(target));
+            }
+            Request::Cmp { target, other, op } => match self.served_object(target) {
+                Some(object) => {
+                    let mut args = vec![other];
+                    self.shared.resolve_locals(args.iter_mut());
+                    return Answer::Service(ServiceCall::Served {
+                        object,
+                        request: ObjectRequest::Call {
+                            method: Some(op),
+                            args,
+                            kwargs: Vec::new(),
+                        },
+                    });
+                }
+                None => self.compare(target, &other, &op),
+            },
             Request::SetAttr { target, name, .. } | Request::DelAttr { target, name } => {
                 self.lent(target).and(Err(Exception::no_attribute(&name)))
             }
@@ -271,10 +318,50 @@ impl Answers<'_> {
         }))
     }
 
-    fn get_attr(&self, target: ObjectId, name: &str) -> Result<Value, Exception> {
-        match self.lent(target)? {
+    /// The object `target` names, if the service answers for it itself:
+    /// `Some(None)` for its root.
+    fn served_object(&self, target: ObjectId) -> Option<Option<ServiceObject>> {
+        match self.lent(target).ok()? {
+            Lent::Root if self.exposed.serves_objects() => Some(None),
+            Lent::Local(Local::Service(object)) if self.exposed.serves(&object) => {
+                Some(Some(object))
+            }
+            _ => None,
+        }
+    }
+
+    /// Asks the service to describe `target` if it answers for it itself,
+    /// else answers with `otherwise`.
+    fn served(
+        &self,
+        target: ObjectId,
+        description: Description,
+        otherwise: impl FnOnce(&Self) -> Result<Value, Exception>,
+    ) -> Answer {
+        match self.served_object(target) {
+            Some(object) => Answer::Service(ServiceCall::Served {
+                object,
+                request: ObjectRequest::Describe(description),
+            }),
+            None => Answer::Reply(otherwise(self)),
+        }
+    }
+
+    fn get_attr(&self, target: ObjectId, name: &str) -> Answer {
+        let lent = match self.lent(target) {
+            Ok(lent) => lent,
+            Err(exception) => return Answer::Reply(Err(exception)),
+        };
+        let served = |object| {
+            Answer::Service(ServiceCall::Served {
+                object,
+                request: ObjectRequest::GetAttr(name.to_owned()),
+            })
+        };
+        Answer::Reply(match lent {
             Lent::Root => match self.exposed.root_member(name) {
                 Some(member) => self.lend(Lent::Method(member.to_owned())),
+                None if self.exposed.serves_objects() => return served(None),
                 None => Err(self.exposed.no_member(name)),
             },
             Lent::Method(method) | Lent::BoundMethod { name: method, .. } => match name {
@@ -282,11 +369,16 @@ impl Answers<'_> {
                 "__doc__" => Ok(Value::None),
                 _ => Err(Exception::no_attribute(name)),
             },
+            Lent::Local(Local::Service(object)) if self.exposed.serves(&object) => {
+                return served(Some(object));
+            }
             Lent::Local(Local::Service(object)) => {
                 match self.exposed.class_method(&object.class, name) {
                     Some(method) => {
                         let mut objects = self.shared.lent();
-                        objects.add_ref(target)?;
+                        if let Err(exception) = objects.add_ref(target) {
+                            return Answer::Reply(Err(exception));
+                        }
                         let bound = Lent::BoundMethod {
                             of: target,
                             name: method.to_owned(),
@@ -298,7 +390,7 @@ impl Answers<'_> {
                 }
             }
             Lent::Local(Local::Function(_)) => Err(Exception::no_attribute(name)),
-        }
+        })
     }
 
     /// Calls the object `target` itself (`name` is `None`) or its method
@@ -319,6 +411,13 @@ impl Answers<'_> {
                 "'{what}' object is not callable"
             ))))
         };
+        if let Some(object) = self.served_object(target) {
+            let is_member = |name| self.exposed.root_member(name).is_some();
+            // The root's exposed methods are called by name below.
+            if object.is_some() || name.is_some_and(|name| !is_member(name)) {
+                return self.call_served(object, name, args, kwargs);
+            }
+        }
         // What is called, and by which name (`__call__` calls the object).
         let member = match (name, &lent) {
             (None | Some("__call__"), Lent::Root) => return not_callable(self.exposed.name()),
@@ -370,6 +469,26 @@ impl Answers<'_> {
                 kwargs,
             }),
         }
+    }
+
+    /// Calls an object the service serves itself, or its method `name`.
+    fn call_served(
+        &self,
+        object: Option<ServiceObject>,
+        name: Option<&str>,
+        mut args: Vec<Value>,
+        mut kwargs: Vec<(String, Value)>,
+    ) -> Answer {
+        let values = args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v));
+        self.shared.resolve_locals(values);
+        Answer::Service(ServiceCall::Served {
+            object,
+            request: ObjectRequest::Call {
+                method: name.filter(|name| *name != "__call__").map(str::to_owned),
+                args,
+                kwargs,
+            },
+        })
     }
 
     /// The methods a client builds its netref class from: names only.

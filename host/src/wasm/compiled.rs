@@ -10,6 +10,7 @@ use super::classes::Class;
 use super::grants::Grants;
 use super::host::HostState;
 use super::method::Method;
+use super::objects::ObjectsExports;
 use super::{Runtime, ServiceLimits};
 
 /// A compiled component and what the host read from it.
@@ -28,6 +29,8 @@ pub(crate) struct Compiled {
     pub(crate) netref: Option<ResourceType>,
     /// The exposed classes; each one's constructor is in `methods`.
     pub(crate) classes: Vec<Class>,
+    /// Its `objects` export, if it serves its own objects.
+    pub(crate) objects: Option<ObjectsExports>,
     /// What the service may reach beyond its memory.
     pub(crate) grants: Grants,
     /// The bounds its instances run under.

@@ -17,6 +17,7 @@ use super::grants::Grants;
 use super::host::TYPES_INTERFACE;
 use super::instance::{self, Live, WasmService};
 use super::method::{Method, python_name};
+use super::objects::{OBJECTS_INTERFACE, ObjectsExports};
 use super::{Runtime, ServiceLimits};
 use crate::executor::Executor;
 use crate::metrics;
@@ -48,7 +49,7 @@ pub enum LoadError {
     },
     /// The component has no remote methods.
     #[error(
-        "{name} exports no `exposed-*` function: a service's remote methods are its exports named `exposed-<name>`"
+        "{name} exports no `exposed-*` function: a service's remote methods are its exports named `exposed-<name>` (or it serves its objects through `{OBJECTS_INTERFACE}`)"
     )]
     NothingExposed {
         /// The component's name.
@@ -98,6 +99,7 @@ struct Exports {
     netref: Option<ResourceType>,
     classes: Vec<Class>,
     service_aliases: Option<ComponentExportIndex>,
+    objects: Option<ObjectsExports>,
 }
 
 impl ServiceComponent {
@@ -164,7 +166,7 @@ impl ServiceComponent {
                 source,
             })?;
         let exports = discover(&component, runtime, name)?;
-        if exports.methods.is_empty() {
+        if exports.methods.is_empty() && exports.objects.is_none() {
             return Err(LoadError::NothingExposed {
                 name: name.to_owned(),
             });
@@ -186,6 +188,7 @@ impl ServiceComponent {
             on_disconnect: exports.on_disconnect,
             netref: exports.netref,
             classes: exports.classes,
+            objects: exports.objects,
             grants: Grants::default(),
             limits: ServiceLimits::of(runtime),
             digest,
@@ -337,6 +340,11 @@ fn discover(component: &Component, runtime: &Runtime, name: &str) -> Result<Expo
                 let interface = component
                     .get_export_index(None, export)
                     .expect("listed export");
+                if export == OBJECTS_INTERFACE {
+                    let found = ObjectsExports::find(component, engine, &interface, &instance);
+                    exports.objects = Some(found.map_err(|r| bad(export, r))?);
+                    continue;
+                }
                 // Classes first: the functions' signatures name them.
                 for (member, item) in instance.exports(engine) {
                     if let (ComponentItem::Resource(ty), Some(wit)) =
@@ -540,7 +548,7 @@ async fn declared_aliases(
     inner: &Compiled,
     export: &ComponentExportIndex,
 ) -> Result<Vec<String>, String> {
-    let mut live = Live::new(inner, None, inner.runtime.executor())
+    let mut live = Live::new(inner, None, inner.runtime.executor(), 0)
         .await
         .map_err(|e| e.message)?;
     let mut result = [Val::Bool(false)];

@@ -27,6 +27,7 @@
 use wasmtime::component::{ResourceAny, ResourceType, Type, Val};
 
 use crate::held::PeerObject;
+use crate::local::ServiceObject;
 use crate::value::Value;
 
 /// A value that does not fit the WIT type asked for.
@@ -76,6 +77,10 @@ pub(crate) trait Lend {
 
     /// `value` lent as the resource `ty` for the call only (`borrow<...>`).
     fn borrow(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch>;
+
+    /// The `guest-object` record naming `object`, one of the objects the
+    /// guest serves, passed back to it.
+    fn object(&mut self, object: &ServiceObject) -> Result<Val, Mismatch>;
 }
 
 /// Takes the resources a guest hands over (it needs the guest's store).
@@ -85,6 +90,10 @@ pub(crate) trait Keep {
 
     /// The value for a `netref` the guest gave up: the peer's own object.
     fn netref(&mut self, resource: ResourceAny) -> Result<Value, Malformed>;
+
+    /// The value for one of the objects the guest serves, lent to the peer
+    /// (`handle` is the guest's, `class` its class).
+    fn object(&mut self, handle: u64, class: String) -> Result<Value, Malformed>;
 }
 
 /// Takes no resources: where a guest cannot hand any over.
@@ -97,6 +106,10 @@ impl Keep for Refuse {
 
     fn netref(&mut self, _: ResourceAny) -> Result<Value, Malformed> {
         Err(Malformed("a netref cannot be passed here".into()))
+    }
+
+    fn object(&mut self, _: u64, _: String) -> Result<Value, Malformed> {
+        Err(Malformed("an object cannot be passed here".into()))
     }
 }
 

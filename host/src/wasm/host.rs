@@ -14,7 +14,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::cpu::Meter;
 use super::grants::Grants;
+use super::guest_objects::GuestObjects;
 use super::memory::StoreMemory;
+use crate::connection::DEFAULT_MAX_LENT_OBJECTS;
 use crate::held::{DEFAULT_MAX_HELD_OBJECTS, PeerObject};
 use crate::peer::Peer;
 
@@ -51,18 +53,22 @@ pub(crate) struct HostState {
     /// objects of the peer's.
     netrefs: usize,
     max_netrefs: usize,
+    /// The guest's own objects the peer holds.
+    pub(crate) objects: GuestObjects,
 }
 
 impl HostState {
     /// A state with what `grants` gives and no other capability beyond what
     /// WASI needs to start; the guest's stdout and stderr go to the log,
-    /// tagged with `service`.
+    /// tagged with `service`. The guest's objects lent to the peer get
+    /// handles from `first_object` on.
     pub(crate) fn new(
         service: &str,
         memory: StoreMemory,
         meter: Arc<Meter>,
         peer: Option<Peer>,
         grants: &Grants,
+        first_object: u64,
     ) -> wasmtime::Result<Self> {
         let output = GuestOutput::new(service);
         let mut wasi = WasiCtx::builder();
@@ -77,6 +83,12 @@ impl HostState {
             max_netrefs: peer
                 .as_ref()
                 .map_or(DEFAULT_MAX_HELD_OBJECTS, Peer::max_held_objects),
+            // The peer may hold as many of them as the connection may lend.
+            objects: GuestObjects::starting_at(
+                first_object,
+                peer.as_ref()
+                    .map_or(DEFAULT_MAX_LENT_OBJECTS, Peer::max_lent_objects),
+            ),
             peer,
             netrefs: 0,
         })

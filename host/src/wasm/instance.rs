@@ -8,19 +8,20 @@ use wasmtime::component::{ComponentExportIndex, Instance, ResourceAny, Val};
 use wasmtime::{AsContextMut, Store, Trap, UpdateDeadline};
 
 use super::EPOCH_TICK;
-use super::classes::{GuestObjects, StoreKeep};
 use super::compiled::Compiled;
 use super::cpu::{Meter, OnCpu};
 use super::fetch;
+use super::guest_objects::{GuestObject, StoreKeep};
 use super::host::HostState;
 use super::method::Method;
 use super::netrefs::{StoreLend, drop_netrefs};
+use super::objects::ROOT_HANDLE;
 use crate::exception::Exception;
 use crate::executor::Executor;
 use crate::local::ServiceObject;
 use crate::metrics;
 use crate::peer::Peer;
-use crate::service::Service;
+use crate::service::{Description, ObjectRequest, Service};
 use crate::value::Value;
 
 /// A call ran past its CPU budget.
@@ -41,11 +42,13 @@ pub(crate) struct Live {
 
 impl Live {
     /// A new store and instance of `component`, whose `peer` interface
-    /// reaches `peer`, run by `executor`.
+    /// reaches `peer`, run by `executor`; the objects it lends get handles
+    /// from `first_object` on.
     pub(crate) async fn new(
         component: &Compiled,
         peer: Option<Peer>,
         executor: Executor,
+        first_object: u64,
     ) -> Result<Self, Exception> {
         let runtime = &component.runtime;
         let memory = runtime.store_memory(component.limits.max_memory);
@@ -56,6 +59,7 @@ impl Live {
             Arc::clone(&meter),
             peer,
             &component.grants,
+            first_object,
         )
         .map_err(|error| {
             Exception::os_error(format!("the service's grants cannot be given: {error:#}"))
@@ -201,10 +205,24 @@ pub struct WasmService {
     live: Option<Live>,
     /// The other side of the connection, from `on_connect` on.
     peer: Option<Peer>,
-    /// The instance's objects the peer holds.
-    objects: GuestObjects,
+    /// The handle the next instance's first lent object gets: handles are
+    /// not reused after a trap.
+    next_object: u64,
+    /// The root's exposed callables, for a service that serves its objects.
+    callables: Vec<String>,
     /// Where the instance runs.
     executor: Executor,
+}
+
+/// What the host passes a call before the caller's arguments.
+#[derive(Clone, Copy)]
+enum Receiver<'a> {
+    /// Nothing: a method of the root.
+    Root,
+    /// The instance of an exposed class whose method is called.
+    Instance(&'a ServiceObject),
+    /// The handle of an object the service serves (`None`: its root).
+    Served(Option<&'a ServiceObject>),
 }
 
 impl WasmService {
@@ -216,7 +234,8 @@ impl WasmService {
             component,
             live: None,
             peer: None,
-            objects: GuestObjects::default(),
+            next_object: 0,
+            callables: Vec::new(),
             executor,
         }
     }
@@ -244,14 +263,50 @@ impl WasmService {
     async fn ensure_live(&mut self) -> Result<(), Exception> {
         self.forget_abandoned();
         if self.live.is_none() {
-            self.live =
-                Some(Live::new(&self.component, self.peer.clone(), self.executor.clone()).await?);
+            let (peer, executor) = (self.peer.clone(), self.executor.clone());
+            self.live = Some(Live::new(&self.component, peer, executor, self.next_object).await?);
             let component = Arc::clone(&self.component);
             if let Some(hook) = &component.on_connect {
                 self.call_export(hook, Vec::new()).await?;
             }
+            if component.objects.is_some() {
+                self.callables = self.read_callables().await?;
+            }
         }
         Ok(())
+    }
+
+    /// Asks a service that serves its objects for its root's exposed
+    /// callables.
+    async fn read_callables(&mut self) -> Result<Vec<String>, Exception> {
+        let request = ObjectRequest::Describe(Description::ExposedCallables);
+        // Boxed: a request makes the instance live first, which reads these.
+        let names = Box::pin(self.request(Receiver::Served(None), request)).await?;
+        let Value::Tuple(names) = names else {
+            return Err(Exception::type_error("exposed-callables is not a tuple"));
+        };
+        Ok(names
+            .into_iter()
+            .filter_map(|name| match name {
+                Value::Str(name) => Some(name),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Asks `request` of the object `receiver` names.
+    async fn request(
+        &mut self,
+        receiver: Receiver<'_>,
+        request: ObjectRequest,
+    ) -> Result<Value, Exception> {
+        let component = Arc::clone(&self.component);
+        let exports = component
+            .objects
+            .as_ref()
+            .ok_or_else(|| Exception::type_error("the service serves no objects"))?;
+        let (method, slots) = exports.request(request);
+        self.run(method, receiver, slots).await
     }
 
     /// Calls `method` of the live instance with `params`; what it returns
@@ -270,8 +325,7 @@ impl WasmService {
             Ok(()) => {
                 let meter = Arc::clone(&live.store.data().meter);
                 let mut store = live.store.as_context_mut();
-                let mut keep =
-                    StoreKeep::new(&mut store).with_objects(&component.classes, &mut self.objects);
+                let mut keep = StoreKeep::new(&mut store).with_classes(&component.classes);
                 let outcome = method.outcome(results.pop(), &mut keep);
                 on_cpu(component, &meter, keep.finish()).await;
                 outcome
@@ -293,69 +347,109 @@ impl WasmService {
     /// Drops the instance after a trap (which poisons its store), with every
     /// object of it; the peer's objects it held are released with its store.
     fn discard_instance(&mut self) {
-        self.live = None;
-        self.objects.clear();
+        if let Some(live) = self.live.take() {
+            self.next_object = live.store.data().objects.next_handle();
+        }
     }
 
-    /// Calls `method` with the caller's arguments, after `first` (the
-    /// object, for a method of an exposed class).
+    /// Releases the objects the service handed over that could not be lent.
+    async fn release_given_up(&mut self) {
+        let given_up = match &mut self.live {
+            Some(live) => live.store.data_mut().objects.take_given_up(),
+            None => return,
+        };
+        for handle in given_up {
+            self.release_served(handle).await;
+        }
+    }
+
+    /// Lets the service forget its object `handle`.
+    async fn release_served(&mut self, handle: u64) {
+        let component = Arc::clone(&self.component);
+        let (Some(live), Some(exports)) = (&mut self.live, &component.objects) else {
+            return;
+        };
+        let release = exports.release();
+        let params = [Val::U64(handle)];
+        if let Err(error) = call_export(live, &component, &release.export, &params, &mut []).await {
+            tracing::warn!(service = %component.aliases[0], %error, "releasing an object failed");
+            self.discard_instance();
+        }
+    }
+
+    /// Calls `method` with the caller's arguments, after what `receiver`
+    /// names.
     async fn invoke(
         &mut self,
         method: &Method,
-        first: Option<&ServiceObject>,
+        receiver: Receiver<'_>,
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Exception> {
         let mut slots = method.bind(args, kwargs)?;
-        let fetched = match &self.peer {
-            Some(peer) => fetch_lent(peer, &mut slots, method).await,
-            None => Ok(()),
-        };
-        let crossing = fetched.and_then(|()| {
-            let runtime = &self.component.runtime;
-            runtime.hold_crossing(slots.iter().flatten())
-        });
-        let converted = match crossing {
-            Ok(crossing) => self
-                .convert(method, first, slots)
-                .await
-                .map(|c| (c, crossing)),
-            Err(exception) => Err(exception),
-        };
-        let ((params, borrowed), crossing) = converted?;
+        if let Some(peer) = &self.peer {
+            fetch_lent(peer, &mut slots, method).await?;
+        }
+        self.run(method, receiver, slots).await
+    }
+
+    /// Calls `method` with `slots`, after what `receiver` names.
+    async fn run(
+        &mut self,
+        method: &Method,
+        receiver: Receiver<'_>,
+        slots: Vec<Option<Value>>,
+    ) -> Result<Value, Exception> {
+        let crossing = self
+            .component
+            .runtime
+            .hold_crossing(slots.iter().flatten())?;
+        let (params, borrowed) = self.convert(method, receiver, slots).await?;
         let result = self.call_export(method, params).await;
         drop(crossing);
         // After a trap the instance is gone, and its handles with it.
         if let Some(live) = &mut self.live {
             drop_netrefs(&mut live.store.as_context_mut(), borrowed);
         }
+        self.release_given_up().await;
         result
     }
 
     /// Converts bound arguments for `method` in the live instance, after
-    /// `first`; the peer's objects become the guest's netrefs. Also returns
-    /// the netref handles the guest only borrows, to drop after the call.
+    /// what `receiver` names; the peer's objects become the guest's netrefs.
+    /// Also returns the netref handles the guest only borrows, to drop after
+    /// the call.
     async fn convert(
         &mut self,
         method: &Method,
-        first: Option<&ServiceObject>,
+        receiver: Receiver<'_>,
         slots: Vec<Option<Value>>,
     ) -> Result<(Vec<Val>, Vec<ResourceAny>), Exception> {
         self.ensure_live().await?;
-        let mut params = Vec::with_capacity(slots.len() + 1);
-        if let Some(object) = first {
-            let resource = self.objects.get(object).ok_or_else(|| {
-                Exception::reference_error(format!(
-                    "the {} object was lost when the service trapped",
-                    object.class
-                ))
-            })?;
-            params.push(Val::Resource(resource));
-        }
         let live = self.live.as_mut().expect("just made live");
+        let mut params = Vec::with_capacity(slots.len() + 1);
+        let lost = |object: &ServiceObject| {
+            Exception::reference_error(format!(
+                "the {} object was lost when the service trapped",
+                object.class
+            ))
+        };
+        let objects = &live.store.data().objects;
+        match receiver {
+            Receiver::Root => {}
+            Receiver::Served(None) => params.push(Val::U64(ROOT_HANDLE)),
+            Receiver::Instance(object) => match objects.get(object) {
+                Some(GuestObject::Resource(resource)) => params.push(Val::Resource(resource)),
+                _ => return Err(lost(object)),
+            },
+            Receiver::Served(Some(object)) => match objects.get(object) {
+                Some(GuestObject::Served(handle)) => params.push(Val::U64(handle)),
+                _ => return Err(lost(object)),
+            },
+        }
         let mut store = live.store.as_context_mut();
-        let mut lend = StoreLend::new(&mut store, self.component.netref)
-            .with_objects(&self.component.classes, &self.objects);
+        let mut lend =
+            StoreLend::new(&mut store, self.component.netref).with_classes(&self.component.classes);
         match method.convert(slots, &mut lend) {
             Ok(converted) => {
                 params.extend(converted);
@@ -375,6 +469,9 @@ impl Service for WasmService {
     }
 
     fn exposed_names(&self) -> Vec<String> {
+        if self.component.objects.is_some() {
+            return self.callables.clone();
+        }
         let classes = &self.component.classes;
         self.component
             .methods
@@ -399,11 +496,19 @@ impl Service for WasmService {
         kwargs: Vec<(String, Value)>,
     ) -> Result<Value, Exception> {
         let component = Arc::clone(&self.component);
-        let method = component
-            .methods
-            .get(name)
-            .ok_or_else(|| Exception::no_attribute(name))?;
-        self.invoke(method, None, args, kwargs).await
+        match component.methods.get(name) {
+            Some(method) => self.invoke(method, Receiver::Root, args, kwargs).await,
+            None if component.objects.is_some() => {
+                let method = Some(name.to_owned());
+                let request = ObjectRequest::Call {
+                    method,
+                    args,
+                    kwargs,
+                };
+                self.object_request(None, request).await
+            }
+            None => Err(Exception::no_attribute(name)),
+        }
     }
 
     async fn call_object(
@@ -420,14 +525,31 @@ impl Service for WasmService {
             .find(|class| class.name == object.class)
             .and_then(|class| class.methods.get(name))
             .ok_or_else(|| Exception::no_attribute(name))?;
-        self.invoke(method, Some(object), args, kwargs).await
+        self.invoke(method, Receiver::Instance(object), args, kwargs)
+            .await
+    }
+
+    fn serves_objects(&self) -> bool {
+        self.component.objects.is_some()
+    }
+
+    async fn object_request(
+        &mut self,
+        object: Option<&ServiceObject>,
+        request: ObjectRequest,
+    ) -> Result<Value, Exception> {
+        self.request(Receiver::Served(object), request).await
     }
 
     async fn release_object(&mut self, object: ServiceObject) {
         self.forget_abandoned();
-        let (Some(resource), Some(live)) = (self.objects.remove(object.handle), &mut self.live)
-        else {
+        let Some(live) = &mut self.live else {
             return;
+        };
+        let resource = match live.store.data_mut().objects.remove(object.handle) {
+            Some(GuestObject::Resource(resource)) => resource,
+            Some(GuestObject::Served(handle)) => return self.release_served(handle).await,
+            None => return,
         };
         start_budget(&mut live.store);
         let meter = Arc::clone(&live.store.data().meter);
@@ -440,9 +562,6 @@ impl Service for WasmService {
     }
 
     async fn on_connect(&mut self, peer: Peer) -> Result<(), Exception> {
-        // The peer may hold as many of the instance's objects as the
-        // connection may lend it.
-        self.objects = GuestObjects::with_limit(peer.max_lent_objects());
         self.peer = Some(peer);
         self.ensure_live().await
     }

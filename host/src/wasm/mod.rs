@@ -10,12 +10,14 @@ mod convert;
 mod cpu;
 mod fetch;
 mod grants;
+mod guest_objects;
 mod host;
 mod instance;
 mod linker;
 mod memory;
 mod method;
 mod netrefs;
+mod objects;
 mod peer;
 
 use std::sync::{Arc, Weak};

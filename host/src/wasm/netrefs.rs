@@ -5,12 +5,13 @@
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceAny, ResourceType, Val};
 
-use super::classes::{Class, GuestObjects};
+use super::classes::Class;
 use super::convert::{Lend, Mismatch};
+use super::guest_objects::GuestObject;
 use super::host::{HostState, TYPES_INTERFACE};
 use crate::exception::Exception;
 use crate::held::PeerObject;
-use crate::local::Local;
+use crate::local::{Local, ServiceObject};
 use crate::value::Value;
 
 /// Lends the peer's objects to the guest of a store, as owned `netref`
@@ -24,8 +25,8 @@ pub(crate) struct StoreLend<'a, 'b> {
     /// The netref handles lent for the call only: the host still owns them
     /// and drops them after the call.
     borrowed: Vec<ResourceAny>,
-    /// The guest's exposed classes and its objects the peer holds.
-    guest: Option<(&'a [Class], &'a GuestObjects)>,
+    /// The guest's exposed classes.
+    classes: &'a [Class],
 }
 
 impl<'a, 'b> StoreLend<'a, 'b> {
@@ -40,13 +41,13 @@ impl<'a, 'b> StoreLend<'a, 'b> {
             netref,
             lent: Vec::new(),
             borrowed: Vec::new(),
-            guest: None,
+            classes: &[],
         }
     }
 
-    /// Also hands the guest its own objects back, by their classes.
-    pub(crate) fn with_objects(mut self, classes: &'a [Class], objects: &'a GuestObjects) -> Self {
-        self.guest = Some((classes, objects));
+    /// Also hands the guest its instances of its exposed `classes` back.
+    pub(crate) fn with_classes(mut self, classes: &'a [Class]) -> Self {
+        self.classes = classes;
         self
     }
 
@@ -90,15 +91,17 @@ impl Lend for StoreLend<'_, '_> {
                 )),
             };
         }
-        let Some((classes, objects)) = self.guest else {
-            return Err(Mismatch::new("a resource this service can receive", &value));
-        };
-        let Some(class) = classes.iter().find(|class| class.ty == *ty) else {
+        let Some(class) = self.classes.iter().find(|class| class.ty == *ty) else {
             return Err(Mismatch::new("a resource this service can receive", &value));
         };
         match &value {
             Value::Local(Local::Service(object)) if object.class == class.name => {
-                objects.get(object).map(Val::Resource).ok_or_else(|| {
+                let objects = &self.store.data().objects;
+                let resource = match objects.get(object) {
+                    Some(GuestObject::Resource(resource)) => Some(resource),
+                    _ => None,
+                };
+                resource.map(Val::Resource).ok_or_else(|| {
                     Mismatch::new(
                         format!(
                             "a live {} (this one was lost when the service trapped)",
@@ -111,6 +114,19 @@ impl Lend for StoreLend<'_, '_> {
             _ => Err(Mismatch::new(
                 format!("a {} object of this service", class.name),
                 &value,
+            )),
+        }
+    }
+
+    fn object(&mut self, object: &ServiceObject) -> Result<Val, Mismatch> {
+        match self.store.data().objects.get(object) {
+            Some(GuestObject::Served(handle)) => Ok(Val::Record(vec![
+                ("handle".into(), Val::U64(handle)),
+                ("class-name".into(), Val::String(object.class.clone())),
+            ])),
+            _ => Err(Mismatch::new(
+                "one of the service's live objects (this one was lost when the service trapped)",
+                &Value::Local(Local::Service(object.clone())),
             )),
         }
     }

@@ -6,8 +6,8 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::{Linker, Type, Val};
 
-use super::classes::StoreKeep;
 use super::convert;
+use super::guest_objects::StoreKeep;
 use super::host::HostState;
 use super::netrefs::{StoreLend, named};
 use crate::error::Error;

@@ -65,6 +65,9 @@ pub(crate) enum Command {
     Serve(Box<Serve>),
     /// Run an RPyC registry (`rpyc_registry`'s options).
     Registry(RegistryArgs),
+    /// Build a service's source into a component: a Python module whose
+    /// `rpyc.Service` class is the service (no WIT needed).
+    Build(BuildArgs),
     /// Check that a service answers: print its name and exit 0, or say why
     /// not and exit 1 (for health checks and scripts).
     Ping(PingArgs),
@@ -117,6 +120,18 @@ pub(crate) struct WaitArgs {
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct BuildArgs {
+    /// The service's source: a Python module (`calculator.py`).
+    pub(crate) source: PathBuf,
+    /// The component to write [default: the source's stem, `.wasm`].
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// The service class, when the module defines several.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) service: Option<String>,
 }
 
 #[derive(Args)]
@@ -190,7 +205,8 @@ impl From<TransportArg> for Transport {
 #[derive(Args)]
 pub(crate) struct Serve {
     /// Component files (`.wasm`), served on consecutive ports from `--port`
-    /// (with `--port 0`, each on a free port of its own).
+    /// (with `--port 0`, each on a free port of its own); a Python module
+    /// (`.py`) is built first (as `wasm-rpyc build` does, cached).
     pub(crate) components: Vec<PathBuf>,
     /// Serve the services a TOML file declares, each with its own port,
     /// aliases, grants, limits and TLS; what the file does not say, the

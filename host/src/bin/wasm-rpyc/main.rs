@@ -1,10 +1,11 @@
 //! The `wasm-rpyc` command: parsing and wiring only. Its parts: the flags
 //! (`args`, with the ranges of their values in `units`), logging (`logs`),
 //! `serve` (what it serves: `plan`, from the flags or a `config` file),
-//! `registry`, `ping`, the fleet's commands (`fleet`), and the process's
-//! signals (`signals`).
+//! `registry`, `ping`, `build` (`builder`), the fleet's commands (`fleet`),
+//! and the process's signals (`signals`).
 
 mod args;
+mod builder;
 mod config;
 mod fleet;
 mod logs;
@@ -27,6 +28,15 @@ fn main() -> Result<()> {
         Command::Serve(args) => *args,
         Command::Registry(args) => {
             return tokio::runtime::Runtime::new()?.block_on(registry::serve(args));
+        }
+        Command::Build(args) => {
+            let output = match args.output {
+                Some(output) => output,
+                None => args.source.with_extension("wasm"),
+            };
+            builder::build(&args.source, args.service.as_deref(), &output)?;
+            println!("built {}", output.display());
+            return Ok(());
         }
         Command::Ping(args) => return tokio::runtime::Runtime::new()?.block_on(ping::ping(args)),
         Command::Deploy(args) => return fleet::run(fleet::deploy(args)),

@@ -103,7 +103,7 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
                 .with_context(|| format!("no port after {first} for {}", file.display()))?,
         };
         services.push(ServicePlan {
-            source: Source::File(file.clone()),
+            source: Source::File(built(file)?),
             port,
             aliases: args.aliases.clone(),
             grants: grants.clone(),
@@ -112,6 +112,15 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
         });
     }
     Ok(services)
+}
+
+/// The component of `file`: itself, or built from it when it is a
+/// service's source (a Python module).
+pub(crate) fn built(file: &std::path::Path) -> Result<PathBuf> {
+    match file.extension() {
+        Some(extension) if extension == "py" => crate::builder::cached(file, None),
+        _ => Ok(file.to_owned()),
+    }
 }
 
 /// Refuses settings that do not go together.

@@ -4,7 +4,10 @@
 
 use wasmtime::component::{Type, Val};
 
+use std::collections::HashMap;
+
 use super::{Keep, Lend, Malformed, Mismatch};
+use crate::local::Local;
 use crate::value::{MAX_DEPTH, Value};
 
 /// The field names of the shared dynamic `value` record.
@@ -57,6 +60,10 @@ impl Flat<'_> {
                 self.nodes.push(node("netref", Val::U32(index)));
                 return Ok(());
             }
+            Value::Local(Local::Service(object)) => {
+                self.nodes.push(node("object", self.lend.object(&object)?));
+                return Ok(());
+            }
             leaf => {
                 self.nodes.push(leaf_node(leaf)?);
                 return Ok(());
@@ -92,8 +99,11 @@ fn leaf_node(value: Value) -> Result<Val, Mismatch> {
         ),
         Value::Str(s) => node("str", Val::String(s)),
         Value::Bytes(b) => node("bytes", Val::List(b.into_iter().map(Val::U8).collect())),
-        Value::Tuple(_) | Value::FrozenSet(_) | Value::Remote(_) => {
-            unreachable!("containers and netrefs are pushed by `push`")
+        Value::Tuple(_)
+        | Value::FrozenSet(_)
+        | Value::Remote(_)
+        | Value::Local(Local::Service(_)) => {
+            unreachable!("containers and objects are pushed by `push`")
         }
         other @ (Value::Slice(_)
         | Value::NotImplemented
@@ -110,7 +120,7 @@ fn leaf_node(value: Value) -> Result<Val, Mismatch> {
 
 /// Rebuilds the value from the nodes a guest handed over, checking that
 /// every child index points after its parent and inside the list; its
-/// netrefs go to `keep` (all of them, used or not).
+/// netrefs and the guest's objects go to `keep` (all of them, used or not).
 pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Malformed> {
     let Val::Record(fields) = val else {
         unreachable!("called for records only")
@@ -135,17 +145,39 @@ pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Malformed
     if nodes.is_empty() {
         return Err(Malformed("a value with no nodes".into()));
     }
+    let mut objects = HashMap::new();
+    for (at, node) in nodes.iter().enumerate() {
+        if let Val::Variant(case, Some(payload)) = node
+            && case == "object"
+        {
+            let (handle, class) = guest_object(payload)?;
+            objects.insert(at, keep.object(handle, class)?);
+        }
+    }
     let built = Built {
         nodes: &nodes,
         netrefs: &netrefs,
+        objects: &objects,
     };
     built.build(0, 0, &mut nodes.len())
+}
+
+/// The handle and class of a `guest-object` record.
+fn guest_object(record: &Val) -> Result<(u64, String), Malformed> {
+    if let Val::Record(fields) = record
+        && let [(_, Val::U64(handle)), (_, Val::String(class))] = fields.as_slice()
+    {
+        return Ok((*handle, class.clone()));
+    }
+    Err(Malformed("an object that is not a guest-object".into()))
 }
 
 /// The parts of a value being rebuilt.
 struct Built<'a> {
     nodes: &'a [Val],
     netrefs: &'a [Value],
+    /// The guest's objects, by the index of their node.
+    objects: &'a HashMap<usize, Value>,
 }
 
 impl Built<'_> {
@@ -214,6 +246,7 @@ impl Built<'_> {
                     )));
                 }
             },
+            ("object", Some(_)) => self.objects[&at].clone(),
             (case, _) => return Err(Malformed(format!("node {at} has unknown case {case}"))),
         })
     }
@@ -230,6 +263,7 @@ mod tests {
 
     use super::*;
     use crate::held::PeerObject;
+    use crate::local::ServiceObject;
 
     /// Lends the peer's objects as their index in `lent`.
     #[derive(Default)]
@@ -250,9 +284,17 @@ mod tests {
         fn borrow(&mut self, value: Value, _: &ResourceType) -> Result<Val, Mismatch> {
             Err(Mismatch::new("no resource", &value))
         }
+
+        fn object(&mut self, object: &ServiceObject) -> Result<Val, Mismatch> {
+            Ok(Val::Record(vec![
+                ("handle".into(), Val::U64(object.handle + 100)),
+                ("class-name".into(), Val::String(object.class.clone())),
+            ]))
+        }
     }
 
-    /// Takes no netrefs (the values rebuilt here hold none).
+    /// Takes no netrefs (the values rebuilt here hold none); a guest's
+    /// object becomes a service object of the same handle.
     struct NoNetrefs;
 
     impl Keep for NoNetrefs {
@@ -263,6 +305,36 @@ mod tests {
         fn netref(&mut self, _: ResourceAny) -> Result<Value, Malformed> {
             Err(Malformed("no netref".into()))
         }
+
+        fn object(&mut self, handle: u64, class: String) -> Result<Value, Malformed> {
+            Ok(Value::Local(Local::Service(ServiceObject {
+                handle,
+                class,
+            })))
+        }
+    }
+
+    #[test]
+    fn the_guests_objects_travel_as_their_handles() {
+        let object = |handle| {
+            Value::Local(Local::Service(ServiceObject {
+                handle,
+                class: "builtins.list".into(),
+            }))
+        };
+        let value = Value::Tuple(vec![Value::Int(1), object(7)]);
+        let val = to_val(value, &mut Indexed::default()).unwrap();
+        let Val::Record(fields) = &val else { panic!() };
+        let Val::List(nodes) = &fields[0].1 else {
+            panic!()
+        };
+        let handle = Val::Record(vec![
+            ("handle".into(), Val::U64(107)),
+            ("class-name".into(), Val::String("builtins.list".into())),
+        ]);
+        assert_eq!(nodes[2], node("object", Some(handle)));
+        let back = from_val(val, &mut NoNetrefs).unwrap();
+        assert_eq!(back, Value::Tuple(vec![Value::Int(1), object(107)]));
     }
 
     fn record(nodes: Vec<Val>) -> Val {

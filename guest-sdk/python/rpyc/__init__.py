@@ -1,0 +1,102 @@
+"""RPyC's service API inside a wasm-rpyc component.
+
+A service module written for RPyC imports this package unchanged: `Service`
+and `VoidService`, `exposed` and `service` behave as RPyC's do, and the
+server and connection factories a module's `if __name__ == "__main__":`
+block uses exist (the host serves the connections, so calling them says
+so). `wasm-rpyc build module.py` bundles it in place of RPyC.
+"""
+
+import functools
+import inspect
+
+__all__ = ["Service", "VoidService", "exposed", "service", "connect", "SlaveService"]
+
+EXPOSED_PREFIX = "exposed_"
+
+
+class Service:
+    """The base class of a service, as RPyC's: `exposed_` members are what
+    the peer may reach; `ALIASES` names the service (else the class name
+    without `Service`, upper-cased); `on_connect(conn)` and
+    `on_disconnect(conn)` run once per connection, and `conn.root` is the
+    peer's service. One object is made per connection."""
+
+    __slots__ = ()
+    ALIASES = ()
+
+    def on_connect(self, conn):
+        """Called when the connection is established."""
+
+    def on_disconnect(self, conn):
+        """Called once the connection has ended (no calls to the peer then)."""
+
+    @classmethod
+    def get_service_aliases(cls):
+        """The service's names, upper-cased."""
+        if cls.ALIASES:
+            return tuple(str(alias).upper() for alias in cls.ALIASES)
+        name = cls.__name__.upper()
+        if name.endswith("SERVICE"):
+            name = name[: -len("SERVICE")]
+        return (name,)
+
+    @classmethod
+    def get_service_name(cls):
+        """The service's proper name: its first alias."""
+        return cls.get_service_aliases()[0]
+
+    exposed_get_service_aliases = get_service_aliases
+    exposed_get_service_name = get_service_name
+
+
+class VoidService(Service):
+    """A service that exposes nothing."""
+
+    __slots__ = ()
+
+
+def _mark(prefix, obj):
+    obj.__exposed__ = prefix
+    return obj
+
+
+def exposed(arg):
+    """Marks a method, class or descriptor for `@service` to expose;
+    `@exposed("prefix_")` exposes it under another prefix."""
+    if isinstance(arg, str):
+        return functools.partial(_mark, arg)
+    if callable(arg) or hasattr(arg, "__get__"):
+        return _mark(EXPOSED_PREFIX, arg)
+    raise TypeError("rpyc.exposed expects a callable object, descriptor, or string")
+
+
+def service(cls):
+    """Exposes the members of `cls` marked with `@exposed` under their
+    prefixed names too (classes among them recursively)."""
+    for name, member in inspect.getmembers(cls):
+        prefix = getattr(member, "__exposed__", False)
+        if prefix and not inspect.iscode(member):
+            if inspect.isclass(member):
+                member = service(member)
+            setattr(cls, name, member)
+            setattr(cls, prefix + name, member)
+    return cls
+
+
+def _hosted(what):
+    raise RuntimeError(
+        f"{what} is not available inside a wasm-rpyc service: the host serves its connections"
+    )
+
+
+def connect(*args, **kwargs):
+    """Not available in a service: the host makes the connections."""
+    _hosted("rpyc.connect")
+
+
+class SlaveService(Service):
+    """RPyC's classic service cannot run inside a component."""
+
+    def __init__(self):
+        _hosted("SlaveService")

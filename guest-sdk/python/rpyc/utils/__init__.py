@@ -1,0 +1,1 @@
+"""RPyC's utilities, as far as a service module imports them."""

@@ -1,0 +1,302 @@
+"""Serves a plain RPyC service class as a component of the `dynamic` world.
+
+`wasm-rpyc build calculator.py` writes an app module that calls
+`serve("calculator", None)` and exports the classes it returns: the module
+is imported (at build time, so its mistakes are reported then), its
+`rpyc.Service` subclass found, and every connection gets its own service
+object, made at `on-connect`. Each attribute, call and question the peer
+asks of one of the service's objects arrives through the `objects`
+interface and is answered here under RPyC's default access policy; values
+brine cannot carry (lists, dicts, instances, functions, generators) go to
+the peer by reference, and come back as themselves.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+
+import rpyc
+import wasm_rpyc_guest as guest
+import wit_world
+from componentize_py_types import Err
+from wit_world.exports import Objects as _Objects
+from wit_world.exports import objects
+from wit_world.imports import types
+
+__all__ = ["serve"]
+
+# RPyC's `DEFAULT_CONFIG["safe_attrs"]`: what a peer may reach on any object
+# besides its `exposed_` names.
+SAFE_ATTRS = frozenset(
+    """__abs__ __add__ __and__ __bool__ __cmp__ __contains__ __delitem__ __delslice__
+    __div__ __divmod__ __doc__ __eq__ __float__ __floordiv__ __ge__ __getitem__
+    __getslice__ __gt__ __hash__ __hex__ __iadd__ __iand__ __idiv__ __ifloordiv__
+    __ilshift__ __imod__ __imul__ __index__ __int__ __invert__ __ior__ __ipow__
+    __irshift__ __isub__ __iter__ __itruediv__ __ixor__ __le__ __len__ __long__
+    __lshift__ __lt__ __mod__ __mul__ __ne__ __neg__ __new__ __nonzero__ __oct__
+    __or__ __pos__ __pow__ __radd__ __rand__ __rdiv__ __rdivmod__ __repr__
+    __rfloordiv__ __rlshift__ __rmod__ __rmul__ __ror__ __rpow__ __rrshift__
+    __rshift__ __rsub__ __rtruediv__ __rxor__ __setitem__ __setslice__ __str__
+    __sub__ __truediv__ __xor__ next __length_hint__ __enter__ __exit__ __next__
+    __format__""".split()
+)
+PREFIX = "exposed_"
+
+# The members every `rpyc.Service` has: the host answers those itself.
+_BASE_MEMBERS = frozenset(dir(rpyc.Service))
+
+
+def attribute_name(obj, name):
+    """The attribute of `obj` a peer's `name` reaches, by RPyC's rule: an
+    `exposed_` name or a safe one as itself (unless only its exposed
+    spelling exists), any other as its exposed spelling; `AttributeError`
+    where the policy allows neither."""
+    plain = name.startswith(PREFIX) or name in SAFE_ATTRS
+    exposed = PREFIX + name
+    has_exposed = hasattr(obj, exposed) or _has_static(obj, exposed)
+    if plain and (not has_exposed or hasattr(obj, name)):
+        return name
+    if has_exposed:
+        return exposed
+    if plain:
+        return name
+    raise AttributeError(f"cannot access {name!r}")
+
+
+def _has_static(obj, name):
+    try:
+        inspect.getattr_static(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+class Table:
+    """The service's objects the peer holds, by handle: each time an object
+    is sent it gets a new handle, and it lives while any of them does."""
+
+    def __init__(self):
+        self._objects = {}
+        self._next = 1
+
+    def root(self, service):
+        self._objects[0] = service
+
+    def lend(self, obj):
+        """A new handle for `obj`, and its class as Python names it."""
+        handle = self._next
+        self._next += 1
+        self._objects[handle] = obj
+        cls = type(obj)
+        return handle, f"{cls.__module__}.{cls.__name__}"
+
+    def get(self, handle):
+        try:
+            return self._objects[handle]
+        except KeyError:
+            raise ReferenceError(f"the service holds no object {handle}") from None
+
+    def release(self, handle):
+        if handle:
+            self._objects.pop(handle, None)
+
+    def clear(self):
+        self._objects.clear()
+
+
+class Connection:
+    """RPyC's connection as a service sees it in `on_connect(conn)`:
+    `conn.root` is the peer's service."""
+
+    root = guest.root
+
+    @property
+    def closed(self):
+        return False
+
+
+def _error(error):
+    """The `error` record of an exception the service raised."""
+    if isinstance(error, Err):
+        return error.value
+    return types.Error(guest._type_name(error), guest._message(error))
+
+
+def _answering(method):
+    """`method` of the `objects` export, its exceptions sent as `error`s."""
+
+    def export(self, *args):
+        try:
+            return method(self, *args)
+        except Exception as error:
+            failure = _error(error)
+        # Raised outside the handler: the traceback does not keep the frame
+        # (and the peer's objects it holds) alive.
+        raise Err(failure)
+
+    export.__name__ = method.__name__
+    return export
+
+
+def _exposed_callables(obj):
+    names = []
+    for name in dir(obj):
+        if not name.startswith(PREFIX) or name in _BASE_MEMBERS:
+            continue
+        try:
+            member = inspect.getattr_static(obj, name)
+        except AttributeError:
+            continue
+        if isinstance(member, (staticmethod, classmethod)) or inspect.isroutine(member) or inspect.isclass(member):
+            names.append(name[len(PREFIX):])
+    return tuple(names)
+
+
+def _methods(obj):
+    """RPyC's `get_methods`: every routine along the type's MRO, with its doc."""
+    mros = list(reversed(type(obj).__mro__))
+    if isinstance(obj, type):
+        mros += list(reversed(obj.__mro__))
+    attrs = {}
+    for cls in mros:
+        attrs.update(cls.__dict__)
+    return tuple(
+        (name, inspect.getdoc(attr)) for name, attr in attrs.items() if inspect.isroutine(attr)
+    )
+
+
+def _describe(obj, what):
+    if what == objects.Description.REPR:
+        return repr(obj)
+    if what == objects.Description.STR:
+        return str(obj)
+    if what == objects.Description.HASH:
+        return hash(obj)
+    if what == objects.Description.DIR:
+        return tuple(dir(obj))
+    if what == objects.Description.METHODS:
+        return _methods(obj)
+    return _exposed_callables(obj)
+
+
+def _make_objects(table):
+    class Objects(_Objects):
+        @_answering
+        def get_attr(self, handle, name):
+            obj = table.get(handle)
+            return guest.to_value(getattr(obj, attribute_name(obj, name)))
+
+        @_answering
+        def call(self, handle, method, args, kwargs):
+            target = table.get(handle)
+            if method is not None:
+                target = getattr(target, attribute_name(target, method))
+            args = [guest.from_value(arg) for arg in args]
+            kwargs = {name: guest.from_value(value) for name, value in kwargs}
+            return guest.to_value(target(*args, **kwargs))
+
+        @_answering
+        def describe(self, handle, what):
+            return guest.to_value(_describe(table.get(handle), what))
+
+        def release(self, handle):
+            table.release(handle)
+
+    return Objects
+
+
+def _make_world(cls, table):
+    state = {}
+
+    class WitWorld(wit_world.WitWorld):
+        def service_aliases(self):
+            return list(cls.get_service_aliases())
+
+        def on_connect(self):
+            try:
+                service = cls()
+                table.root(service)
+                state["service"] = service
+                conn = Connection()
+                # The seed's services reach the peer as `self._conn.root`.
+                try:
+                    service._conn = conn
+                except AttributeError:
+                    pass
+                service.on_connect(conn)
+            except Exception as error:
+                failure = _error(error)
+            else:
+                return
+            raise Err(failure)
+
+        def on_disconnect(self):
+            service = state.pop("service", None)
+            if service is not None:
+                service.on_disconnect(Connection())
+            table.clear()
+
+    return WitWorld
+
+
+class BuildError(Exception):
+    """The module cannot be served; the message names the file and line."""
+
+
+def _where(error, path):
+    """`file:line` of the deepest frame of `error` in the service's file,
+    named by its file name (the builder knows where it lies)."""
+    name = os.path.basename(path)
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{os.path.basename(error.filename)}:{error.lineno}"
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename == path:
+            line = frame.lineno
+    return f"{name}:{line}" if line else name
+
+
+def _service_class(module, name):
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, rpyc.Service) and value.__module__ == module.__name__
+    ]
+    path = os.path.basename(module.__file__)
+    if name is not None:
+        chosen = [cls for cls in found if cls.__name__ == name]
+        if not chosen:
+            raise BuildError(f"{path}: no rpyc.Service subclass named {name}")
+        return chosen[0]
+    if not found:
+        raise BuildError(f"{path}: defines no rpyc.Service subclass (class MyService(rpyc.Service): ...)")
+    if len(found) > 1:
+        names = ", ".join(cls.__name__ for cls in found)
+        raise BuildError(f"{path}: defines several rpyc.Service subclasses ({names}); choose one with --service NAME")
+    return found[0]
+
+
+def serve(module_name, service_name):
+    """The `WitWorld` and `Objects` classes that serve the `rpyc.Service`
+    subclass of `module_name` (the one named `service_name`, if given).
+    A module that cannot be served prints one line saying where and why,
+    prefixed `wasm-rpyc build:`, and raises."""
+    try:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:
+            spec = importlib.util.find_spec(module_name)
+            path = spec.origin if spec else module_name
+            kind = type(error).__name__
+            message = error.msg if isinstance(error, SyntaxError) else str(error)
+            raise BuildError(f"{_where(error, path)}: {kind}: {message}") from error
+        cls = _service_class(module, service_name)
+    except BuildError as error:
+        print(f"wasm-rpyc build: {error}", file=sys.stderr, flush=True)
+        raise
+    table = Table()
+    guest.lend_objects(table)
+    return _make_world(cls, table), _make_objects(table)

@@ -1,0 +1,261 @@
+//! `wasm-rpyc build`: a service's source made a component. A Python module
+//! needs no WIT: its `rpyc.Service` class is served through the `dynamic`
+//! world by the Python SDK, which this binary carries and writes out beside
+//! the module for componentize-py. `serve service.py` builds through a
+//! cache keyed by the sources' content.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use wasm_rpyc::wasm::CompileCache;
+
+/// The shared WIT package.
+const SERVICE_WIT: &str = include_str!("../../../../wit/service.wit");
+
+/// The Python SDK, by its path inside the SDK directory.
+const PYTHON_SDK: [(&str, &str); 5] = [
+    (
+        "wasm_rpyc_guest.py",
+        include_str!("../../../../guest-sdk/python/wasm_rpyc_guest.py"),
+    ),
+    (
+        "wasm_rpyc_dynamic.py",
+        include_str!("../../../../guest-sdk/python/wasm_rpyc_dynamic.py"),
+    ),
+    (
+        "rpyc/__init__.py",
+        include_str!("../../../../guest-sdk/python/rpyc/__init__.py"),
+    ),
+    (
+        "rpyc/utils/__init__.py",
+        include_str!("../../../../guest-sdk/python/rpyc/utils/__init__.py"),
+    ),
+    (
+        "rpyc/utils/server.py",
+        include_str!("../../../../guest-sdk/python/rpyc/utils/server.py"),
+    ),
+];
+
+/// The world a Python service is built for.
+const PYTHON_WORLD: &str = "wasm-rpyc:service/dynamic";
+
+/// What begins the SDK's line saying why a module cannot be served.
+const SDK_ERROR_MARK: &str = "wasm-rpyc build: ";
+
+/// The componentize-py release the SDK is written for.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// Builds `source` into the component `out`; `service` picks the class when
+/// a module defines several.
+pub(crate) fn build(source: &Path, service: Option<&str>, out: &Path) -> Result<()> {
+    match source.extension().and_then(|e| e.to_str()) {
+        Some("py") => build_python(source, service, out),
+        _ => bail!(
+            "{}: wasm-rpyc builds Python modules (`.py`); build Rust services with cargo \
+             (`cargo build --release --target wasm32-wasip2`)",
+            source.display()
+        ),
+    }
+}
+
+/// The component of `source`, built once per content: from the cache when
+/// neither the module's directory's Python files nor the SDK changed.
+pub(crate) fn cached(source: &Path, service: Option<&str>) -> Result<PathBuf> {
+    let key = source_key(source, service)?;
+    let stem = module_name(source)?;
+    let dir = CompileCache::default_directory()
+        .context("this platform names no cache directory")?
+        .join("builds");
+    let built = dir.join(format!("{stem}-{}.wasm", &key[..16]));
+    if built.exists() {
+        tracing::info!(source = %source.display(), component = %built.display(), "built before");
+        return Ok(built);
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let partial = dir.join(format!(
+        "{stem}-{}.{}.partial",
+        &key[..16],
+        std::process::id()
+    ));
+    build(source, service, &partial)?;
+    fs::rename(&partial, &built).with_context(|| format!("cannot write {}", built.display()))?;
+    Ok(built)
+}
+
+/// The hash of what a build of `source` reads: every Python file beside it,
+/// the SDK and the chosen class.
+fn source_key(source: &Path, service: Option<&str>) -> Result<String> {
+    let dir = source_dir(source);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "py"))
+        .collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    for file in files {
+        let bytes = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        hash.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(&bytes);
+    }
+    for (path, text) in PYTHON_SDK.iter().chain([&("wit", SERVICE_WIT)]) {
+        hash.update(path.as_bytes());
+        hash.update(text.as_bytes());
+    }
+    hash.update(service.unwrap_or("").as_bytes());
+    Ok(wasm_rpyc::cluster::hex(&hash.finalize().into()))
+}
+
+fn source_dir(source: &Path) -> PathBuf {
+    match source.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The module name of `source`: its stem, which Python must be able to
+/// import.
+fn module_name(source: &Path) -> Result<&str> {
+    let stem = source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if !is_identifier(stem) {
+        bail!(
+            "{}: the module's name must be a Python identifier (letters, digits, `_`)",
+            source.display()
+        );
+    }
+    Ok(stem)
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn build_python(source: &Path, service: Option<&str>, out: &Path) -> Result<()> {
+    if !source.is_file() {
+        bail!("{}: no such file", source.display());
+    }
+    let module = module_name(source)?;
+    if let Some(name) = service
+        && !is_identifier(name)
+    {
+        bail!("--service {name}: not a Python class name");
+    }
+    let tool = componentize_py()?;
+    let work = WorkDir::new()?;
+    let (wit, sdk, app) = (work.0.join("wit"), work.0.join("sdk"), work.0.join("app"));
+    write(&wit.join("service.wit"), SERVICE_WIT)?;
+    for (path, text) in PYTHON_SDK {
+        write(&sdk.join(path), text)?;
+    }
+    let chosen = service.map_or("None".to_owned(), |name| format!("\"{name}\""));
+    write(
+        &app.join("app.py"),
+        &format!(
+            "from wasm_rpyc_dynamic import serve\n\nWitWorld, Objects = serve(\"{module}\", {chosen})\n"
+        ),
+    )?;
+    let output = Command::new(&tool)
+        .arg("--quiet")
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", PYTHON_WORLD, "componentize", "app", "-p"])
+        .arg(&app)
+        .arg("-p")
+        .arg(&sdk)
+        .arg("-p")
+        .arg(source_dir(source))
+        .arg("-o")
+        .arg(out)
+        .output()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The SDK says what is wrong in a line of its own, naming the module's
+    // file by its name only (the guest sees it elsewhere).
+    let file_name = source.file_name().unwrap_or_default().to_string_lossy();
+    let ours = stderr
+        .lines()
+        .find_map(|line| Some(line.split_once(SDK_ERROR_MARK)?.1));
+    if let Some(reason) = ours {
+        let reason = match reason.strip_prefix(&*file_name) {
+            Some(rest) => format!("{}{rest}", source.display()),
+            None => reason.to_owned(),
+        };
+        bail!("{reason}");
+    }
+    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    bail!(
+        "{}: componentize-py failed:\n{}",
+        source.display(),
+        tail.join("\n")
+    )
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// componentize-py: on `PATH`, or in the `.venv` of the checkout this
+/// binary or the working directory lies in.
+fn componentize_py() -> Result<PathBuf> {
+    let name = "componentize-py";
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name));
+    let starts = [std::env::current_dir().ok(), std::env::current_exe().ok()];
+    let in_venv = starts.into_iter().flatten().flat_map(|start| {
+        start
+            .ancestors()
+            .map(|dir| dir.join(".venv/bin").join(name))
+            .collect::<Vec<_>>()
+    });
+    on_path
+        .chain(in_venv)
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "componentize-py is not installed (not on PATH, nor in a .venv here): install it \
+                 with `python3 -m venv .venv && .venv/bin/pip install {COMPONENTIZE_PY}`"
+            )
+        })
+}
+
+/// A directory of its own under the system's temporary directory, removed
+/// when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn new() -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("wasm-rpyc-build-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(WorkDir(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,231 @@
+"""Services as RPyC's users write them: plain Python classes built by
+`wasm-rpyc build` (and by `wasm-rpyc serve module.py`), called with the
+unmodified rpyc client."""
+
+import gc
+import pathlib
+import re
+import subprocess
+
+import pytest
+import rpyc
+
+from conftest import BINARY, Host
+
+PLAIN = pathlib.Path(__file__).parent / "plain"
+
+
+@pytest.fixture(scope="module")
+def plain_host():
+    # `serve` builds the modules itself (into its build cache).
+    served = Host(PLAIN / "rich.py", PLAIN / "decorated.py")
+    yield served
+    assert served.alive(), "the host died during the tests"
+    served.stop()
+
+
+@pytest.fixture
+def conn(plain_host):
+    c = rpyc.connect("127.0.0.1", plain_host.ports["rich"])
+    yield c
+    c.close()
+
+
+def build(source, *args):
+    return subprocess.run(
+        [str(BINARY), "build", str(source), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_class_name_and_aliases_name_the_service(conn, plain_host):
+    assert conn.root.get_service_name() == "RICH"
+    assert conn.root.get_service_aliases() == ("RICH", "PLAIN")
+    decorated = rpyc.connect("127.0.0.1", plain_host.ports["decorated"])
+    try:
+        assert decorated.root.get_service_name() == "DECORATED"
+        assert decorated.root.ping() == "pong"
+        assert decorated.root.Box().open() == "opened"
+    finally:
+        decorated.close()
+
+
+def test_members_take_any_values_as_python_does(conn):
+    assert conn.root.add(1, 2) == 3
+    assert conn.root.add("a", "b") == "ab"
+    assert conn.root.add(1.5, 2) == 3.5
+    assert conn.root.add((1,), (2,)) == (1, 2)
+
+
+def test_arguments_bind_with_pythons_rules(conn):
+    assert conn.root.greet("bob") == ("hello", "bob", (), ())
+    assert conn.root.greet(name="ann", greeting="hi") == ("hi", "ann", (), ())
+    assert conn.root.greet("a", "b", "c", k=1) == ("b", "a", ("c",), (("k", 1),))
+    with pytest.raises(TypeError, match=r"missing 1 required positional argument: 'b'"):
+        conn.root.add(1)
+    with pytest.raises(TypeError, match=r"got an unexpected keyword argument 'c'"):
+        conn.root.add(1, 2, c=3)
+
+
+def test_a_returned_dict_is_read_by_reference(conn):
+    d = conn.root.items()
+    assert isinstance(d, dict)
+    assert d["a"] == 1
+    assert len(d) == 2
+    assert "a" in d and "z" not in d
+    assert sorted(d) == ["a", "b"]
+    assert d["b"][1] == 2
+    assert repr(d) == "{'a': 1, 'b': [1, 2, 3]}"
+    with pytest.raises(KeyError):
+        d["z"]
+    # RPyC's default policy reaches no public method of a builtin either.
+    with pytest.raises(AttributeError, match="cannot access 'keys'"):
+        d.keys()
+
+
+def test_a_returned_list_is_a_list_by_reference(conn):
+    x = conn.root.numbers(5)
+    assert isinstance(x, list)
+    assert x[2] == 2
+    assert len(x) == 5
+    assert [y * 2 for y in x] == [0, 2, 4, 6, 8]
+    assert list(conn.root.numbers()) == [0, 1, 2]
+
+
+def test_a_generator_is_iterated(conn):
+    assert list(conn.root.count(4)) == [0, 1, 2, 3]
+
+
+def test_an_instance_exposes_its_exposed_methods_only(conn):
+    t = conn.root.tracked(5)
+    assert t.value() == 5
+    with pytest.raises(AttributeError):
+        t.hidden()
+    with pytest.raises(AttributeError, match="cannot access '__dict__'"):
+        t.__dict__
+    with pytest.raises(AttributeError, match="cannot access '__class__'"):
+        t.__class__.__init__
+    with pytest.raises(AttributeError, match="cannot access '_private'"):
+        conn.root._private
+    with pytest.raises(AttributeError, match="cannot access 'foo'"):
+        conn.root.foo
+
+
+def test_a_function_is_called_by_reference(conn):
+    double = conn.root.function()
+    assert double(21) == 42
+
+
+def test_an_object_passed_back_is_the_guests_own(conn):
+    t = conn.root.tracked(1)
+    assert conn.root.same(t, t) is True
+    assert conn.root.same(t, conn.root.tracked(1)) is False
+
+
+def test_exposed_attributes_are_read_as_attributes(conn):
+    assert conn.root.the_answer == 43
+    assert conn.root.prop == "property"
+    assert conn.root.connected is True
+    point = conn.root.Point(3, 4)
+    assert point.norm2() == 25
+    assert point.kind == "point"
+
+
+def test_the_peers_objects_work_as_pythons_own(conn):
+    assert conn.root.is_list([1, 2]) is True
+    assert conn.root.total([1, 2, 3]) == 6
+    assert conn.root.call(lambda x: x * 2, 21) == 42
+
+
+def test_the_service_reaches_the_peers_root(plain_host):
+    class ClientService(rpyc.Service):
+        ALIASES = ["client"]
+
+    c = rpyc.connect("127.0.0.1", plain_host.ports["rich"], service=ClientService)
+    try:
+        assert c.root.peer_name() == "CLIENT"
+    finally:
+        c.close()
+
+
+def test_exceptions_keep_their_class(conn):
+    with pytest.raises(Exception) as raised:
+        conn.root.fail()
+    # RPyC's client cannot import the service's module: it makes a class of
+    # that dotted name.
+    assert "rich.Fault" in [cls.__name__ for cls in type(raised.value).__mro__]
+    assert str(raised.value).startswith("it failed")
+    with pytest.raises(ZeroDivisionError):
+        conn.root.call(lambda: 1 / 0)
+
+
+def test_a_failing_repr_or_finaliser_does_not_hurt_the_connection(conn):
+    bad = conn.root.bad_repr()
+    with pytest.raises(ValueError, match="no repr for you"):
+        repr(bad)
+    del bad
+    finaliser = conn.root.bad_finaliser()
+    del finaliser
+    gc.collect()
+    assert conn.root.add(1, 1) == 2
+
+
+def test_each_connection_has_its_own_service_object(plain_host):
+    first = rpyc.connect("127.0.0.1", plain_host.ports["rich"])
+    second = rpyc.connect("127.0.0.1", plain_host.ports["rich"])
+    try:
+        assert first.root.count_calls() == 1
+        assert first.root.count_calls() == 2
+        assert second.root.count_calls() == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_released_objects_are_finalised_in_the_guest(conn):
+    # The host lends a connection at most 10,000 objects at once: 12,000
+    # pass only if the ones dropped are released, and the guest sees it.
+    before = conn.root.finalised()
+    for n in range(12_000):
+        assert conn.root.tracked(n).value() == n
+    gc.collect()
+    assert conn.root.finalised() - before >= 11_990
+
+
+def test_build_writes_a_component(tmp_path):
+    out = tmp_path / "rich.wasm"
+    built = build(PLAIN / "rich.py", "-o", str(out))
+    assert built.returncode == 0, built.stderr
+    assert out.read_bytes()[:4] == b"\0asm"
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("import rpyc\n\nx = 1\n", r"no\.py: defines no rpyc\.Service subclass"),
+        (
+            "import rpyc\n\nclass AService(rpyc.Service):\n    pass\n\nclass BService(rpyc.Service):\n    pass\n",
+            r"no\.py: defines several rpyc\.Service subclasses \(AService, BService\); choose one with --service NAME",
+        ),
+        ("import rpyc\n\nclass A(rpyc.Service):\n    def f(self)\n        pass\n", r"no\.py:4: SyntaxError"),
+        ("import rpyc\nimport numpy\n", r"no\.py:2: ModuleNotFoundError: No module named 'numpy'"),
+    ],
+    ids=["no-service", "two-services", "syntax-error", "missing-import"],
+)
+def test_build_names_the_file_and_line_of_a_mistake(tmp_path, source, expected):
+    module = tmp_path / "no.py"
+    module.write_text(source)
+    built = build(module, "-o", str(tmp_path / "no.wasm"))
+    assert built.returncode != 0
+    assert re.search(expected, built.stderr), built.stderr
+
+
+def test_build_chooses_the_service_by_name(tmp_path):
+    module = tmp_path / "two.py"
+    module.write_text(
+        "import rpyc\n\nclass AService(rpyc.Service):\n    pass\n\nclass BService(rpyc.Service):\n"
+        "    def exposed_b(self):\n        return 'b'\n"
+    )
+    built = build(module, "--service", "BService", "-o", str(tmp_path / "two.wasm"))
+    assert built.returncode == 0, built.stderr
+    missing = build(module, "--service", "CService", "-o", str(tmp_path / "two.wasm"))
+    assert "no rpyc.Service subclass named CService" in missing.stderr
