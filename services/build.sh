@@ -3,21 +3,23 @@
 # target/polyglot/<language>/<service>.wasm, installing the tools first if
 # they are missing: componentize-py into .venv (services/python/requirements.txt),
 # componentize-js into services/js/node_modules (services/js/package-lock.json).
+# The Python services are plain RPyC classes, built by `wasm-rpyc build`.
 # Usage: bash services/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${CARGO_TARGET_DIR:-target}/polyglot"
+target="${CARGO_TARGET_DIR:-target}"
+out="$target/polyglot"
 services=(calculator callback my-service)
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet -r services/python/requirements.txt
+cargo build --release -p wasm-rpyc
 mkdir -p "$out/python"
 for service in "${services[@]}"; do
-  .venv/bin/componentize-py --quiet -d wit -d "services/wit/$service" -w "example:$service/$service" \
-    componentize app -p "services/python/$service" -p guest-sdk/python \
-    -o "$out/python/$service.wasm"
+  "$target/release/wasm-rpyc" build "services/python/${service//-/_}.py" \
+    -o "$out/python/$service.wasm" > /dev/null
 done
 
 # componentize-js reads one WIT directory: the service's world, with the

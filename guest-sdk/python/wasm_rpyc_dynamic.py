@@ -208,6 +208,19 @@ def _make_objects(table):
     return Objects
 
 
+def _hook(hook, conn):
+    """Runs a connection hook: RPyC passes the connection; the seed's
+    `on_connect(self)` takes none."""
+    try:
+        takes_conn = len(inspect.signature(hook).parameters) > 0
+    except (TypeError, ValueError):
+        takes_conn = True
+    if takes_conn:
+        hook(conn)
+    else:
+        hook()
+
+
 def _make_world(cls, table):
     state = {}
 
@@ -226,7 +239,7 @@ def _make_world(cls, table):
                     service._conn = conn
                 except AttributeError:
                     pass
-                service.on_connect(conn)
+                _hook(service.on_connect, conn)
             except Exception as error:
                 failure = _error(error)
             else:
@@ -236,7 +249,7 @@ def _make_world(cls, table):
         def on_disconnect(self):
             service = state.pop("service", None)
             if service is not None:
-                service.on_disconnect(Connection())
+                _hook(service.on_disconnect, Connection())
             table.clear()
 
     return WitWorld

@@ -206,67 +206,70 @@ def lend_objects(table):
 def to_value(obj):
     """A Python value as the dynamic `value` record."""
     nodes, netrefs = [], []
-
-    def add(item):
-        at = len(nodes)
-        nodes.append(None)  # the parent goes before its children
-        if _lent is not None and type(item) not in _BY_VALUE and not isinstance(item, Netref):
-            node = types.Node_Object(types.GuestObject(*_lent.lend(item)))
-        elif item is None:
-            node = types.Node_None_()
-        elif isinstance(item, bool):
-            node = types.Node_Boolean(item)
-        elif isinstance(item, int):
-            node = types.Node_Int(item) if item in _LONG else types.Node_BigInt(str(item))
-        elif isinstance(item, float):
-            node = types.Node_Float(item)
-        elif isinstance(item, complex):
-            node = types.Node_Complex((item.real, item.imag))
-        elif isinstance(item, str):
-            node = types.Node_Str(item)
-        elif isinstance(item, (bytes, bytearray)):
-            node = types.Node_Bytes(bytes(item))
-        elif isinstance(item, (tuple, list)):
-            node = types.Node_Tuple([add(child) for child in item])
-        elif isinstance(item, (frozenset, set)):
-            node = types.Node_Frozenset([add(child) for child in item])
-        elif isinstance(item, Netref):
-            netrefs.append(item._take())
-            node = types.Node_Netref(len(netrefs) - 1)
-        else:
-            raise TypeError(f"a {type(item).__name__} cannot be sent to the peer")
-        nodes[at] = node
-        return at
-
-    add(obj)
+    _add(obj, nodes, netrefs)
     return types.Value(nodes, netrefs)
+
+
+# Module functions, not closures: a recursive closure is a reference cycle,
+# which would keep the peer's objects alive until the next collection.
+def _add(item, nodes, netrefs):
+    """Appends `item`'s node (the parent before its children); its index."""
+    at = len(nodes)
+    nodes.append(None)
+    if _lent is not None and type(item) not in _BY_VALUE and not isinstance(item, Netref):
+        node = types.Node_Object(types.GuestObject(*_lent.lend(item)))
+    elif item is None:
+        node = types.Node_None_()
+    elif isinstance(item, bool):
+        node = types.Node_Boolean(item)
+    elif isinstance(item, int):
+        node = types.Node_Int(item) if item in _LONG else types.Node_BigInt(str(item))
+    elif isinstance(item, float):
+        node = types.Node_Float(item)
+    elif isinstance(item, complex):
+        node = types.Node_Complex((item.real, item.imag))
+    elif isinstance(item, str):
+        node = types.Node_Str(item)
+    elif isinstance(item, (bytes, bytearray)):
+        node = types.Node_Bytes(bytes(item))
+    elif isinstance(item, (tuple, list)):
+        node = types.Node_Tuple([_add(child, nodes, netrefs) for child in item])
+    elif isinstance(item, (frozenset, set)):
+        node = types.Node_Frozenset([_add(child, nodes, netrefs) for child in item])
+    elif isinstance(item, Netref):
+        netrefs.append(item._take())
+        node = types.Node_Netref(len(netrefs) - 1)
+    else:
+        raise TypeError(f"a {type(item).__name__} cannot be sent to the peer")
+    nodes[at] = node
+    return at
 
 
 def from_value(value):
     """The Python value a dynamic `value` record holds."""
-    held = {}
+    return _get(value, 0, {})
 
-    def get(at):
-        node = value.nodes[at]
-        if isinstance(node, types.Node_None_):
-            return None
-        if isinstance(node, types.Node_BigInt):
-            return int(node.value)
-        if isinstance(node, types.Node_Complex):
-            return complex(*node.value)
-        if isinstance(node, types.Node_Tuple):
-            return tuple(get(child) for child in node.value)
-        if isinstance(node, types.Node_Frozenset):
-            return frozenset(get(child) for child in node.value)
-        if isinstance(node, types.Node_Object):
-            return _lent.get(node.value.handle)
-        if isinstance(node, types.Node_Netref):
-            if node.value not in held:
-                held[node.value] = Netref(value.netrefs[node.value])
-            return held[node.value]
-        return node.value
 
-    return get(0)
+def _get(value, at, held):
+    """The value of node `at`; `held` keeps one `Netref` per netref."""
+    node = value.nodes[at]
+    if isinstance(node, types.Node_None_):
+        return None
+    if isinstance(node, types.Node_BigInt):
+        return int(node.value)
+    if isinstance(node, types.Node_Complex):
+        return complex(*node.value)
+    if isinstance(node, types.Node_Tuple):
+        return tuple(_get(value, child, held) for child in node.value)
+    if isinstance(node, types.Node_Frozenset):
+        return frozenset(_get(value, child, held) for child in node.value)
+    if isinstance(node, types.Node_Object):
+        return _lent.get(node.value.handle)
+    if isinstance(node, types.Node_Netref):
+        if node.value not in held:
+            held[node.value] = Netref(value.netrefs[node.value])
+        return held[node.value]
+    return node.value
 
 
 def _incoming(hint):

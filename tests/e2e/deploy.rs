@@ -347,7 +347,7 @@ async fn a_python_component_is_deployed_from_rust_while_others_wait_their_turn()
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let other = wasm_rpyc::deploy::connect(host.addr).await.unwrap();
     let js = std::fs::read(polyglot("js", "calculator")).expect("services/build.sh made it");
-    let error = remote_error(deploy(&other, js).await.unwrap_err());
+    let error = remote_error(deploy(&other, js.clone()).await.unwrap_err());
     assert_eq!(error.type_name, "RuntimeError", "{error}");
     assert!(error.message.contains("DEPLOY is at capacity"), "{error}");
     assert!(
@@ -357,8 +357,12 @@ async fn a_python_component_is_deployed_from_rust_while_others_wait_their_turn()
     let calculator = compiling.await.unwrap().unwrap();
     assert!(deployer.cached_bytes() > 0 && deployer.cached_bytes() <= limits.cache_bytes);
     assert_eq!(calculator.call::<i64>("add", (4, 7)).await.unwrap(), 11);
-    // It declares no aliases: it is named by the deployer, or else DEPLOYED.
+    // Its class names it, as RPyC names a service; one that declares no
+    // aliases is named by the deployer, or else DEPLOYED.
     let name: String = calculator.call("get_service_name", ()).await.unwrap();
+    assert_eq!(name, "CALCULATOR");
+    let unnamed = deploy(&conn, js).await.unwrap();
+    let name: String = unnamed.call("get_service_name", ()).await.unwrap();
     assert_eq!(name, "DEPLOYED");
     let named = deploy_as(&conn, "calculator", bytes).await.unwrap();
     let name: String = named.call("get_service_name", ()).await.unwrap();

@@ -23,6 +23,8 @@ POLYGLOT = TARGET / "polyglot"
 # user's cache directory (mkdtemp makes it private, as the host requires).
 os.environ["WASM_RPYC_CACHE_DIR"] = tempfile.mkdtemp(prefix="wasm-rpyc-test-cache-")
 atexit.register(shutil.rmtree, os.environ["WASM_RPYC_CACHE_DIR"], ignore_errors=True)
+# `serve module.py` keeps what it builds beside it.
+atexit.register(shutil.rmtree, os.environ["WASM_RPYC_CACHE_DIR"] + "-builds", ignore_errors=True)
 
 
 class Host:

@@ -98,8 +98,12 @@ def test_a_python_component_is_deployed(conn):
     data = (POLYGLOT / "python" / "calculator.wasm").read_bytes()
     calculator = conn.root.deploy(data)
     assert calculator.add(4, 7) == 11
-    # It declares no aliases: named by the deployer, or else DEPLOYED.
-    assert calculator.get_service_name() == "DEPLOYED"
-    named = conn.root.deploy(data, name="calculator")
+    assert calculator.add("a", "b") == "ab"
+    # Its class names it, as RPyC names a service.
+    assert calculator.get_service_name() == "CALCULATOR"
+    # One that declares no aliases is named by the deployer, or else DEPLOYED.
+    js = (POLYGLOT / "js" / "calculator.wasm").read_bytes()
+    assert conn.root.deploy(js).get_service_name() == "DEPLOYED"
+    named = conn.root.deploy(js, name="calculator")
     assert named.get_service_name() == "CALCULATOR"
     assert named.sub(9, 2) == 7

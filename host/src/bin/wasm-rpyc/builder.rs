@@ -61,20 +61,32 @@ pub(crate) fn build(source: &Path, service: Option<&str>, out: &Path) -> Result<
     }
 }
 
-/// The component of `source`, built once per content: from the cache when
-/// neither the module's directory's Python files nor the SDK changed.
-pub(crate) fn cached(source: &Path, service: Option<&str>) -> Result<PathBuf> {
+/// The component of `source`, built once per content: from the directory
+/// beside the compile cache's (`<cache dir>-builds`, by default the user's)
+/// when neither the module's directory's Python files nor the SDK changed.
+/// (Not inside it: the compile cache's cleanup deletes what it does not
+/// know.)
+pub(crate) fn cached(
+    source: &Path,
+    service: Option<&str>,
+    cache_dir: Option<&Path>,
+) -> Result<PathBuf> {
     let key = source_key(source, service)?;
     let stem = module_name(source)?;
-    let dir = CompileCache::default_directory()
-        .context("this platform names no cache directory")?
-        .join("builds");
+    let cache_dir = match cache_dir {
+        Some(dir) => dir.to_owned(),
+        None => CompileCache::default_directory()
+            .context("this platform names no cache directory: give --cache-dir")?,
+    };
+    let mut dir = cache_dir.into_os_string();
+    dir.push("-builds");
+    let dir = PathBuf::from(dir);
     let built = dir.join(format!("{stem}-{}.wasm", &key[..16]));
     if built.exists() {
         tracing::info!(source = %source.display(), component = %built.display(), "built before");
         return Ok(built);
     }
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_private(&dir)?;
     let partial = dir.join(format!(
         "{stem}-{}.{}.partial",
         &key[..16],
@@ -203,6 +215,18 @@ fn build_python(source: &Path, service: Option<&str>, out: &Path) -> Result<()> 
         source.display(),
         tail.join("\n")
     )
+}
+
+/// Creates `dir` (and its parents) readable and writable by this user only:
+/// what it holds is served.
+fn create_private(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

@@ -276,7 +276,7 @@ impl ServiceTable {
             idle_timeout,
         );
         Ok(ServicePlan {
-            source: Source::File(crate::plan::built(&component)?),
+            source: Source::File(component),
             port: self.port,
             aliases: self.aliases,
             grants,

@@ -43,11 +43,19 @@ pub(crate) enum Source {
 
 /// The plan `args` ask for.
 pub(crate) fn plan(mut args: Serve) -> Result<Plan> {
-    let services = match args.config.take() {
+    let mut services = match args.config.take() {
         Some(file) => config::read(&file, &mut args)?,
         None => from_flags(&args)?,
     };
     check(&args, &services)?;
+    for service in &mut services {
+        if let Source::File(file) = &service.source
+            && file.extension().is_some_and(|extension| extension == "py")
+        {
+            let built = crate::builder::cached(file, None, args.cache_dir.as_deref())?;
+            service.source = Source::File(built);
+        }
+    }
     Ok(Plan { args, services })
 }
 
@@ -103,7 +111,7 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
                 .with_context(|| format!("no port after {first} for {}", file.display()))?,
         };
         services.push(ServicePlan {
-            source: Source::File(built(file)?),
+            source: Source::File(file.clone()),
             port,
             aliases: args.aliases.clone(),
             grants: grants.clone(),
@@ -112,15 +120,6 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
         });
     }
     Ok(services)
-}
-
-/// The component of `file`: itself, or built from it when it is a
-/// service's source (a Python module).
-pub(crate) fn built(file: &std::path::Path) -> Result<PathBuf> {
-    match file.extension() {
-        Some(extension) if extension == "py" => crate::builder::cached(file, None),
-        _ => Ok(file.to_owned()),
-    }
 }
 
 /// Refuses settings that do not go together.

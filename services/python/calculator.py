@@ -1,22 +1,17 @@
-"""The seed's CalculatorService, in Python (world: services/wit/calculator)."""
+"""The seed's CalculatorService, as the RPyC docs write it (built with
+`wasm-rpyc build calculator.py`)."""
 
-import wit_world
-from wasm_rpyc_guest import service
+import rpyc
 
 
-@service
-class WitWorld(wit_world.WitWorld):
+class CalculatorService(rpyc.Service):
     def exposed_add(self, a, b):
         return a + b
-
     def exposed_sub(self, a, b):
         return a - b
-
     def exposed_mul(self, a, b):
         return a * b
-
     def exposed_div(self, a, b):
         return a / b
-
     def foo(self):
         print("foo")
