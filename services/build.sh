@@ -21,6 +21,12 @@ for service in "${services[@]}"; do
   "$target/release/wasm-rpyc" build "services/python/${service//-/_}.py" \
     -o "$out/python/$service.wasm" > /dev/null
 done
+# The plain class the Rust client's tests call (tests/e2e/plain_python.rs).
+"$target/release/wasm-rpyc" build tests/python/plain/rich.py -o "$out/python/rich.wasm" > /dev/null
+# The calculator with a typed world, for comparison (wasm-rpyc-bench languages).
+.venv/bin/componentize-py --quiet -d wit -d services/wit/calculator -w example:calculator/calculator \
+  componentize app -p services/python/typed -p services/python -p guest-sdk/python \
+  -o "$out/python/calculator-typed.wasm"
 
 # componentize-js reads one WIT directory: the service's world, with the
 # shared package as a dependency. It drops the WASI imports the services

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use wasm_rpyc::cluster::{Cluster, ClusterConfig};
 use wasm_rpyc::registry::{Registrar, RegistryError, Transport};
 
-use crate::languages::calculator;
+use crate::languages::{CALCULATORS, calculator};
 
 const HEARTBEAT: &str = "0.5";
 const TTL: &str = "1.5";
@@ -33,13 +33,7 @@ const QUERIES: usize = 3000;
 /// Measures and prints the figures.
 pub(crate) fn run() -> Result<()> {
     let tokio = tokio::runtime::Runtime::new()?;
-    let binary = std::env::current_exe()?.with_file_name("wasm-rpyc");
-    if !binary.exists() {
-        bail!(
-            "{} is missing: cargo build --release -p wasm-rpyc",
-            binary.display()
-        );
-    }
+    let binary = crate::wasm_rpyc_binary()?;
     let store = std::env::temp_dir().join(format!("wasm-rpyc-bench-nats-{}", std::process::id()));
     let nats_port = free_port()?;
     let _nats = Process(
@@ -167,7 +161,7 @@ pub(crate) fn run() -> Result<()> {
         })
         .collect::<Result<_>>()?;
     std::thread::sleep(Duration::from_secs(2));
-    for (language, built) in [("Rust", None), ("Python", Some("python"))] {
+    for (language, built) in [CALCULATORS[0], CALCULATORS[1]] {
         let file = calculator(built)?.1.unwrap_or(calculator_file.clone());
         let started = Instant::now();
         fleet.deploy(&file, language)?;

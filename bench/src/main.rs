@@ -204,6 +204,18 @@ impl Samples {
     }
 }
 
+/// The `wasm-rpyc` binary beside this one.
+fn wasm_rpyc_binary() -> Result<std::path::PathBuf> {
+    let binary = std::env::current_exe()?.with_file_name("wasm-rpyc");
+    if !binary.exists() {
+        anyhow::bail!(
+            "{} is missing: cargo build --release -p wasm-rpyc",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }

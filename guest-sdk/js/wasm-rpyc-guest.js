@@ -50,7 +50,8 @@ export function raise(typeName, message) {
 
 const PYTHON_NAMES = { TypeError: 'TypeError', RangeError: 'ValueError' };
 
-function asServiceError(error) {
+/** The `ServiceError` a thrown value reaches the caller as. */
+export function asServiceError(error) {
   if (error instanceof ServiceError) return error;
   if (error instanceof Error) {
     return new ServiceError(PYTHON_NAMES[error.name] ?? 'Exception', error.message);
@@ -104,6 +105,30 @@ export const root = {
   call: (name, ...args) => answer(callRoot, name, args.map(toValue), []),
 };
 
+/** Releases the peer's objects in `received` that were not kept. */
+export function releaseUnkept(received) {
+  for (const remote of received) if (!KEPT.has(remote)) release(remote);
+}
+
+const TUPLE = Symbol('tuple');
+
+/** A Python tuple: sent by value even where arrays go by reference. */
+export function tuple(...items) {
+  const value = [...items];
+  value[TUPLE] = true;
+  return Object.freeze(value);
+}
+
+// The service's own objects the peer holds, when it lends them.
+let lent = null;
+
+/** Makes `toValue` lend what brine cannot carry (arrays, objects,
+ * functions) as `table.lend(x)` names it, and `fromValue` give back
+ * `table.get(handle)` for an object the peer passes back. */
+export function lendObjects(table) {
+  lent = table;
+}
+
 const LONG_MIN = -(2n ** 63n);
 const LONG_MAX = 2n ** 63n - 1n;
 
@@ -123,6 +148,8 @@ export function toValue(item) {
       node = Number.isInteger(x) ? { tag: 'int', val: BigInt(x) } : { tag: 'float', val: x };
     } else if (typeof x === 'string') node = { tag: 'str', val: x };
     else if (x instanceof Uint8Array) node = { tag: 'bytes', val: x };
+    else if (Array.isArray(x) && x[TUPLE]) node = { tag: 'tuple', val: x.map(add) };
+    else if (lent !== null && !HANDLES.has(x)) node = { tag: 'object', val: lent.lend(x) };
     else if (Array.isArray(x)) node = { tag: 'tuple', val: x.map(add) };
     else if (x instanceof Set) node = { tag: 'frozenset', val: [...x].map(add) };
     else if (HANDLES.has(x)) {
@@ -153,6 +180,7 @@ export function fromValue(value, received = []) {
       case 'complex': return { real: node.val[0], imag: node.val[1] };
       case 'tuple': return node.val.map(get);
       case 'frozenset': return new Set(node.val.map(get));
+      case 'object': return lent.get(node.val.handle);
       case 'netref': {
         if (!held.has(node.val)) {
           const remote = netref(value.netrefs[node.val]);
@@ -193,7 +221,7 @@ export function exposed(fn) {
       throw asServiceError(error);
     } finally {
       receiving = outer;
-      for (const remote of received) if (!KEPT.has(remote)) release(remote);
+      releaseUnkept(received);
     }
   };
 }

@@ -13,6 +13,7 @@ mod deploy;
 mod hooks;
 mod hostile;
 mod loading;
+mod plain_python;
 mod python_server;
 mod registry;
 mod replace;

@@ -10,15 +10,16 @@ import subprocess
 import pytest
 import rpyc
 
-from conftest import BINARY, Host
+from conftest import BINARY, POLYGLOT, Host
 
 PLAIN = pathlib.Path(__file__).parent / "plain"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "services" / "python"
 
 
 @pytest.fixture(scope="module")
 def plain_host():
     # `serve` builds the modules itself (into its build cache).
-    served = Host(PLAIN / "rich.py", PLAIN / "decorated.py")
+    served = Host(PLAIN / "rich.py", PLAIN / "decorated.py", EXAMPLES / "decoupled.py")
     yield served
     assert served.alive(), "the host died during the tests"
     served.stop()
@@ -147,6 +148,18 @@ def test_the_service_reaches_the_peers_root(plain_host):
         c.close()
 
 
+def test_the_seeds_decoupled_service_calls_the_clients_back(plain_host):
+    class ClientService(rpyc.Service):
+        def exposed_foo(self):
+            return "foo"
+
+    c = rpyc.connect("127.0.0.1", plain_host.ports["decoupled"], service=ClientService)
+    try:
+        assert c.root.bar() == "foobar"
+    finally:
+        c.close()
+
+
 def test_exceptions_keep_their_class(conn):
     with pytest.raises(Exception) as raised:
         conn.root.fail()
@@ -229,3 +242,69 @@ def test_build_chooses_the_service_by_name(tmp_path):
     assert built.returncode == 0, built.stderr
     missing = build(module, "--service", "CService", "-o", str(tmp_path / "two.wasm"))
     assert "no rpyc.Service subclass named CService" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def js_conn():
+    # A plain JavaScript class, built by `serve` as a Python module is.
+    served = Host(PLAIN / "shapes.js")
+    c = rpyc.connect("127.0.0.1", served.ports["shapes"])
+    yield c
+    c.close()
+    assert served.alive(), "the host died during the tests"
+    served.stop()
+
+
+def test_a_javascript_class_is_served_as_rpyc_reads_it(js_conn):
+    root = js_conn.root
+    assert root.get_service_aliases() == ("SHAPES", "JS")
+    assert root.add(4, 7) == 11
+    assert root.add("a", "b") == "ab"
+    assert root.add(1.5, 2) == 3.5
+    assert root.the_answer == 43
+    assert root.prop == "property"
+    with pytest.raises(AttributeError, match="cannot access 'conn'"):
+        root.conn
+
+
+def test_a_javascript_services_objects_go_by_reference(js_conn):
+    root = js_conn.root
+    d = root.items()
+    assert isinstance(d, dict)
+    assert (d["a"], len(d), "a" in d, sorted(d)) == (1, 2, True, ["a", "b"])
+    assert [y * 2 for y in d["b"]] == [2, 4, 6]
+    assert repr(d) == "{'a': 1, 'b': [1, 2, 3]}"
+    numbers = root.numbers(4)
+    assert isinstance(numbers, list) and len(numbers) == 4 and numbers[-1] == 3
+    assert list(root.count(3)) == [0, 1, 2]
+    point = root.point(3, 4)
+    assert point.norm2() == 25 and point.kind == "point"
+    assert root.Point(1, 2).norm2() == 5
+    with pytest.raises(AttributeError, match="cannot access 'hidden'"):
+        point.hidden()
+    assert root.same(point, point) is True
+    assert root.same(point, root.point(3, 4)) is False
+    assert root.call(lambda x: x * 2, 21) == 42
+
+
+def test_a_javascript_services_errors_and_peer(js_conn):
+    with pytest.raises(Exception) as raised:
+        js_conn.root.fail()
+    assert "shapes.Fault" in [cls.__name__ for cls in type(raised.value).__mro__]
+    with pytest.raises(ValueError, match="out of range"):
+        js_conn.root.reject()
+    assert js_conn.root.peer_name() == "VOID"
+    assert js_conn.root.count_calls() == 1
+    assert js_conn.root.count_calls() == 2
+
+
+def test_the_same_class_with_a_typed_world_converts_by_its_types():
+    served = Host(POLYGLOT / "python" / "calculator-typed.wasm")
+    try:
+        c = rpyc.connect("127.0.0.1", served.ports["calculator-typed"])
+        assert c.root.add(4, 7) == 11
+        with pytest.raises(TypeError, match="expected int"):
+            c.root.add("4", 7)
+        c.close()
+    finally:
+        served.stop()

@@ -363,17 +363,18 @@ impl WasmService {
         }
     }
 
-    /// Lets the service forget its object `handle`.
+    /// Lets the service forget its object `handle` (under the call's
+    /// budgets: a finaliser may run).
     async fn release_served(&mut self, handle: u64) {
         let component = Arc::clone(&self.component);
-        let (Some(live), Some(exports)) = (&mut self.live, &component.objects) else {
+        let (Some(_), Some(exports)) = (&self.live, &component.objects) else {
             return;
         };
-        let release = exports.release();
-        let params = [Val::U64(handle)];
-        if let Err(error) = call_export(live, &component, &release.export, &params, &mut []).await {
+        if let Err(error) = self
+            .call_export(exports.release(), vec![Val::U64(handle)])
+            .await
+        {
             tracing::warn!(service = %component.aliases[0], %error, "releasing an object failed");
-            self.discard_instance();
         }
     }
 

@@ -66,7 +66,8 @@ pub(crate) enum Command {
     /// Run an RPyC registry (`rpyc_registry`'s options).
     Registry(RegistryArgs),
     /// Build a service's source into a component: a Python module whose
-    /// `rpyc.Service` class is the service (no WIT needed).
+    /// `rpyc.Service` class is the service, or a JavaScript module that
+    /// exports a class with `exposed_` members (no WIT needed).
     Build(BuildArgs),
     /// Check that a service answers: print its name and exit 0, or say why
     /// not and exit 1 (for health checks and scripts).
@@ -124,7 +125,8 @@ pub(crate) struct StatusArgs {
 
 #[derive(Args)]
 pub(crate) struct BuildArgs {
-    /// The service's source: a Python module (`calculator.py`).
+    /// The service's source: a Python or JavaScript module
+    /// (`calculator.py`, `calculator.js`).
     pub(crate) source: PathBuf,
     /// The component to write [default: the source's stem, `.wasm`].
     #[arg(short, long, value_name = "FILE")]
@@ -205,8 +207,9 @@ impl From<TransportArg> for Transport {
 #[derive(Args)]
 pub(crate) struct Serve {
     /// Component files (`.wasm`), served on consecutive ports from `--port`
-    /// (with `--port 0`, each on a free port of its own); a Python module
-    /// (`.py`) is built first (as `wasm-rpyc build` does, cached).
+    /// (with `--port 0`, each on a free port of its own); a Python or
+    /// JavaScript module (`.py`, `.js`) is built first (as `wasm-rpyc build`
+    /// does, cached).
     pub(crate) components: Vec<PathBuf>,
     /// Serve the services a TOML file declares, each with its own port,
     /// aliases, grants, limits and TLS; what the file does not say, the

@@ -1,8 +1,9 @@
 //! `wasm-rpyc build`: a service's source made a component. A Python module
-//! needs no WIT: its `rpyc.Service` class is served through the `dynamic`
-//! world by the Python SDK, which this binary carries and writes out beside
-//! the module for componentize-py. `serve service.py` builds through a
-//! cache keyed by the sources' content.
+//! or a JavaScript one needs no WIT: its service class is served through the
+//! `dynamic` world by the language's SDK, which this binary carries and
+//! writes out beside the module for componentize-py or componentize-js.
+//! `serve service.py` (or `.js`) builds through a cache keyed by the
+//! sources' content.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,8 +40,20 @@ const PYTHON_SDK: [(&str, &str); 5] = [
     ),
 ];
 
-/// The world a Python service is built for.
-const PYTHON_WORLD: &str = "wasm-rpyc:service/dynamic";
+/// The JavaScript SDK, by its file name.
+const JS_SDK: [(&str, &str); 2] = [
+    (
+        "wasm-rpyc-guest.js",
+        include_str!("../../../../guest-sdk/js/wasm-rpyc-guest.js"),
+    ),
+    (
+        "wasm-rpyc-dynamic.js",
+        include_str!("../../../../guest-sdk/js/wasm-rpyc-dynamic.js"),
+    ),
+];
+
+/// The world a service built here targets.
+const DYNAMIC_WORLD: &str = "wasm-rpyc:service/dynamic";
 
 /// What begins the SDK's line saying why a module cannot be served.
 const SDK_ERROR_MARK: &str = "wasm-rpyc build: ";
@@ -48,14 +61,24 @@ const SDK_ERROR_MARK: &str = "wasm-rpyc build: ";
 /// The componentize-py release the SDK is written for.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
+/// The componentize-js release the SDK is written for.
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+
+/// Whether `file` is a service's source `build` takes (not a component).
+pub(crate) fn is_source(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|extension| ["py", "js", "mjs"].iter().any(|e| extension == *e))
+}
+
 /// Builds `source` into the component `out`; `service` picks the class when
 /// a module defines several.
 pub(crate) fn build(source: &Path, service: Option<&str>, out: &Path) -> Result<()> {
     match source.extension().and_then(|e| e.to_str()) {
         Some("py") => build_python(source, service, out),
+        Some("js" | "mjs") => build_js(source, service, out),
         _ => bail!(
-            "{}: wasm-rpyc builds Python modules (`.py`); build Rust services with cargo \
-             (`cargo build --release --target wasm32-wasip2`)",
+            "{}: wasm-rpyc builds Python (`.py`) and JavaScript (`.js`) modules; build Rust \
+             services with cargo (`cargo build --release --target wasm32-wasip2`)",
             source.display()
         ),
     }
@@ -97,14 +120,14 @@ pub(crate) fn cached(
     Ok(built)
 }
 
-/// The hash of what a build of `source` reads: every Python file beside it,
-/// the SDK and the chosen class.
+/// The hash of what a build of `source` reads: every file of its language
+/// beside it, the SDKs and the chosen class.
 fn source_key(source: &Path, service: Option<&str>) -> Result<String> {
     let dir = source_dir(source);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "py"))
+        .filter(|path| path.extension() == source.extension())
         .collect();
     files.sort();
     let mut hash = Sha256::new();
@@ -114,7 +137,11 @@ fn source_key(source: &Path, service: Option<&str>) -> Result<String> {
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(&bytes);
     }
-    for (path, text) in PYTHON_SDK.iter().chain([&("wit", SERVICE_WIT)]) {
+    for (path, text) in PYTHON_SDK
+        .iter()
+        .chain(&JS_SDK)
+        .chain([&("wit", SERVICE_WIT)])
+    {
         hash.update(path.as_bytes());
         hash.update(text.as_bytes());
     }
@@ -130,7 +157,7 @@ fn source_dir(source: &Path) -> PathBuf {
 }
 
 /// The module name of `source`: its stem, which Python must be able to
-/// import.
+/// import (and which names a JavaScript module's classes to the peer).
 fn module_name(source: &Path) -> Result<&str> {
     let stem = source
         .file_stem()
@@ -153,23 +180,29 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn build_python(source: &Path, service: Option<&str>, out: &Path) -> Result<()> {
+/// The module name of `source` once it and the class name `service` are
+/// checked.
+fn checked<'a>(source: &'a Path, service: Option<&str>) -> Result<&'a str> {
     if !source.is_file() {
         bail!("{}: no such file", source.display());
     }
-    let module = module_name(source)?;
     if let Some(name) = service
         && !is_identifier(name)
     {
-        bail!("--service {name}: not a Python class name");
+        bail!("--service {name}: not a class name");
     }
-    let tool = componentize_py()?;
-    let work = WorkDir::new()?;
+    module_name(source)
+}
+
+fn build_python(source: &Path, service: Option<&str>, out: &Path) -> Result<()> {
+    let module = checked(source, service)?;
+    let tool = find_tool(
+        "componentize-py",
+        ".venv/bin",
+        &format!("python3 -m venv .venv && .venv/bin/pip install {COMPONENTIZE_PY}"),
+    )?;
+    let work = WorkDir::with_sdk(&PYTHON_SDK)?;
     let (wit, sdk, app) = (work.0.join("wit"), work.0.join("sdk"), work.0.join("app"));
-    write(&wit.join("service.wit"), SERVICE_WIT)?;
-    for (path, text) in PYTHON_SDK {
-        write(&sdk.join(path), text)?;
-    }
     let chosen = service.map_or("None".to_owned(), |name| format!("\"{name}\""));
     write(
         &app.join("app.py"),
@@ -181,7 +214,7 @@ fn build_python(source: &Path, service: Option<&str>, out: &Path) -> Result<()> 
         .arg("--quiet")
         .arg("-d")
         .arg(&wit)
-        .args(["-w", PYTHON_WORLD, "componentize", "app", "-p"])
+        .args(["-w", DYNAMIC_WORLD, "componentize", "app", "-p"])
         .arg(&app)
         .arg("-p")
         .arg(&sdk)
@@ -191,6 +224,58 @@ fn build_python(source: &Path, service: Option<&str>, out: &Path) -> Result<()> 
         .arg(out)
         .output()
         .with_context(|| format!("cannot run {}", tool.display()))?;
+    failure(source, "componentize-py", &output)
+}
+
+/// Builds the JavaScript module `source`: componentize-js reads the files
+/// under its working directory only, so the module's directory's `.js`
+/// files are copied beside the SDK and the app module.
+fn build_js(source: &Path, service: Option<&str>, out: &Path) -> Result<()> {
+    let module = checked(source, service)?;
+    let tool = find_tool(
+        "componentize-js",
+        "services/js/node_modules/.bin",
+        &format!("npm install {COMPONENTIZE_JS}"),
+    )?;
+    let work = WorkDir::with_sdk(&JS_SDK)?;
+    let dir = source_dir(source);
+    create_private(&work.0.join("src"))?;
+    for entry in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() && path.extension() == source.extension() {
+            let copy = work
+                .0
+                .join("src")
+                .join(path.file_name().unwrap_or_default());
+            fs::copy(&path, &copy).with_context(|| format!("cannot copy {}", path.display()))?;
+        }
+    }
+    let file = source.file_name().unwrap_or_default().to_string_lossy();
+    let chosen = service.map_or("null".to_owned(), |name| format!("'{name}'"));
+    write(
+        &work.0.join("app.js"),
+        &format!(
+            "import * as service from './src/{file}';\n\
+             import {{ serve }} from './sdk/wasm-rpyc-dynamic.js';\n\n\
+             const served = serve(service, '{module}', {chosen});\n\
+             export const {{ objects, onConnect, onDisconnect, serviceAliases }} = served;\n"
+        ),
+    )?;
+    let out =
+        std::path::absolute(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let output = Command::new(&tool)
+        .current_dir(&work.0)
+        .args(["app.js", "--wit", "wit", "-n", DYNAMIC_WORLD])
+        // The HTTP imports a service does not use (the host offers none).
+        .args(["-d", "http", "fetch-event", "-o"])
+        .arg(&out)
+        .output()
+        .with_context(|| format!("cannot run {}", tool.display()))?;
+    failure(source, "componentize-js", &output)
+}
+
+/// What a build tool's `output` says of `source`: nothing when it succeeded.
+fn failure(source: &Path, tool: &str, output: &std::process::Output) -> Result<()> {
     if output.status.success() {
         return Ok(());
     }
@@ -210,11 +295,7 @@ fn build_python(source: &Path, service: Option<&str>, out: &Path) -> Result<()> 
     }
     let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    bail!(
-        "{}: componentize-py failed:\n{}",
-        source.display(),
-        tail.join("\n")
-    )
+    bail!("{}: {tool} failed:\n{}", source.display(), tail.join("\n"))
 }
 
 /// Creates `dir` (and its parents) readable and writable by this user only:
@@ -236,30 +317,24 @@ fn write(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// componentize-py: on `PATH`, or in the `.venv` of the checkout this
-/// binary or the working directory lies in.
-fn componentize_py() -> Result<PathBuf> {
-    let name = "componentize-py";
+/// The tool `name`: on `PATH`, or in `dir` of the checkout this binary or
+/// the working directory lies in; the error says how to install it.
+fn find_tool(name: &str, dir: &str, install: &str) -> Result<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(name));
+        .map(|path| path.join(name));
     let starts = [std::env::current_dir().ok(), std::env::current_exe().ok()];
-    let in_venv = starts.into_iter().flatten().flat_map(|start| {
+    let in_checkout = starts.into_iter().flatten().flat_map(|start| {
         start
             .ancestors()
-            .map(|dir| dir.join(".venv/bin").join(name))
+            .map(|ancestor| ancestor.join(dir).join(name))
             .collect::<Vec<_>>()
     });
     on_path
-        .chain(in_venv)
+        .chain(in_checkout)
         .find(|path| path.is_file())
-        .with_context(|| {
-            format!(
-                "componentize-py is not installed (not on PATH, nor in a .venv here): install it \
-                 with `python3 -m venv .venv && .venv/bin/pip install {COMPONENTIZE_PY}`"
-            )
-        })
+        .with_context(|| format!("{name} is not installed (not on PATH, nor in {dir} here): install it with `{install}`"))
 }
 
 /// A directory of its own under the system's temporary directory, removed
@@ -267,6 +342,17 @@ fn componentize_py() -> Result<PathBuf> {
 struct WorkDir(PathBuf);
 
 impl WorkDir {
+    /// A new directory holding the WIT package (in `wit/`) and `sdk`'s files
+    /// (in `sdk/`).
+    fn with_sdk(sdk: &[(&str, &str)]) -> Result<Self> {
+        let work = WorkDir::new()?;
+        write(&work.0.join("wit/service.wit"), SERVICE_WIT)?;
+        for (path, text) in sdk {
+            write(&work.0.join("sdk").join(path), text)?;
+        }
+        Ok(work)
+    }
+
     fn new() -> Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -50,7 +50,7 @@ pub(crate) fn plan(mut args: Serve) -> Result<Plan> {
     check(&args, &services)?;
     for service in &mut services {
         if let Source::File(file) = &service.source
-            && file.extension().is_some_and(|extension| extension == "py")
+            && crate::builder::is_source(file)
         {
             let built = crate::builder::cached(file, None, args.cache_dir.as_deref())?;
             service.source = Source::File(built);

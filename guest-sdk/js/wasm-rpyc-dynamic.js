@@ -1,0 +1,288 @@
+// Serves a plain JavaScript class as a component of the `dynamic` world.
+//
+// `wasm-rpyc build calculator.js` writes an app module that passes the
+// service's module to `serve` and exports what it returns. The module's
+// exported class with `exposed_` members is the service (`--service NAME`
+// picks one of several); every connection gets its own instance, made at
+// `on-connect`. Each attribute, call and question the peer asks of one of
+// the service's objects arrives through the `objects` interface and is
+// answered here under RPyC's access policy, in JavaScript's terms: an
+// `exposed_` member, or one of the Python protocols an RPyC client uses
+// (`__len__`, `__getitem__`, `__contains__`, `__iter__`, `__next__`, ...)
+// on arrays, plain objects, Maps, Sets and iterators. Values brine cannot
+// carry (arrays, objects, instances, functions) go to the peer by
+// reference and come back as themselves.
+
+import { ServiceError, asServiceError, fromValue, lendObjects, releaseUnkept, root, toValue, tuple } from './wasm-rpyc-guest.js';
+
+const PREFIX = 'exposed_';
+
+/** The service's objects the peer holds, by handle (0 is the service). */
+class Table {
+  constructor(module) {
+    this.module = module;
+    this.objects = new Map();
+    this.next = 1n;
+  }
+
+  lend(obj) {
+    const handle = this.next;
+    this.next += 1n;
+    this.objects.set(handle, obj);
+    return { handle, className: className(obj, this.module) };
+  }
+
+  get(handle) {
+    if (!this.objects.has(handle)) throw new ServiceError('ReferenceError', `the service holds no object ${handle}`);
+    return this.objects.get(handle);
+  }
+}
+
+const isIterator = (x) => typeof x?.next === 'function' && typeof x[Symbol.iterator] === 'function';
+const isClass = (f) => typeof f === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(f));
+const isPlain = (x) => x !== null && typeof x === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(x));
+
+/** The class a peer sees, dotted as Python names it. */
+function className(obj, module) {
+  if (Array.isArray(obj)) return 'builtins.list';
+  if (obj instanceof Map || isPlain(obj)) return 'builtins.dict';
+  if (obj instanceof Set) return 'builtins.set';
+  if (isClass(obj)) return 'builtins.type';
+  if (typeof obj === 'function') return obj.boundTo ? 'builtins.method' : 'builtins.function';
+  if (isIterator(obj)) return 'builtins.generator';
+  return `${module}.${obj?.constructor?.name ?? 'object'}`;
+}
+
+const attributeError = (name) => new ServiceError('AttributeError', `cannot access '${name}'`);
+
+/** `obj[name]` bound to `obj` when it is a method. */
+function member(obj, name) {
+  const value = obj[name];
+  if (typeof value !== 'function' || isClass(value)) return value;
+  const bound = value.bind(obj);
+  bound.boundTo = obj;
+  return bound;
+}
+
+/** The member of `obj` that a peer's `name` reaches: its `exposed_` name. */
+function exposedMember(obj, name) {
+  const exposed = name.startsWith(PREFIX) ? name : PREFIX + name;
+  if (obj !== null && obj !== undefined && exposed in Object(obj)) return member(obj, exposed);
+  throw attributeError(name);
+}
+
+const keyError = (key) => new ServiceError('KeyError', String(key));
+
+/** Python's protocols on JavaScript's containers, by dunder name. */
+const PROTOCOLS = {
+  __len__(obj) {
+    if (Array.isArray(obj) || typeof obj === 'string') return obj.length;
+    if (obj instanceof Map || obj instanceof Set) return obj.size;
+    if (isPlain(obj)) return Object.keys(obj).length;
+    return undefined;
+  },
+  __getitem__(obj, key) {
+    if (Array.isArray(obj)) {
+      const at = key < 0 ? obj.length + key : key;
+      if (!Number.isInteger(at) || at < 0 || at >= obj.length) throw new ServiceError('IndexError', 'list index out of range');
+      return obj[at];
+    }
+    if (obj instanceof Map) {
+      if (!obj.has(key)) throw keyError(key);
+      return obj.get(key);
+    }
+    if (isPlain(obj)) {
+      if (!Object.hasOwn(obj, key)) throw keyError(key);
+      return obj[key];
+    }
+    return undefined;
+  },
+  __contains__(obj, item) {
+    if (Array.isArray(obj)) return obj.includes(item);
+    if (obj instanceof Map || obj instanceof Set) return obj.has(item);
+    if (isPlain(obj)) return Object.hasOwn(obj, item);
+    return undefined;
+  },
+  __iter__(obj) {
+    if (isPlain(obj)) return Object.keys(obj)[Symbol.iterator]();
+    if (obj instanceof Map) return obj.keys();
+    if (obj !== null && typeof obj?.[Symbol.iterator] === 'function') return obj[Symbol.iterator]();
+    return undefined;
+  },
+  __next__(obj) {
+    if (!isIterator(obj)) return undefined;
+    const { value, done } = obj.next();
+    if (done) throw new ServiceError('StopIteration', '');
+    return value;
+  },
+  __eq__: (obj, other) => obj === other,
+  __ne__: (obj, other) => obj !== other,
+  __repr__: (obj) => repr(obj),
+  __str__: (obj) => (typeof obj === 'string' ? obj : repr(obj)),
+};
+
+/** Python's `repr` of a JavaScript value, as near as it goes. */
+function repr(obj, seen = new Set()) {
+  if (obj === null || obj === undefined) return 'None';
+  if (typeof obj === 'boolean') return obj ? 'True' : 'False';
+  if (typeof obj === 'string') return `'${obj.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+  if (typeof obj !== 'object' && typeof obj !== 'function') return String(obj);
+  if (seen.has(obj)) return '...';
+  seen.add(obj);
+  if (Array.isArray(obj)) return `[${obj.map((x) => repr(x, seen)).join(', ')}]`;
+  if (obj instanceof Map) return `{${[...obj].map(([k, v]) => `${repr(k, seen)}: ${repr(v, seen)}`).join(', ')}}`;
+  if (isPlain(obj)) return `{${Object.entries(obj).map(([k, v]) => `${repr(k, seen)}: ${repr(v, seen)}`).join(', ')}}`;
+  if (typeof obj === 'function') return `<function ${obj.name || 'anonymous'}>`;
+  return `<${obj.constructor?.name ?? 'object'} object>`;
+}
+
+/** `target(...args)`; a class is constructed. JavaScript has no keyword
+ * arguments: they are refused. */
+function invoke(target, args, kwargs, name) {
+  if (kwargs.length > 0) throw new ServiceError('TypeError', `${name}() takes no keyword arguments`);
+  if (isClass(target)) return new target(...args);
+  if (typeof target !== 'function') throw new ServiceError('TypeError', `'${typeof target}' object is not callable`);
+  return target(...args);
+}
+
+/** Calls `obj.method(...args)` as an RPyC client means it. */
+function callMethod(obj, method, args, kwargs) {
+  const protocol = PROTOCOLS[method];
+  if (protocol && kwargs.length === 0) {
+    const result = protocol(obj, ...args);
+    if (result !== undefined) return result;
+  }
+  return invoke(exposedMember(obj, method), args, kwargs, method);
+}
+
+/** Every name along `obj`'s prototype chain. */
+function names(obj) {
+  const all = new Set();
+  for (let at = obj; at !== null && at !== undefined && at !== Object.prototype; at = Object.getPrototypeOf(at)) {
+    for (const name of Object.getOwnPropertyNames(at)) all.add(name);
+  }
+  return [...all];
+}
+
+function describe(obj, what) {
+  switch (what) {
+    case 'repr': return repr(obj);
+    case 'str': return PROTOCOLS.__str__(obj);
+    case 'hash': throw new ServiceError('TypeError', `unhashable type: '${className(obj, '').split('.').pop()}'`);
+    case 'dir': return tuple(...names(Object(obj)).sort());
+    case 'methods': {
+      const own = names(Object(obj)).filter((name) => name !== 'constructor' && typeof obj[name] === 'function');
+      return tuple(...[...new Set([...own, ...Object.keys(PROTOCOLS)])].map((name) => tuple(name, null)));
+    }
+    default: // exposed-callables
+      return tuple(...names(Object(obj))
+        .filter((name) => name.startsWith(PREFIX) && typeof obj[name] === 'function')
+        .map((name) => name.slice(PREFIX.length)));
+  }
+}
+
+// JavaScript's own error classes; any other is the service's own.
+const BUILTIN_ERRORS = new Set([Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError]);
+
+/** The `ServiceError` a thrown value reaches the caller as: an error class
+ * of the service's own as `module.Class`, an error whose `name` is set (to
+ * a Python builtin such as `ZeroDivisionError`, say) by that name. */
+function pythonError(error, module) {
+  if (error instanceof Error && !(error instanceof ServiceError)) {
+    if (!BUILTIN_ERRORS.has(error.constructor)) return new ServiceError(`${module}.${error.constructor.name}`, error.message);
+    if (error.name !== 'Error' && !BUILTIN_ERRORS.has(globalThis[error.name])) return new ServiceError(error.name, error.message);
+  }
+  return asServiceError(error);
+}
+
+/** The aliases RPyC gives a class: `ALIASES`, else its name without `Service`. */
+function aliases(cls) {
+  if (Array.isArray(cls.ALIASES) && cls.ALIASES.length > 0) return cls.ALIASES.map((a) => String(a).toUpperCase());
+  const name = cls.name.toUpperCase();
+  return [name.endsWith('SERVICE') ? name.slice(0, -'SERVICE'.length) : name];
+}
+
+/** The service class of `module`: the exported class with `exposed_`
+ * members (the one named `name`, if given). */
+function serviceClass(module, file, name) {
+  const found = Object.values(module).filter((value) => isClass(value) && names(value.prototype).some((n) => n.startsWith(PREFIX)));
+  if (name !== null) {
+    const chosen = found.find((cls) => cls.name === name);
+    if (!chosen) throw new Error(`${file}: exports no service class named ${name}`);
+    return chosen;
+  }
+  if (found.length === 0) throw new Error(`${file}: exports no class with exposed_ members (export class MyService { exposed_foo() {...} })`);
+  if (found.length > 1) {
+    throw new Error(`${file}: exports several service classes (${found.map((c) => c.name).join(', ')}); choose one with --service NAME`);
+  }
+  return found[0];
+}
+
+/** The exports of a component serving `module`'s service class (named
+ * `name`, or the only one); `moduleName` names its classes to the peer. */
+export function serve(module, moduleName, name) {
+  let cls;
+  try {
+    cls = serviceClass(module, `${moduleName}.js`, name);
+  } catch (error) {
+    console.error(`wasm-rpyc build: ${error.message}`);
+    throw error;
+  }
+  const table = new Table(moduleName);
+  // Runs an export's body: its exception becomes the caller's.
+  const answering = (body) => {
+    try {
+      return body();
+    } catch (error) {
+      throw pythonError(error, moduleName);
+    }
+  };
+  lendObjects(table);
+  // `conn.root.foo(...)` calls the peer's `foo`.
+  const peer = new Proxy(root, { get: (target, key) => (key in target ? target[key] : (...a) => target.call(key, ...a)) });
+  const conn = { root: peer };
+  let service = null;
+  const hook = (name) => {
+    const camel = name.replace(/_(.)/g, (_, c) => c.toUpperCase());
+    const body = service?.[name] ?? service?.[camel];
+    if (typeof body === 'function') body.call(service, conn);
+  };
+
+  return {
+    serviceAliases: () => aliases(cls),
+    onConnect: () => answering(() => {
+      service = new cls();
+      table.objects.set(0n, service);
+      hook('on_connect');
+    }),
+    onDisconnect: () => {
+      hook('on_disconnect');
+      table.objects.clear();
+      service = null;
+    },
+    objects: {
+      getAttr: (handle, name) => answering(() => toValue(exposedMember(table.get(handle), name))),
+      call: (handle, method, positional, keywords) => answering(() => {
+        // The peer's objects among the arguments are released after the
+        // call, unless the service keeps them (`keep`).
+        const received = [];
+        try {
+          const obj = table.get(handle);
+          const args = positional.map((value) => fromValue(value, received));
+          const kwargs = keywords.map(([key, value]) => [key, fromValue(value, received)]);
+          const result = method === undefined || method === null
+            ? invoke(obj, args, kwargs, obj?.name ?? 'object')
+            : callMethod(obj, method, args, kwargs);
+          return toValue(result);
+        } finally {
+          releaseUnkept(received);
+        }
+      }),
+      describe: (handle, what) => answering(() => toValue(describe(table.get(handle), what))),
+      release: (handle) => {
+        if (handle !== 0n) table.objects.delete(handle);
+      },
+    },
+  };
+}
+
