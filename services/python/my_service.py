@@ -9,6 +9,9 @@ live = 0
 
 class MyService(rpyc.Service):
     ALIASES = ["foo", "bar", "spam"]
+    # The seed: "this applies to methods, but in fact, it applies to any
+    # attribute".
+    exposed_the_answer = 43
 
     class exposed_MyClass(object):
         def __init__(self, a, b):

@@ -116,8 +116,13 @@ async fn run(case: &Json, root: &RemoteObject) -> Result<Value, wasm_rpyc::Error
         Some(spec) => RemoteObject::from_value(argument(spec, root, &mut named).await)?,
         None => root.clone(),
     };
-    let name = case["call"].as_str().expect("a method");
-    let result: Value = target.call_kw(name, args, kwargs).await?;
+    let result: Value = match case.get("attr").and_then(Json::as_str) {
+        Some(attribute) => target.get_attr(attribute).await?,
+        None => {
+            let name = case["call"].as_str().expect("a method or an attribute");
+            target.call_kw(name, args, kwargs).await?
+        }
+    };
     match case.get("then").and_then(Json::as_str) {
         Some(then) => RemoteObject::from_value(result)?.call(then, ()).await,
         None => Ok(result),

@@ -70,7 +70,7 @@ def as_json(value):
 
 
 CASES = [
-    pytest.param(language, service, case, id=f"{language}-{service}-{index}-{case['call']}")
+    pytest.param(language, service, case, id=f"{language}-{service}-{index}-{case.get('call') or case['attr']}")
     for language in LANGUAGES
     for service in SERVICES
     for index, case in enumerate(TABLE["services"][service])
@@ -87,6 +87,8 @@ def test_case(connections, language, service, case):
     target = argument(case["on"], conn, named) if "on" in case else conn.root
 
     def call():
+        if "attr" in case:
+            return getattr(target, case["attr"])
         result = getattr(target, case["call"])(*args, **kwargs)
         return getattr(result, case["then"])() if "then" in case else result
 
