@@ -113,10 +113,6 @@ class Connection:
 
     root = guest.root
 
-    @property
-    def closed(self):
-        return False
-
 
 def _error(error):
     """The `error` record of an exception the service raised."""
@@ -228,28 +224,23 @@ def _make_world(cls, table):
         def service_aliases(self):
             return list(cls.get_service_aliases())
 
+        @_answering
         def on_connect(self):
+            service = cls()
+            table.root(service)
+            conn = Connection()
+            state["service"] = service, conn
+            # The seed's services reach the peer as `self._conn.root`.
             try:
-                service = cls()
-                table.root(service)
-                state["service"] = service
-                conn = Connection()
-                # The seed's services reach the peer as `self._conn.root`.
-                try:
-                    service._conn = conn
-                except AttributeError:
-                    pass
-                _hook(service.on_connect, conn)
-            except Exception as error:
-                failure = _error(error)
-            else:
-                return
-            raise Err(failure)
+                service._conn = conn
+            except AttributeError:
+                pass
+            _hook(service.on_connect, conn)
 
         def on_disconnect(self):
-            service = state.pop("service", None)
-            if service is not None:
-                _hook(service.on_disconnect, Connection())
+            if "service" in state:
+                service, conn = state.pop("service")
+                _hook(service.on_disconnect, conn)
             table.clear()
 
     return WitWorld

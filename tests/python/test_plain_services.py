@@ -141,11 +141,8 @@ def test_the_service_reaches_the_peers_root(plain_host):
     class ClientService(rpyc.Service):
         ALIASES = ["client"]
 
-    c = rpyc.connect("127.0.0.1", plain_host.ports["rich"], service=ClientService)
-    try:
+    with rpyc.connect("127.0.0.1", plain_host.ports["rich"], service=ClientService) as c:
         assert c.root.peer_name() == "CLIENT"
-    finally:
-        c.close()
 
 
 def test_the_seeds_decoupled_service_calls_the_clients_back(plain_host):
@@ -153,11 +150,8 @@ def test_the_seeds_decoupled_service_calls_the_clients_back(plain_host):
         def exposed_foo(self):
             return "foo"
 
-    c = rpyc.connect("127.0.0.1", plain_host.ports["decoupled"], service=ClientService)
-    try:
+    with rpyc.connect("127.0.0.1", plain_host.ports["decoupled"], service=ClientService) as c:
         assert c.root.bar() == "foobar"
-    finally:
-        c.close()
 
 
 def test_exceptions_keep_their_class(conn):

@@ -249,25 +249,25 @@ impl Answers<'_> {
                 })
             }
             Request::Inspect { target } => {
-                return self.served(target, Description::Methods, |a| a.inspect(target));
+                return self.described(target, Description::Methods, |a| a.inspect(target));
             }
             Request::Repr { target } => {
-                return self.served(target, Description::Repr, |a| {
+                return self.described(target, Description::Repr, |a| {
                     a.describe(target).map(Value::Str)
                 });
             }
             Request::Str { target } => {
-                return self.served(target, Description::Str, |a| {
+                return self.described(target, Description::Str, |a| {
                     a.describe(target).map(Value::Str)
                 });
             }
             Request::Hash { target } => {
-                return self.served(target, Description::Hash, |a| {
+                return self.described(target, Description::Hash, |a| {
                     a.lent(target).map(|_| Value::Int(target.into()))
                 });
             }
             Request::Dir { target } => {
-                return self.served(target, Description::Dir, |a| a.dir(target));
+                return self.described(target, Description::Dir, |a| a.dir(target));
             }
             Request::Cmp { target, other, op } => match self.served_object(target) {
                 Some(object) => {
@@ -321,10 +321,19 @@ impl Answers<'_> {
     /// The object `target` names, if the service answers for it itself:
     /// `Some(None)` for its root.
     fn served_object(&self, target: ObjectId) -> Option<Option<ServiceObject>> {
-        match self.lent(target).ok()? {
+        // A service that serves no objects costs no lookup.
+        if !self.exposed.serves_objects() {
+            return None;
+        }
+        self.served(&self.lent(target).ok()?)
+    }
+
+    /// The object `lent` is, if the service answers for it itself.
+    fn served(&self, lent: &Lent) -> Option<Option<ServiceObject>> {
+        match lent {
             Lent::Root if self.exposed.serves_objects() => Some(None),
-            Lent::Local(Local::Service(object)) if self.exposed.serves(&object) => {
-                Some(Some(object))
+            Lent::Local(Local::Service(object)) if self.exposed.serves(object) => {
+                Some(Some(object.clone()))
             }
             _ => None,
         }
@@ -332,7 +341,7 @@ impl Answers<'_> {
 
     /// Asks the service to describe `target` if it answers for it itself,
     /// else answers with `otherwise`.
-    fn served(
+    fn described(
         &self,
         target: ObjectId,
         description: Description,
@@ -411,7 +420,7 @@ impl Answers<'_> {
                 "'{what}' object is not callable"
             ))))
         };
-        if let Some(object) = self.served_object(target) {
+        if let Some(object) = self.served(&lent) {
             let is_member = |name| self.exposed.root_member(name).is_some();
             // The root's exposed methods are called by name below.
             if object.is_some() || name.is_some_and(|name| !is_member(name)) {

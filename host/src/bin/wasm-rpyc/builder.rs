@@ -115,7 +115,11 @@ pub(crate) fn cached(
         &key[..16],
         std::process::id()
     ));
-    build(source, service, &partial)?;
+    if let Err(error) = build(source, service, &partial) {
+        // A failed build may leave part of a component behind.
+        let _ = fs::remove_file(&partial);
+        return Err(error);
+    }
     fs::rename(&partial, &built).with_context(|| format!("cannot write {}", built.display()))?;
     Ok(built)
 }
