@@ -3,13 +3,13 @@
 # target/polyglot/<language>/<service>.wasm, installing the tools first if
 # they are missing: componentize-py into .venv (services/python/requirements.txt),
 # componentize-js into services/js/node_modules (services/js/package-lock.json).
-# The Python services are plain RPyC classes, built by `wasm-rpyc build`.
+# Both are plain RPyC classes, built by `wasm-rpyc build`.
 # Usage: bash services/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 out="$target/polyglot"
-services=(calculator callback my-service)
+services=(calculator callback my-service decoupled)
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
@@ -28,18 +28,20 @@ done
   componentize app -p services/python/typed -p services/python -p guest-sdk/python \
   -o "$out/python/calculator-typed.wasm"
 
-# componentize-js reads one WIT directory: the service's world, with the
-# shared package as a dependency. It drops the WASI imports the services
-# do not use (HTTP).
 (cd services/js && npm ci --silent --no-audit --no-fund)
 mkdir -p "$out/js"
 for service in "${services[@]}"; do
-  wit_dir="$out/js/wit-$service"
-  rm -rf "$wit_dir" && mkdir -p "$wit_dir/deps/wasm-rpyc-service"
-  cp "services/wit/$service/world.wit" "$wit_dir/"
-  cp wit/service.wit "$wit_dir/deps/wasm-rpyc-service/"
-  services/js/node_modules/.bin/componentize-js "services/js/$service/app.js" \
-    --wit "$wit_dir" -n "example:$service/$service" -d http fetch-event \
+  "$target/release/wasm-rpyc" build "services/js/${service//-/_}.js" \
     -o "$out/js/$service.wasm" > /dev/null
 done
-echo "built: $out/{python,js}/{$(IFS=,; echo "${services[*]}")}.wasm"
+# The calculator with a typed world, for comparison. componentize-js reads
+# one WIT directory: the world, with the shared package as a dependency.
+# It drops the WASI imports the service does not use (HTTP).
+wit_dir="$out/js/wit-calculator"
+rm -rf "$wit_dir" && mkdir -p "$wit_dir/deps/wasm-rpyc-service"
+cp services/wit/calculator/world.wit "$wit_dir/"
+cp wit/service.wit "$wit_dir/deps/wasm-rpyc-service/"
+services/js/node_modules/.bin/componentize-js services/js/typed/calculator.js \
+  --wit "$wit_dir" -n example:calculator/calculator -d http fetch-event \
+  -o "$out/js/calculator-typed.wasm" > /dev/null
+echo "built: $out/{python,js}/{$(IFS=,; echo "${services[*]}")}.wasm and the typed calculators"

@@ -3,7 +3,8 @@
 # calculator on 18861, MyService on 18862, decoupled and callback
 # ServerServices on 18863 and 18864), then the calculator, the callback
 # service and MyService in Python (18871-18873) and in JavaScript
-# (18874-18876), built from source first.
+# (18874-18876), and the decoupled ServerService in Python (18877) and in
+# JavaScript (18878), built from source first.
 # Usage: bash services/serve.sh   (Ctrl-C stops both hosts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,5 @@ bundled=$!
 trap 'kill $bundled 2> /dev/null' EXIT
 "$target/release/wasm-rpyc" serve --port 18871 \
   "$target"/polyglot/python/{calculator,callback,my-service}.wasm \
-  "$target"/polyglot/js/{calculator,callback,my-service}.wasm
+  "$target"/polyglot/js/{calculator,callback,my-service}.wasm \
+  "$target"/polyglot/{python,js}/decoupled.wasm

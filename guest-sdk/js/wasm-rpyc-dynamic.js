@@ -11,9 +11,12 @@
 // (`__len__`, `__getitem__`, `__contains__`, `__iter__`, `__next__`, ...)
 // on arrays, plain objects, Maps, Sets and iterators. Values brine cannot
 // carry (arrays, objects, instances, functions) go to the peer by
-// reference and come back as themselves.
+// reference and come back as themselves; an object's `[Symbol.dispose]()`
+// runs when the peer has released every reference to it. A call binds its
+// arguments as Python would (`wasm-rpyc-arguments.js`).
 
-import { ServiceError, asServiceError, fromValue, lendObjects, releaseUnkept, root, toValue, tuple } from './wasm-rpyc-guest.js';
+import { bind } from './wasm-rpyc-arguments.js';
+import { DISPOSE, ServiceError, asServiceError, fromValue, lendObjects, releaseUnkept, root, toValue, tuple } from './wasm-rpyc-guest.js';
 
 const PREFIX = 'exposed_';
 
@@ -22,19 +25,56 @@ class Table {
   constructor(module) {
     this.module = module;
     this.objects = new Map();
+    // How many handles the peer holds of each object.
+    this.holds = new Map();
     this.next = 1n;
+  }
+
+  /** Makes `service` the object of handle 0, and forgets every other. */
+  reset(service) {
+    const held = [...this.holds.keys()];
+    this.objects.clear();
+    this.holds.clear();
+    if (service !== null) this.objects.set(0n, service);
+    held.forEach(dispose);
   }
 
   lend(obj) {
     const handle = this.next;
     this.next += 1n;
     this.objects.set(handle, obj);
+    this.holds.set(obj, (this.holds.get(obj) ?? 0) + 1);
     return { handle, className: className(obj, this.module) };
   }
 
   get(handle) {
     if (!this.objects.has(handle)) throw new ServiceError('ReferenceError', `the service holds no object ${handle}`);
     return this.objects.get(handle);
+  }
+
+  /** The peer lets go of `handle`: the last handle of an object disposes it. */
+  release(handle) {
+    if (handle === 0n || !this.objects.has(handle)) return;
+    const obj = this.objects.get(handle);
+    this.objects.delete(handle);
+    const holds = this.holds.get(obj) - 1;
+    if (holds > 0) {
+      this.holds.set(obj, holds);
+      return;
+    }
+    this.holds.delete(obj);
+    dispose(obj);
+  }
+}
+
+/** Runs `obj[Symbol.dispose]()`, if it has one; what it throws is printed
+ * and ignored, as Python ignores a failing finaliser. */
+function dispose(obj) {
+  if (typeof obj?.[DISPOSE] !== 'function') return;
+  try {
+    obj[DISPOSE]();
+  } catch (error) {
+    console.error(`Exception ignored in ${obj.constructor?.name ?? 'object'}[Symbol.dispose]: ${error}`);
   }
 }
 
@@ -61,13 +101,26 @@ function member(obj, name) {
   if (typeof value !== 'function' || isClass(value)) return value;
   const bound = value.bind(obj);
   bound.boundTo = obj;
+  bound.unbound = value;
   return bound;
 }
 
-/** The member of `obj` that a peer's `name` reaches: its `exposed_` name. */
+/** The class whose static members an instance `obj` shows, as Python's
+ * instances show their class's attributes (none for a class itself). */
+function staticsOf(obj) {
+  const cls = Object(obj).constructor;
+  return isClass(cls) && !isClass(obj) ? cls : null;
+}
+
+/** The member of `obj` that a peer's `name` reaches: its `exposed_` name,
+ * its own or its class's static one. */
 function exposedMember(obj, name) {
   const exposed = name.startsWith(PREFIX) ? name : PREFIX + name;
-  if (obj !== null && obj !== undefined && exposed in Object(obj)) return member(obj, exposed);
+  if (obj !== null && obj !== undefined) {
+    if (exposed in Object(obj)) return member(obj, exposed);
+    const statics = staticsOf(obj);
+    if (statics !== null && exposed in statics) return member(statics, exposed);
+  }
   throw attributeError(name);
 }
 
@@ -136,13 +189,11 @@ function repr(obj, seen = new Set()) {
   return `<${obj.constructor?.name ?? 'object'} object>`;
 }
 
-/** `target(...args)`; a class is constructed. JavaScript has no keyword
- * arguments: they are refused. */
+/** `target(...args, **kwargs)` as Python binds it; a class is constructed. */
 function invoke(target, args, kwargs, name) {
-  if (kwargs.length > 0) throw new ServiceError('TypeError', `${name}() takes no keyword arguments`);
-  if (isClass(target)) return new target(...args);
   if (typeof target !== 'function') throw new ServiceError('TypeError', `'${typeof target}' object is not callable`);
-  return target(...args);
+  const bound = bind(target, name, args, kwargs);
+  return isClass(target) ? new target(...bound) : target(...bound);
 }
 
 /** Calls `obj.method(...args)` as an RPyC client means it. */
@@ -174,22 +225,38 @@ function describe(obj, what) {
       const own = names(Object(obj)).filter((name) => name !== 'constructor' && typeof obj[name] === 'function');
       return tuple(...[...new Set([...own, ...Object.keys(PROTOCOLS)])].map((name) => tuple(name, null)));
     }
-    default: // exposed-callables
-      return tuple(...names(Object(obj))
-        .filter((name) => name.startsWith(PREFIX) && typeof obj[name] === 'function')
+    default: { // exposed-callables
+      const statics = staticsOf(obj);
+      const callable = (name) => typeof obj[name] === 'function' || typeof statics?.[name] === 'function';
+      const all = new Set([...names(Object(obj)), ...(statics === null ? [] : names(statics))]);
+      return tuple(...[...all].filter((name) => name.startsWith(PREFIX) && callable(name))
         .map((name) => name.slice(PREFIX.length)));
+    }
   }
 }
 
 // JavaScript's own error classes; any other is the service's own.
 const BUILTIN_ERRORS = new Set([Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError]);
 
+// Python's builtin exceptions a service's own error class may be named as.
+const PYTHON_ERRORS = new Set([
+  'ArithmeticError', 'AssertionError', 'AttributeError', 'BufferError', 'ConnectionError', 'EOFError',
+  'Exception', 'FileExistsError', 'FileNotFoundError', 'FloatingPointError', 'IndexError', 'KeyError',
+  'LookupError', 'MemoryError', 'NotImplementedError', 'OSError', 'OverflowError', 'PermissionError',
+  'RecursionError', 'RuntimeError', 'StopIteration', 'TimeoutError', 'UnicodeError', 'ValueError',
+  'ZeroDivisionError',
+]);
+
 /** The `ServiceError` a thrown value reaches the caller as: an error class
- * of the service's own as `module.Class`, an error whose `name` is set (to
- * a Python builtin such as `ZeroDivisionError`, say) by that name. */
+ * of the service's own as `module.Class`, or as the Python builtin it is
+ * named as (`class ZeroDivisionError extends Error {}`); an error whose
+ * `name` is set (to `KeyError`, say) by that name. */
 function pythonError(error, module) {
   if (error instanceof Error && !(error instanceof ServiceError)) {
-    if (!BUILTIN_ERRORS.has(error.constructor)) return new ServiceError(`${module}.${error.constructor.name}`, error.message);
+    const own = error.constructor.name;
+    if (!BUILTIN_ERRORS.has(error.constructor)) {
+      return new ServiceError(PYTHON_ERRORS.has(own) ? own : `${module}.${own}`, error.message);
+    }
     if (error.name !== 'Error' && !BUILTIN_ERRORS.has(globalThis[error.name])) return new ServiceError(error.name, error.message);
   }
   return asServiceError(error);
@@ -252,12 +319,13 @@ export function serve(module, moduleName, name) {
     serviceAliases: () => aliases(cls),
     onConnect: () => answering(() => {
       service = new cls();
-      table.objects.set(0n, service);
+      service._conn = conn; // RPyC's `self._conn`
+      table.reset(service);
       hook('on_connect');
     }),
     onDisconnect: () => {
       hook('on_disconnect');
-      table.objects.clear();
+      table.reset(null);
       service = null;
     },
     objects: {
@@ -279,9 +347,7 @@ export function serve(module, moduleName, name) {
         }
       }),
       describe: (handle, what) => answering(() => toValue(describe(table.get(handle), what))),
-      release: (handle) => {
-        if (handle !== 0n) table.objects.delete(handle);
-      },
+      release: (handle) => table.release(handle),
     },
   };
 }

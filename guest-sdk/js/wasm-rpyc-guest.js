@@ -75,7 +75,8 @@ const HANDLES = new WeakMap();
 const KEPT = new WeakSet();
 /** The peer's objects the export being called has received so far. */
 let receiving = null;
-const DISPOSE = Symbol.dispose ?? Symbol.for('dispose');
+/** `Symbol.dispose`: the method that lets go of an object's resources. */
+export const DISPOSE = Symbol.dispose ?? Symbol.for('dispose');
 
 /** Keeps one of the peer's objects past the call that received it. */
 export function keep(remote) {

@@ -99,6 +99,10 @@ fn expected(json: &Json) -> Value {
 /// Runs one case on `root`; what it names is dropped (released) at the end.
 async fn run(case: &Json, root: &RemoteObject) -> Result<Value, wasm_rpyc::Error> {
     let mut named = Named::new();
+    let target = match case.get("on") {
+        Some(spec) => RemoteObject::from_value(argument(spec, root, &mut named).await)?,
+        None => root.clone(),
+    };
     let mut args = Vec::new();
     for spec in case["args"].as_array().expect("args") {
         args.push(argument(spec, root, &mut named).await);
@@ -112,10 +116,6 @@ async fn run(case: &Json, root: &RemoteObject) -> Result<Value, wasm_rpyc::Error
     {
         kwargs.push((key.clone(), argument(spec, root, &mut named).await));
     }
-    let target = match case.get("on") {
-        Some(spec) => RemoteObject::from_value(argument(spec, root, &mut named).await)?,
-        None => root.clone(),
-    };
     let result: Value = match case.get("attr").and_then(Json::as_str) {
         Some(attribute) => target.get_attr(attribute).await?,
         None => {

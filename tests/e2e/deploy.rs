@@ -346,7 +346,7 @@ async fn a_python_component_is_deployed_from_rust_while_others_wait_their_turn()
     // at a time and none waiting, another deploy is refused at once.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let other = wasm_rpyc::deploy::connect(host.addr).await.unwrap();
-    let js = std::fs::read(polyglot("js", "calculator")).expect("services/build.sh made it");
+    let js = std::fs::read(polyglot("js", "calculator-typed")).expect("services/build.sh made it");
     let error = remote_error(deploy(&other, js.clone()).await.unwrap_err());
     assert_eq!(error.type_name, "RuntimeError", "{error}");
     assert!(error.message.contains("DEPLOY is at capacity"), "{error}");

@@ -82,9 +82,9 @@ CASES = [
 def test_case(connections, language, service, case):
     conn = connections((language, service))
     named = {}
+    target = argument(case["on"], conn, named) if "on" in case else conn.root
     args = [argument(spec, conn, named) for spec in case["args"]]
     kwargs = {key: argument(spec, conn, named) for key, spec in case.get("kwargs", {}).items()}
-    target = argument(case["on"], conn, named) if "on" in case else conn.root
 
     def call():
         if "attr" in case:

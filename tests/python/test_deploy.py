@@ -102,7 +102,7 @@ def test_a_python_component_is_deployed(conn):
     # Its class names it, as RPyC names a service.
     assert calculator.get_service_name() == "CALCULATOR"
     # One that declares no aliases is named by the deployer, or else DEPLOYED.
-    js = (POLYGLOT / "js" / "calculator.wasm").read_bytes()
+    js = (POLYGLOT / "js" / "calculator-typed.wasm").read_bytes()
     assert conn.root.deploy(js).get_service_name() == "DEPLOYED"
     named = conn.root.deploy(js, name="calculator")
     assert named.get_service_name() == "CALCULATOR"

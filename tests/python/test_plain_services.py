@@ -145,13 +145,15 @@ def test_the_service_reaches_the_peers_root(plain_host):
         assert c.root.peer_name() == "CLIENT"
 
 
-def test_the_seeds_decoupled_service_calls_the_clients_back(plain_host):
+def test_the_seeds_decoupled_service_calls_the_clients_back(plain_host, js_host):
     class ClientService(rpyc.Service):
         def exposed_foo(self):
             return "foo"
 
-    with rpyc.connect("127.0.0.1", plain_host.ports["decoupled"], service=ClientService) as c:
-        assert c.root.bar() == "foobar"
+    # In Python (`self._conn.root`) and in JavaScript (`this._conn.root`).
+    for host in (plain_host, js_host):
+        with rpyc.connect("127.0.0.1", host.ports["decoupled"], service=ClientService) as c:
+            assert c.root.bar() == "foobar"
 
 
 def test_exceptions_keep_their_class(conn):
@@ -239,14 +241,20 @@ def test_build_chooses_the_service_by_name(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def js_conn():
-    # A plain JavaScript class, built by `serve` as a Python module is.
-    served = Host(PLAIN / "shapes.js")
-    c = rpyc.connect("127.0.0.1", served.ports["shapes"])
-    yield c
-    c.close()
+def js_host():
+    # A plain JavaScript class, built by `serve` as a Python module is, and
+    # the seed's decoupled service in JavaScript.
+    served = Host(PLAIN / "shapes.js", POLYGLOT / "js" / "decoupled.wasm")
+    yield served
     assert served.alive(), "the host died during the tests"
     served.stop()
+
+
+@pytest.fixture(scope="module")
+def js_conn(js_host):
+    c = rpyc.connect("127.0.0.1", js_host.ports["shapes"])
+    yield c
+    c.close()
 
 
 def test_a_javascript_class_is_served_as_rpyc_reads_it(js_conn):
@@ -259,6 +267,27 @@ def test_a_javascript_class_is_served_as_rpyc_reads_it(js_conn):
     assert root.prop == "property"
     with pytest.raises(AttributeError, match="cannot access 'conn'"):
         root.conn
+    assert root.version == 2  # a static member, as a Python class attribute
+
+
+def test_a_javascript_call_binds_its_arguments_as_python_would(js_conn):
+    root = js_conn.root
+    assert root.add(b="b", a="a") == "ab"
+    assert root.add(2, b=5) == 7
+    assert len(root.numbers()) == 3 and len(root.numbers(n=2)) == 2
+    assert root.call(lambda *a: sum(a), 1, 2, 3) == 6
+    with pytest.raises(TypeError, match=r"add\(\) missing 1 required positional argument: 'b'"):
+        root.add(1)
+    with pytest.raises(TypeError, match=r"add\(\) takes 2 positional arguments but 3 were given"):
+        root.add(1, 2, 3)
+    with pytest.raises(TypeError, match=r"numbers\(\) takes from 0 to 1 positional arguments but 2"):
+        root.numbers(1, 2)
+    with pytest.raises(TypeError, match=r"add\(\) got multiple values for argument 'a'"):
+        root.add(1, a=2)
+    with pytest.raises(TypeError, match=r"add\(\) got an unexpected keyword argument 'c'"):
+        root.add(1, 2, c=3)
+    with pytest.raises(TypeError, match=r"Point\(\) missing 1 required positional argument: 'y'"):
+        root.Point(1)
 
 
 def test_a_javascript_services_objects_go_by_reference(js_conn):
@@ -290,6 +319,19 @@ def test_a_javascript_services_errors_and_peer(js_conn):
     assert js_conn.root.peer_name() == "VOID"
     assert js_conn.root.count_calls() == 1
     assert js_conn.root.count_calls() == 2
+
+
+def test_a_javascript_object_is_disposed_when_the_peer_lets_go(js_conn):
+    gc.collect()  # the earlier tests' objects go first
+    js_conn.ping()
+    before = js_conn.root.disposed()
+    point = js_conn.root.point(1, 2)
+    assert js_conn.root.same(point, point)  # passed back: still held once
+    assert js_conn.root.disposed() == before
+    del point
+    gc.collect()
+    js_conn.ping()
+    assert js_conn.root.disposed() == before + 1
 
 
 def test_the_same_class_with_a_typed_world_converts_by_its_types():

@@ -3,6 +3,9 @@
 // ways. Built by `wasm-rpyc build` (the tests serve it with
 // `wasm-rpyc serve shapes.js`).
 
+// Points the peer has let go of.
+let disposed = 0;
+
 class Point {
   exposed_kind = 'point';
 
@@ -19,12 +22,17 @@ class Point {
   hidden() {
     return 'hidden';
   }
+
+  [Symbol.dispose]() {
+    disposed += 1;
+  }
 }
 
 class Fault extends Error {}
 
 export class ShapesService {
   static ALIASES = ['shapes', 'js'];
+  static exposed_version = 2;
   exposed_the_answer = 43;
   exposed_Point = Point;
 
@@ -71,6 +79,10 @@ export class ShapesService {
 
   exposed_peer_name() {
     return this.conn.root.get_service_name();
+  }
+
+  exposed_disposed() {
+    return disposed;
   }
 
   exposed_count_calls() {

@@ -41,7 +41,11 @@ const PYTHON_SDK: [(&str, &str); 5] = [
 ];
 
 /// The JavaScript SDK, by its file name.
-const JS_SDK: [(&str, &str); 2] = [
+const JS_SDK: [(&str, &str); 3] = [
+    (
+        "wasm-rpyc-arguments.js",
+        include_str!("../../../../guest-sdk/js/wasm-rpyc-arguments.js"),
+    ),
     (
         "wasm-rpyc-guest.js",
         include_str!("../../../../guest-sdk/js/wasm-rpyc-guest.js"),

@@ -1,4 +1,5 @@
-// The seed's CalculatorService, in JavaScript (world: services/wit/calculator).
+// The seed's CalculatorService with a typed world (services/wit/calculator),
+// for comparison with the plain class (wasm-rpyc-bench languages).
 import { exposed, raise } from '../../../guest-sdk/js/wasm-rpyc-guest.js';
 
 export const exposedAdd = exposed((a, b) => a + b);
