@@ -31,7 +31,8 @@ pub trait Service: Send + 'static {
     /// its exposed methods. A peer constructs one by calling the class's name
     /// on the root, which reaches [`Service::call`]; the service answers with
     /// a [`Local::Service`](crate::local::Local::Service) value, which the
-    /// peer then holds by reference. Read once per connection, and again
+    /// peer then holds by reference, and its methods are called through
+    /// [`Service::object_request`]. Read once per connection, and again
     /// when a call returns an object of a class not listed.
     fn exposed_classes(&self) -> Vec<(String, Vec<String>)> {
         Vec::new()
@@ -39,28 +40,14 @@ pub trait Service: Send + 'static {
 
     /// Calls the exposed method `name` (or constructs the exposed class
     /// `name`). When the peer goes away during the call, its future is
-    /// dropped before it completes (so are [`Service::call_object`]'s): the
-    /// service must cope with a call abandoned half way.
+    /// dropped before it completes (so are [`Service::object_request`]'s):
+    /// the service must cope with a call abandoned half way.
     fn call(
         &mut self,
         name: &str,
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     ) -> impl Future<Output = Result<Value, Exception>> + Send;
-
-    /// Calls the exposed method `name` of the service's own `object`; `name`
-    /// is one of its class's methods.
-    fn call_object(
-        &mut self,
-        object: &ServiceObject,
-        name: &str,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> impl Future<Output = Result<Value, Exception>> + Send {
-        let _ = (object, args, kwargs);
-        let error = Exception::no_attribute(name);
-        async { Err(error) }
-    }
 
     /// The peer no longer holds `object`: the service may let it go.
     fn release_object(&mut self, object: ServiceObject) -> impl Future<Output = ()> + Send {
@@ -81,24 +68,35 @@ pub trait Service: Send + 'static {
         async {}
     }
 
-    /// Whether the service answers for its own objects, and for the members
-    /// of its root beyond [`Service::exposed_names`], through
-    /// [`Service::object_request`] (a service built from a Python class
-    /// does); by default its exposed names and classes are all there is.
+    /// Whether the service answers every request about its own objects of
+    /// classes it does not list, and about the members of its root beyond
+    /// [`Service::exposed_names`], through [`Service::object_request`] (a
+    /// service built from a Python class does); by default its exposed
+    /// names and classes are all there is.
     fn serves_objects(&self) -> bool {
         false
     }
 
     /// Answers `request` about `object`, one of the service's own objects,
-    /// or about its root when `None`; only asked of a service that
+    /// or about its root when `None`. Of an instance of a listed exposed
+    /// class, only calls of its exposed methods are asked (the connection
+    /// answers the rest from the lists); the root, and objects of other
+    /// classes, are asked of a service that
     /// [serves its objects](Service::serves_objects).
     fn object_request(
         &mut self,
         object: Option<&ServiceObject>,
         request: ObjectRequest,
     ) -> impl Future<Output = Result<Value, Exception>> + Send {
-        let _ = (object, request);
-        async { Err(Exception::type_error("the service serves no objects")) }
+        let _ = object;
+        let error = match request {
+            ObjectRequest::GetAttr(name)
+            | ObjectRequest::Call {
+                method: Some(name), ..
+            } => Exception::no_attribute(&name),
+            _ => Exception::type_error("the service serves no objects"),
+        };
+        async { Err(error) }
     }
 
     /// Where the service runs when it computes long, so the sockets stay

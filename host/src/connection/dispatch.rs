@@ -154,16 +154,10 @@ enum ServiceCall {
         args: Vec<Value>,
         kwargs: Vec<(String, Value)>,
     },
-    /// A method of one of the service's objects.
+    /// A request about one of the service's objects (`None`: its root, of
+    /// a service that serves its objects): a call of an exposed class's
+    /// method, or anything asked of an object the service serves itself.
     Object {
-        object: ServiceObject,
-        name: String,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    },
-    /// A request about an object the service serves itself (`None`: its
-    /// root).
-    Served {
         object: Option<ServiceObject>,
         request: ObjectRequest,
     },
@@ -175,8 +169,7 @@ impl ServiceCall {
     fn method(&self) -> String {
         match self {
             ServiceCall::Root { name, .. } => name.clone(),
-            ServiceCall::Object { object, name, .. } => format!("{}.{name}", object.class),
-            ServiceCall::Served { object, request } => {
+            ServiceCall::Object { object, request } => {
                 let class = object.as_ref().map_or("", |o| o.class.as_str());
                 let what = match request {
                     ObjectRequest::GetAttr(name) => name.clone(),
@@ -191,13 +184,7 @@ impl ServiceCall {
     async fn run<S: Service>(self, service: &mut S) -> Result<Value, Exception> {
         match self {
             ServiceCall::Root { name, args, kwargs } => service.call(&name, args, kwargs).await,
-            ServiceCall::Object {
-                object,
-                name,
-                args,
-                kwargs,
-            } => service.call_object(&object, &name, args, kwargs).await,
-            ServiceCall::Served { object, request } => {
+            ServiceCall::Object { object, request } => {
                 service.object_request(object.as_ref(), request).await
             }
         }
@@ -273,7 +260,7 @@ impl Answers<'_> {
                 Some(object) => {
                     let mut args = vec![other];
                     self.shared.resolve_locals(args.iter_mut());
-                    return Answer::Service(ServiceCall::Served {
+                    return Answer::Service(ServiceCall::Object {
                         object,
                         request: ObjectRequest::Call {
                             method: Some(op),
@@ -348,7 +335,7 @@ impl Answers<'_> {
         otherwise: impl FnOnce(&Self) -> Result<Value, Exception>,
     ) -> Answer {
         match self.served_object(target) {
-            Some(object) => Answer::Service(ServiceCall::Served {
+            Some(object) => Answer::Service(ServiceCall::Object {
                 object,
                 request: ObjectRequest::Describe(description),
             }),
@@ -362,7 +349,7 @@ impl Answers<'_> {
             Err(exception) => return Answer::Reply(Err(exception)),
         };
         let served = |object| {
-            Answer::Service(ServiceCall::Served {
+            Answer::Service(ServiceCall::Object {
                 object,
                 request: ObjectRequest::GetAttr(name.to_owned()),
             })
@@ -461,23 +448,32 @@ impl Answers<'_> {
                 }),
             },
             Lent::BoundMethod { of, .. } => match self.lent(of) {
-                Ok(Lent::Local(Local::Service(object))) => Answer::Service(ServiceCall::Object {
-                    object,
-                    name: member,
-                    args,
-                    kwargs,
-                }),
+                Ok(Lent::Local(Local::Service(object))) => {
+                    Self::call_method(object, member, args, kwargs)
+                }
                 Ok(_) | Err(_) => Answer::Reply(Err(Exception::reference_error(
                     "the method's object is gone",
                 ))),
             },
-            Lent::Local(Local::Service(object)) => Answer::Service(ServiceCall::Object {
-                object,
-                name: member,
+            Lent::Local(Local::Service(object)) => Self::call_method(object, member, args, kwargs),
+        }
+    }
+
+    /// Calls the exposed method `name` of an exposed class's instance.
+    fn call_method(
+        object: ServiceObject,
+        name: String,
+        args: Vec<Value>,
+        kwargs: Vec<(String, Value)>,
+    ) -> Answer {
+        Answer::Service(ServiceCall::Object {
+            object: Some(object),
+            request: ObjectRequest::Call {
+                method: Some(name),
                 args,
                 kwargs,
-            }),
-        }
+            },
+        })
     }
 
     /// Calls an object the service serves itself, or its method `name`.
@@ -490,7 +486,7 @@ impl Answers<'_> {
     ) -> Answer {
         let values = args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v));
         self.shared.resolve_locals(values);
-        Answer::Service(ServiceCall::Served {
+        Answer::Service(ServiceCall::Object {
             object,
             request: ObjectRequest::Call {
                 method: name.filter(|name| *name != "__call__").map(str::to_owned),

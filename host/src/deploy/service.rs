@@ -11,7 +11,7 @@ use crate::local::{Local, ServiceObject};
 use crate::metrics;
 use crate::peer::Peer;
 use crate::server::ServiceFactory;
-use crate::service::{Exposed, Service, bind_arguments};
+use crate::service::{Exposed, ObjectRequest, Service, bind_arguments};
 use crate::value::Value;
 use crate::wasm::WasmService;
 
@@ -256,37 +256,56 @@ impl Service for DeployService {
         }
     }
 
-    async fn call_object(
+    /// A call of a deployed root's method, or a request about one of a
+    /// deployed service's objects, passed on to that service.
+    async fn object_request(
         &mut self,
-        object: &ServiceObject,
-        name: &str,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
+        object: Option<&ServiceObject>,
+        request: ObjectRequest,
     ) -> Result<Value, Exception> {
+        let Some(object) = object else {
+            return Err(Exception::type_error(
+                "DEPLOY answers for deployed services only",
+            ));
+        };
         let Some(held) = self.held.get(&object.handle).cloned() else {
             return Err(Exception::reference_error("the deployed service is gone"));
         };
         let id = held.deployment;
-        let args = args
-            .into_iter()
-            .map(|arg| self.inward(id, arg))
-            .collect::<Result<Vec<_>, _>>()?;
-        let kwargs = kwargs
-            .into_iter()
-            .map(|(key, arg)| Ok((key, self.inward(id, arg)?)))
-            .collect::<Result<Vec<_>, Exception>>()?;
-        let deployment = self.deployments.get_mut(&id).expect("held objects keep it");
-        let result = match &held.object {
-            Some(own) => {
-                deployment
-                    .service
-                    .call_object(own, name, args, kwargs)
-                    .await
-            }
-            None => match deployment.exposed.builtin(name, &args, &kwargs) {
-                Some(result) => result,
-                None => deployment.service.call(name, args, kwargs).await,
+        let request = match request {
+            ObjectRequest::Call {
+                method,
+                args,
+                kwargs,
+            } => ObjectRequest::Call {
+                method,
+                args: args
+                    .into_iter()
+                    .map(|arg| self.inward(id, arg))
+                    .collect::<Result<_, _>>()?,
+                kwargs: kwargs
+                    .into_iter()
+                    .map(|(key, arg)| Ok((key, self.inward(id, arg)?)))
+                    .collect::<Result<_, Exception>>()?,
             },
+            other => other,
+        };
+        let deployment = self.deployments.get_mut(&id).expect("held objects keep it");
+        let service = &mut deployment.service;
+        let result = match (&held.object, request) {
+            (Some(own), request) => service.object_request(Some(own), request).await,
+            (
+                None,
+                ObjectRequest::Call {
+                    method: Some(name),
+                    args,
+                    kwargs,
+                },
+            ) => match deployment.exposed.builtin(&name, &args, &kwargs) {
+                Some(result) => result,
+                None => service.call(&name, args, kwargs).await,
+            },
+            (None, request) => service.object_request(None, request).await,
         };
         result.map(|value| self.outward(id, value))
     }

@@ -512,34 +512,42 @@ impl Service for WasmService {
         }
     }
 
-    async fn call_object(
-        &mut self,
-        object: &ServiceObject,
-        name: &str,
-        args: Vec<Value>,
-        kwargs: Vec<(String, Value)>,
-    ) -> Result<Value, Exception> {
-        let component = Arc::clone(&self.component);
-        let method = component
-            .classes
-            .iter()
-            .find(|class| class.name == object.class)
-            .and_then(|class| class.methods.get(name))
-            .ok_or_else(|| Exception::no_attribute(name))?;
-        self.invoke(method, Receiver::Instance(object), args, kwargs)
-            .await
-    }
-
     fn serves_objects(&self) -> bool {
         self.component.objects.is_some()
     }
 
+    /// An exposed class's instance (a WIT resource) has its class's typed
+    /// methods; any other object is asked through the `objects` export.
     async fn object_request(
         &mut self,
         object: Option<&ServiceObject>,
         request: ObjectRequest,
     ) -> Result<Value, Exception> {
-        self.request(Receiver::Served(object), request).await
+        let component = Arc::clone(&self.component);
+        let class = object.and_then(|object| {
+            let class = component.classes.iter().find(|c| c.name == object.class)?;
+            Some((object, class))
+        });
+        let Some((object, class)) = class else {
+            return self.request(Receiver::Served(object), request).await;
+        };
+        let ObjectRequest::Call {
+            method: Some(name),
+            args,
+            kwargs,
+        } = request
+        else {
+            return Err(Exception::type_error(format!(
+                "{} answers calls of its exposed methods only",
+                class.name
+            )));
+        };
+        let method = class
+            .methods
+            .get(&name)
+            .ok_or_else(|| Exception::no_attribute(&name))?;
+        self.invoke(method, Receiver::Instance(object), args, kwargs)
+            .await
     }
 
     async fn release_object(&mut self, object: ServiceObject) {
