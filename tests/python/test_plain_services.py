@@ -3,6 +3,7 @@
 unmodified rpyc client."""
 
 import gc
+import os
 import pathlib
 import re
 import subprocess
@@ -10,7 +11,7 @@ import subprocess
 import pytest
 import rpyc
 
-from conftest import BINARY, POLYGLOT, Host
+from conftest import BINARY, POLYGLOT, ROOT, TARGET, Host
 
 PLAIN = pathlib.Path(__file__).parent / "plain"
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "services" / "python"
@@ -32,9 +33,10 @@ def conn(plain_host):
     c.close()
 
 
-def build(source, *args):
+def build(source, *args, env=None):
     return subprocess.run(
-        [str(BINARY), "build", str(source), *args], capture_output=True, text=True, timeout=300
+        [str(BINARY), "build", str(source), *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -226,6 +228,23 @@ def test_build_names_the_file_and_line_of_a_mistake(tmp_path, source, expected):
     built = build(module, "-o", str(tmp_path / "no.wasm"))
     assert built.returncode != 0
     assert re.search(expected, built.stderr), built.stderr
+
+
+def test_build_builds_a_rust_crate_with_cargo(tmp_path):
+    crate = ROOT / "services" / "calculator"
+    out = tmp_path / "calculator.wasm"
+    # Where the host's build put the example services: cargo reuses them.
+    built = build(crate, "-o", str(out), env={"CARGO_TARGET_DIR": str(TARGET / "guests")})
+    assert built.returncode == 0, built.stderr
+    served = Host(out)
+    try:
+        with rpyc.connect("127.0.0.1", served.ports["calculator"]) as c:
+            assert c.root.add(4, 7) == 11
+            assert c.root.get_service_name() == "CALCULATOR"
+    finally:
+        served.stop()
+    assert "not a Rust crate (no Cargo.toml)" in build(tmp_path).stderr
+    assert "a Rust crate is one service" in build(crate, "--service", "X").stderr
 
 
 def test_build_chooses_the_service_by_name(tmp_path):

@@ -66,8 +66,9 @@ pub(crate) enum Command {
     /// Run an RPyC registry (`rpyc_registry`'s options).
     Registry(RegistryArgs),
     /// Build a service's source into a component: a Python module whose
-    /// `rpyc.Service` class is the service, or a JavaScript module that
-    /// exports a class with `exposed_` members (no WIT needed).
+    /// `rpyc.Service` class is the service, a JavaScript module that exports
+    /// a class with `exposed_` members (no WIT needed), or a Rust crate's
+    /// directory (cargo, for wasm32-wasip2).
     Build(BuildArgs),
     /// Check that a service answers: print its name and exit 0, or say why
     /// not and exit 1 (for health checks and scripts).
@@ -126,9 +127,10 @@ pub(crate) struct StatusArgs {
 #[derive(Args)]
 pub(crate) struct BuildArgs {
     /// The service's source: a Python or JavaScript module
-    /// (`calculator.py`, `calculator.js`).
+    /// (`calculator.py`, `calculator.js`) or a Rust crate's directory.
     pub(crate) source: PathBuf,
-    /// The component to write [default: the source's stem, `.wasm`].
+    /// The component to write [default: the module's stem or the crate's
+    /// directory name, `.wasm`].
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
     /// The service class, when the module defines several.

@@ -1,5 +1,6 @@
-//! `wasm-rpyc build`: a service's source made a component. A Python module
-//! or a JavaScript one needs no WIT: its service class is served through the
+//! `wasm-rpyc build`: a service's source made a component. A Rust crate is
+//! built by cargo (`crate_build`). A Python module or a JavaScript one needs
+//! no WIT: its service class is served through the
 //! `dynamic` world by the language's SDK, which this binary carries and
 //! writes out beside the module for componentize-py or componentize-js.
 //! `serve service.py` (or `.js`) builds through a cache keyed by the
@@ -74,17 +75,29 @@ pub(crate) fn is_source(file: &Path) -> bool {
         .is_some_and(|extension| ["py", "js", "mjs"].iter().any(|e| extension == *e))
 }
 
-/// Builds `source` into the component `out`; `service` picks the class when
-/// a module defines several.
+/// Builds `source` (a module, or a Rust crate's directory) into the
+/// component `out`; `service` picks the class when a module defines several.
 pub(crate) fn build(source: &Path, service: Option<&str>, out: &Path) -> Result<()> {
+    if source.is_dir() {
+        return crate::crate_build::build(source, service, out);
+    }
     match source.extension().and_then(|e| e.to_str()) {
         Some("py") => build_python(source, service, out),
         Some("js" | "mjs") => build_js(source, service, out),
         _ => bail!(
-            "{}: wasm-rpyc builds Python (`.py`) and JavaScript (`.js`) modules; build Rust \
-             services with cargo (`cargo build --release --target wasm32-wasip2`)",
+            "{}: wasm-rpyc builds a Python module (`.py`), a JavaScript one (`.js`) or a Rust \
+             crate's directory",
             source.display()
         ),
+    }
+}
+
+/// Where `wasm-rpyc build source` writes when not told: the module's stem,
+/// or the crate's name, `.wasm`.
+pub(crate) fn default_output(source: &Path) -> PathBuf {
+    match source.is_dir() {
+        true => crate::crate_build::default_output(source),
+        false => source.with_extension("wasm"),
     }
 }
 

@@ -7,6 +7,7 @@
 mod args;
 mod builder;
 mod config;
+mod crate_build;
 mod fleet;
 mod logs;
 mod ping;
@@ -32,7 +33,7 @@ fn main() -> Result<()> {
         Command::Build(args) => {
             let output = match args.output {
                 Some(output) => output,
-                None => args.source.with_extension("wasm"),
+                None => builder::default_output(&args.source),
             };
             builder::build(&args.source, args.service.as_deref(), &output)?;
             println!("built {}", output.display());
