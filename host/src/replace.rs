@@ -159,12 +159,17 @@ impl Loader {
     }
 }
 
+/// Turns a watched source file into the file of its component (a build,
+/// run off the async threads); why not, when it cannot.
+pub type Build = Arc<dyn Fn(&Path) -> Result<PathBuf, String> + Send + Sync>;
+
 /// A component served from a file, in `slot`, on `port`, made by `loader`.
 pub struct Watched {
     file: WatchedFile,
     slot: Replaceable,
     port: u16,
     loader: Loader,
+    build: Option<Build>,
 }
 
 impl Watched {
@@ -176,7 +181,29 @@ impl Watched {
             slot,
             port,
             loader,
+            build: None,
         }
+    }
+
+    /// Watches a source file instead: `build` makes the component's file
+    /// from it (`wasm-rpyc serve service.py` builds the module again).
+    pub fn built_by(self, build: Build) -> Self {
+        Watched {
+            build: Some(build),
+            ..self
+        }
+    }
+
+    /// The component's file: the watched file, or what it builds into.
+    async fn component_file(&self) -> Result<PathBuf, String> {
+        let source = self.file.path().to_owned();
+        let Some(build) = &self.build else {
+            return Ok(source);
+        };
+        let build = Arc::clone(build);
+        tokio::task::spawn_blocking(move || build(&source))
+            .await
+            .map_err(|error| error.to_string())?
     }
 }
 
@@ -217,10 +244,18 @@ async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Serves the component of `watched`'s file from its slot, if it loads and
-/// its bytes are not those served already.
+/// Serves the component of `watched`'s file from its slot, if it builds and
+/// loads and its bytes are not those served already.
 async fn replace_from_file(watched: &Watched, registrar: Option<&Registrar>) {
-    let path = watched.file.path();
+    let path = match watched.component_file().await {
+        Ok(path) => path,
+        Err(error) => {
+            let source = watched.file.path().display();
+            tracing::warn!(%error, %source, "not rebuilt: still serving the previous version");
+            return;
+        }
+    };
+    let path = path.as_path();
     let served = watched.slot.current();
     let (bytes, digest) = match read_hashed(path).await {
         Ok(read) => read,

@@ -133,3 +133,34 @@ def test_sighup_replaces_and_a_broken_file_changes_nothing(tmp_path):
         assert host.alive()
     finally:
         host.stop()
+
+
+MODULE = """import rpyc
+
+
+class CounterService(rpyc.Service):
+    def exposed_answer(self):
+        return {answer}
+"""
+
+
+def test_watch_rebuilds_a_served_module_and_a_broken_edit_changes_nothing(tmp_path):
+    module = tmp_path / "counter.py"
+    module.write_text(MODULE.format(answer=1))
+    host = Host(module, args=["--watch"])
+    try:
+        port = host.ports["counter"]
+        conn = rpyc.connect("localhost", port)
+        assert conn.root.answer() == 1
+        module.write_text(MODULE.format(answer=2))
+        wait_for_log(host, "replaced: new connections get the new version", timeout=120)
+        assert rpyc.connect("localhost", port).root.answer() == 2
+        assert conn.root.answer() == 1, "an open connection keeps its version"
+
+        module.write_text("import rpyc\n\nclass Broken(rpyc.Service)\n")
+        line = wait_for_log(host, "not rebuilt: still serving the previous version", timeout=120)
+        assert "counter.py:3: SyntaxError" in line, line
+        assert rpyc.connect("localhost", port).root.answer() == 2
+        assert host.alive()
+    finally:
+        host.stop()

@@ -37,6 +37,9 @@ pub(crate) struct ServicePlan {
 pub(crate) enum Source {
     /// A file, reloaded on SIGHUP and `--watch`.
     File(PathBuf),
+    /// A Python or JavaScript module, built into the component file `built`;
+    /// built again and reloaded on SIGHUP and when it changes (`--watch`).
+    Module { module: PathBuf, built: PathBuf },
     /// A bundled example: its name and bytes.
     Bundled(&'static str, &'static [u8]),
 }
@@ -53,7 +56,8 @@ pub(crate) fn plan(mut args: Serve) -> Result<Plan> {
             && crate::builder::is_source(file)
         {
             let built = crate::builder::cached(file, None, args.cache_dir.as_deref())?;
-            service.source = Source::File(built);
+            let module = file.clone();
+            service.source = Source::Module { module, built };
         }
     }
     Ok(Plan { args, services })

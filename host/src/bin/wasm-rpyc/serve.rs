@@ -2,6 +2,7 @@
 //! with DEPLOY, registration and hot deploy as the flags ask.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use wasm_rpyc::cluster::{AcceptLimits, Accepting, Fleet, Offer, ServiceRecord, h
 use wasm_rpyc::deploy::{DEPLOY_SERVICE, DeployLimits, Deployer};
 use wasm_rpyc::metrics;
 use wasm_rpyc::registry::{BROADCAST, Registrar};
-use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
+use wasm_rpyc::replace::{Build, Loader, Replaceable, Watched, WatchedFile, keep_current};
 use wasm_rpyc::server::Load;
 use wasm_rpyc::wasm::{CompileCache, ServiceLimits};
 use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, tls};
@@ -72,13 +73,25 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
         let config =
             server_config(&service.flags).with_context(|| format!("{}: TLS", service.origin))?;
         let (component, watched) = match &service.source {
-            Source::File(file) => (loader.load(file).await?, Some(WatchedFile::new(file))),
+            Source::File(file) => (
+                loader.load(file).await?,
+                Some((WatchedFile::new(file), None)),
+            ),
+            Source::Module { module, built } => {
+                let cache_dir = args.cache_dir.clone();
+                let build: Build = Arc::new(move |module: &Path| {
+                    crate::builder::cached(module, None, cache_dir.as_deref())
+                        .map_err(|error| format!("{error:#}"))
+                });
+                let watched = (WatchedFile::new(module), Some(build));
+                (loader.load(built).await?, Some(watched))
+            }
             Source::Bundled(name, bytes) => {
                 let component = ServiceComponent::from_bytes(&runtime, name, bytes).await?;
                 (component.with_limits(limits), None)
             }
         };
-        let watched = watched.map(|file| (file, loader));
+        let watched = watched.map(|(file, build)| (file, build, loader));
         loaded.push((Replaceable::new(component), service.port, config, watched));
     }
     if let Some(cache) = runtime.compile_cache() {
@@ -113,8 +126,12 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
         let names = slot.clone();
         let aliases = move || names.current().aliases().to_vec();
         tasks.extend(run(server, port, aliases, registrar.as_ref(), &stop));
-        if let Some((file, loader)) = watched {
-            files.push(Watched::new(file, slot, port, loader));
+        if let Some((file, build, loader)) = watched {
+            let watched = Watched::new(file, slot, port, loader);
+            files.push(match build {
+                Some(build) => watched.built_by(build),
+                None => watched,
+            });
         }
     }
     if args.allow_deploy {
