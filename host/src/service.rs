@@ -77,12 +77,19 @@ pub trait Service: Send + 'static {
         false
     }
 
+    /// Whether the service answers for the members of its root beyond
+    /// [`Service::exposed_names`] (and describes its root) itself; by
+    /// default, when it [serves its objects](Service::serves_objects).
+    fn serves_root(&self) -> bool {
+        self.serves_objects()
+    }
+
     /// Answers `request` about `object`, one of the service's own objects,
     /// or about its root when `None`. Of an instance of a listed exposed
     /// class, only calls of its exposed methods are asked (the connection
-    /// answers the rest from the lists); the root, and objects of other
-    /// classes, are asked of a service that
-    /// [serves its objects](Service::serves_objects).
+    /// answers the rest from the lists); objects of other classes are asked
+    /// of a service that [serves its objects](Service::serves_objects), its
+    /// root of one that [serves its root](Service::serves_root).
     fn object_request(
         &mut self,
         object: Option<&ServiceObject>,
@@ -253,6 +260,7 @@ pub(crate) struct Exposed {
     methods: Vec<String>,
     classes: HashMap<String, Vec<String>>,
     serves_objects: bool,
+    serves_root: bool,
 }
 
 impl Exposed {
@@ -263,13 +271,19 @@ impl Exposed {
             methods: service.exposed_names(),
             classes: service.exposed_classes().into_iter().collect(),
             serves_objects: service.serves_objects(),
+            serves_root: service.serves_root(),
         }
     }
 
-    /// Whether the service answers for its objects and its root's other
-    /// members itself.
+    /// Whether the service answers for its objects of unlisted classes
+    /// itself.
     pub(crate) fn serves_objects(&self) -> bool {
         self.serves_objects
+    }
+
+    /// Whether the service answers for its root's other members itself.
+    pub(crate) fn serves_root(&self) -> bool {
+        self.serves_root
     }
 
     /// Whether `object` is one the service answers for itself (not an

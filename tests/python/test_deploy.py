@@ -92,6 +92,22 @@ def test_what_cannot_be_deployed_is_refused_clearly(host, conn):
     calculator.close()
 
 
+def test_a_deployed_plain_classs_objects_go_by_reference(conn):
+    rich = conn.root.deploy((POLYGLOT / "python" / "rich.wasm").read_bytes())
+    assert rich.the_answer == 43
+    d = rich.items()
+    assert (d["a"], len(d), "a" in d, sorted(d)) == (1, 2, True, ["a", "b"])
+    assert [y * 2 for y in d["b"]] == [2, 4, 6]
+    assert repr(d) == "{'a': 1, 'b': [1, 2, 3]}"
+    point = rich.Point(3, 4)
+    assert point.norm2() == 25 and point.kind == "point"
+    assert rich.same(point, point) is True
+    assert rich.same(d, point) is False
+    with pytest.raises(AttributeError, match="cannot access '__dict__'"):
+        point.__dict__
+    assert rich.call(lambda x: x * 2, 21) == 42
+
+
 @pytest.mark.skipif(not (POLYGLOT / "python" / "calculator.wasm").exists(),
                     reason="services/build.sh makes the Python calculator")
 def test_a_python_component_is_deployed(conn):

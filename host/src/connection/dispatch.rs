@@ -91,7 +91,7 @@ pub(super) async fn serve<S: Service>(
                     metrics.call(service, &method, &result, started.elapsed());
                 }
                 let exposed = &answers.exposed;
-                let unknown = |v: &Value| matches!(v, Value::Local(Local::Service(o)) if !exposed.serves_objects() && !exposed.knows_class(&o.class));
+                let unknown = |v: &Value| matches!(v, Value::Local(Local::Service(o)) if !exposed.knows_class(&o.class));
                 if let Ok(value) = &result
                     && value.any(unknown)
                 {
@@ -309,7 +309,7 @@ impl Answers<'_> {
     /// `Some(None)` for its root.
     fn served_object(&self, target: ObjectId) -> Option<Option<ServiceObject>> {
         // A service that serves no objects costs no lookup.
-        if !self.exposed.serves_objects() {
+        if !self.exposed.serves_objects() && !self.exposed.serves_root() {
             return None;
         }
         self.served(&self.lent(target).ok()?)
@@ -318,7 +318,7 @@ impl Answers<'_> {
     /// The object `lent` is, if the service answers for it itself.
     fn served(&self, lent: &Lent) -> Option<Option<ServiceObject>> {
         match lent {
-            Lent::Root if self.exposed.serves_objects() => Some(None),
+            Lent::Root if self.exposed.serves_root() => Some(None),
             Lent::Local(Local::Service(object)) if self.exposed.serves(object) => {
                 Some(Some(object.clone()))
             }
@@ -357,7 +357,7 @@ impl Answers<'_> {
         Answer::Reply(match lent {
             Lent::Root => match self.exposed.root_member(name) {
                 Some(member) => self.lend(Lent::Method(member.to_owned())),
-                None if self.exposed.serves_objects() => return served(None),
+                None if self.exposed.serves_root() => return served(None),
                 None => Err(self.exposed.no_member(name)),
             },
             Lent::Method(method) | Lent::BoundMethod { name: method, .. } => match name {

@@ -230,10 +230,13 @@ impl Service for DeployService {
     }
 
     /// A deployed service's root is an object of the class named by its
-    /// name and tag; its classes are named by theirs and the tag.
+    /// name and tag; its classes are named by theirs and the tag. A
+    /// deployed service that serves its objects lists none: every request
+    /// about its root and objects is passed on to it.
     fn exposed_classes(&self) -> Vec<(String, Vec<String>)> {
         let mut classes = Vec::new();
-        for deployment in self.deployments.values() {
+        let listed = self.deployments.values();
+        for deployment in listed.filter(|d| !d.service.serves_objects()) {
             let tag = &deployment.tag;
             let name = deployment.exposed.name();
             classes.push((format!("{name}@{tag}"), deployment.exposed.root_members()));
@@ -242,6 +245,16 @@ impl Service for DeployService {
             }
         }
         classes
+    }
+
+    /// The objects of deployed services whose classes are not listed.
+    fn serves_objects(&self) -> bool {
+        true
+    }
+
+    /// DEPLOY's own root has `deploy` only.
+    fn serves_root(&self) -> bool {
+        false
     }
 
     async fn call(
