@@ -202,6 +202,17 @@ def test_released_objects_are_finalised_in_the_guest(conn):
     assert conn.root.finalised() - before >= 11_990
 
 
+def test_objects_of_a_value_that_cannot_be_sent_are_given_back(conn):
+    # A tuple of more objects than the table takes: the error says so, and
+    # the objects taken before the table was full are released too.
+    gc.collect()
+    before = conn.root.finalised()
+    with pytest.raises(RuntimeError, match=r"lends as many objects as it may \(10000\)"):
+        conn.root.tracked_tuple(10_001)
+    assert conn.root.finalised() - before == 10_001
+    assert [t.value() for t in conn.root.tracked_tuple(3)] == [0, 1, 2]
+
+
 def test_build_writes_a_component(tmp_path):
     out = tmp_path / "rich.wasm"
     built = build(PLAIN / "rich.py", "-o", str(out))

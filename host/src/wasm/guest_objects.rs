@@ -92,6 +92,8 @@ pub(crate) struct StoreKeep<'a, 'b> {
     classes: &'a [Class],
     /// Objects the guest handed over that cannot be lent, to let go.
     given_up: Vec<GuestObject>,
+    /// The handles of the objects taken into the table so far.
+    taken: Vec<u64>,
 }
 
 impl<'a, 'b> StoreKeep<'a, 'b> {
@@ -101,6 +103,7 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
             store,
             classes: &[],
             given_up: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
@@ -108,6 +111,16 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
     pub(crate) fn with_classes(mut self, classes: &'a [Class]) -> Self {
         self.classes = classes;
         self
+    }
+
+    /// Gives up every object taken so far: the value they came in is not
+    /// delivered (it was malformed, or a later object did not fit), so
+    /// nobody will release them.
+    pub(crate) fn give_back(&mut self) {
+        let objects = &mut self.store.data_mut().objects;
+        for handle in self.taken.drain(..) {
+            self.given_up.extend(objects.remove(handle));
+        }
     }
 
     /// Drops the resources the guest handed over that could not be lent
@@ -138,6 +151,7 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
                 "the service lends as many objects as it may ({limit})"
             )));
         };
+        self.taken.push(handle);
         Ok(Value::Local(Local::Service(ServiceObject {
             handle,
             class,

@@ -327,6 +327,9 @@ impl WasmService {
                 let mut store = live.store.as_context_mut();
                 let mut keep = StoreKeep::new(&mut store).with_classes(&component.classes);
                 let outcome = method.outcome(results.pop(), &mut keep);
+                if outcome.is_err() {
+                    keep.give_back();
+                }
                 on_cpu(component, &meter, keep.finish()).await;
                 outcome
             }

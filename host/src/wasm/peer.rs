@@ -91,6 +91,10 @@ async fn ask(
             .and_then(|args| Ok((args, kwargs(received(at + 1)?)?))),
         None => Ok((Vec::new(), Vec::new())),
     };
+    if arguments.is_err() {
+        // Not sent: the guest's objects in them are its own again.
+        keep.give_back();
+    }
     let answer = match (asked, arguments) {
         (_, Err(exception)) => Err(Error::Remote(exception)),
         (Asked::Root(name), Ok((args, kwargs))) => peer.call_root(&name, args, kwargs).await,

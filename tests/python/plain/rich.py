@@ -69,6 +69,9 @@ class RichService(rpyc.Service):
     def exposed_tracked(self, n):
         return Tracked(n)
 
+    def exposed_tracked_tuple(self, n):
+        return tuple(Tracked(i) for i in range(n))
+
     def exposed_finalised(self):
         gc.collect()
         return finalised
