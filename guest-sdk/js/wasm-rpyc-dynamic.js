@@ -215,11 +215,25 @@ function names(obj) {
   return [...all];
 }
 
+// Identities for `hash()`, as Python hashes an instance by its identity.
+const IDENTITIES = new WeakMap();
+let nextIdentity = 1;
+
+/** Python's `hash`: containers are unhashable, anything else hashes by
+ * identity. */
+function hash(obj) {
+  if (Array.isArray(obj) || isPlain(obj) || obj instanceof Map || obj instanceof Set) {
+    throw new ServiceError('TypeError', `unhashable type: '${className(obj, '').split('.').pop()}'`);
+  }
+  if (!IDENTITIES.has(obj)) IDENTITIES.set(obj, nextIdentity++);
+  return IDENTITIES.get(obj);
+}
+
 function describe(obj, what) {
   switch (what) {
     case 'repr': return repr(obj);
     case 'str': return PROTOCOLS.__str__(obj);
-    case 'hash': throw new ServiceError('TypeError', `unhashable type: '${className(obj, '').split('.').pop()}'`);
+    case 'hash': return hash(obj);
     case 'dir': return tuple(...names(Object(obj)).sort());
     case 'methods': {
       const own = names(Object(obj)).filter((name) => name !== 'constructor' && typeof obj[name] === 'function');

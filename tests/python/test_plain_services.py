@@ -337,6 +337,9 @@ def test_a_javascript_services_objects_go_by_reference(js_conn):
         point.hidden()
     assert root.same(point, point) is True
     assert root.same(point, root.point(3, 4)) is False
+    assert hash(point) == hash(point) and len({point, root.point(3, 4)}) == 2
+    with pytest.raises(TypeError, match="unhashable type: 'dict'"):
+        hash(d)
     assert root.call(lambda x: x * 2, 21) == 42
 
 
