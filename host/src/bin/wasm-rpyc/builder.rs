@@ -138,7 +138,38 @@ pub(crate) fn cached(
         return Err(error);
     }
     fs::rename(&partial, &built).with_context(|| format!("cannot write {}", built.display()))?;
+    prune_builds(&dir, stem);
     Ok(built)
+}
+
+/// How many builds of a module `serve` keeps (the newest).
+const KEPT_BUILDS: usize = 4;
+
+/// Deletes the builds of module `stem` in `dir` beyond the newest
+/// [`KEPT_BUILDS`]: each edit of a served module builds a new component
+/// (a Python one is about 19 MB).
+fn prune_builds(dir: &Path, stem: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let is_build = |name: &str| {
+        let key = name
+            .strip_prefix(stem)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.strip_suffix(".wasm"));
+        key.is_some_and(|key| key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let mut builds: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            is_build(entry.file_name().to_str()?)
+                .then(|| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))?
+        })
+        .collect();
+    builds.sort_unstable_by_key(|build| std::cmp::Reverse(build.0));
+    for (_, old) in builds.into_iter().skip(KEPT_BUILDS) {
+        let _ = fs::remove_file(old);
+    }
 }
 
 /// The hash of what a build of `source` reads: every file of its language
@@ -388,5 +419,43 @@ impl WorkDir {
 impl Drop for WorkDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn a_modules_builds_beyond_the_newest_are_deleted() {
+        let dir = std::env::temp_dir().join(format!("wasm-rpyc-prune-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let build = |name: &str, age: u64| {
+            let file = fs::File::create(dir.join(name)).unwrap();
+            let modified = SystemTime::now() - Duration::from_secs(age);
+            file.set_modified(modified).unwrap();
+        };
+        for age in 0..6 {
+            build(&format!("counter-{age:016x}.wasm"), age);
+        }
+        build("other-0000000000000009.wasm", 100);
+        build("counter-notahash.wasm", 100);
+        prune_builds(&dir, "counter");
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        fs::remove_dir_all(&dir).unwrap();
+        let newest = (0..KEPT_BUILDS).map(|age| format!("counter-{age:016x}.wasm"));
+        let mut expected: Vec<String> = newest.collect();
+        expected.extend([
+            "counter-notahash.wasm".into(),
+            "other-0000000000000009.wasm".into(),
+        ]);
+        expected.sort();
+        assert_eq!(left, expected);
     }
 }
