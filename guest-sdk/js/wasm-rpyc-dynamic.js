@@ -79,7 +79,14 @@ function dispose(obj) {
 }
 
 const isIterator = (x) => typeof x?.next === 'function' && typeof x[Symbol.iterator] === 'function';
-const isClass = (f) => typeof f === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(f));
+// Whether each function is a class, by its source (read once: reading a
+// function's source is slow in the component's interpreter).
+const CLASSES = new WeakMap();
+function isClass(f) {
+  if (typeof f !== 'function') return false;
+  if (!CLASSES.has(f)) CLASSES.set(f, /^class[\s{]/.test(Function.prototype.toString.call(f)));
+  return CLASSES.get(f);
+}
 const isPlain = (x) => x !== null && typeof x === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(x));
 
 /** The class a peer sees, dotted as Python names it. */
