@@ -21,6 +21,8 @@ for service in "${services[@]}"; do
   "$target/release/wasm-rpyc" build "services/python/${service//-/_}.py" \
     -o "$out/python/$service.wasm" > /dev/null
 done
+# The chat room, served shared (`serve --shared`).
+"$target/release/wasm-rpyc" build services/python/chat.py -o "$out/python/chat.wasm" > /dev/null
 # The plain class the Rust client's tests call (tests/e2e/plain_python.rs).
 "$target/release/wasm-rpyc" build tests/python/plain/rich.py -o "$out/python/rich.wasm" > /dev/null
 # The calculator with a typed world, for comparison (wasm-rpyc-bench languages).
@@ -34,6 +36,10 @@ for service in "${services[@]}"; do
   "$target/release/wasm-rpyc" build "services/js/${service//-/_}.js" \
     -o "$out/js/$service.wasm" > /dev/null
 done
+# The counter every connection shares (`serve --shared`), in JavaScript and in Rust.
+"$target/release/wasm-rpyc" build services/js/counter.js -o "$out/js/counter.wasm" > /dev/null
+mkdir -p "$out/rust"
+"$target/release/wasm-rpyc" build services/counter -o "$out/rust/counter.wasm" > /dev/null
 # The calculator with a typed world, for comparison. componentize-js reads
 # one WIT directory: the world, with the shared package as a dependency.
 # It drops the WASI imports the service does not use (HTTP).
@@ -44,4 +50,4 @@ cp wit/service.wit "$wit_dir/deps/wasm-rpyc-service/"
 services/js/node_modules/.bin/componentize-js services/js/typed/calculator.js \
   --wit "$wit_dir" -n example:calculator/calculator -d http fetch-event \
   -o "$out/js/calculator-typed.wasm" > /dev/null
-echo "built: $out/{python,js}/{$(IFS=,; echo "${services[*]}")}.wasm and the typed calculators"
+echo "built: $out/{python,js}/{$(IFS=,; echo "${services[*]}")}.wasm, the shared chat and counters, and the typed calculators"

@@ -16,26 +16,36 @@
 // arguments as Python would (`wasm-rpyc-arguments.js`).
 
 import { bind } from './wasm-rpyc-arguments.js';
-import { DISPOSE, ServiceError, asServiceError, fromValue, lendObjects, releaseUnkept, root, toValue, tuple } from './wasm-rpyc-guest.js';
+import { DISPOSE, ServiceError, asServiceError, connection, fromValue, lendObjects, releaseUnkept, root, toValue, tuple } from './wasm-rpyc-guest.js';
 
 const PREFIX = 'exposed_';
 
-/** The service's objects the peer holds, by handle (0 is the service). */
+/** The service's objects the peer holds, by handle (0 is the running
+ * connection's service object). */
 class Table {
   constructor(module) {
     this.module = module;
     this.objects = new Map();
+    // Each connection's service object, by its number.
+    this.roots = new Map();
     // How many handles the peer holds of each object.
     this.holds = new Map();
     this.next = 1n;
   }
 
-  /** Makes `service` the object of handle 0, and forgets every other. */
-  reset(service) {
+  /** Makes `service` connection `number`'s object of handle 0. */
+  root(number, service) {
+    this.roots.set(number, service);
+  }
+
+  /** Connection `number` has ended; once none is left, every object still
+   * lent is forgotten (and disposed). */
+  forgetRoot(number) {
+    this.roots.delete(number);
+    if (this.roots.size > 0) return;
     const held = [...this.holds.keys()];
     this.objects.clear();
     this.holds.clear();
-    if (service !== null) this.objects.set(0n, service);
     held.forEach(dispose);
   }
 
@@ -48,6 +58,7 @@ class Table {
   }
 
   get(handle) {
+    if (handle === 0n && this.roots.has(connection())) return this.roots.get(connection());
     if (!this.objects.has(handle)) throw new ServiceError('ReferenceError', `the service holds no object ${handle}`);
     return this.objects.get(handle);
   }
@@ -326,11 +337,21 @@ export function serve(module, moduleName, name) {
     }
   };
   lendObjects(table);
-  // `conn.root.foo(...)` calls the peer's `foo`.
+  // `conn.root.foo(...)` calls the peer's `foo`; in a shared instance,
+  // during its own connection's calls and hooks.
   const peer = new Proxy(root, { get: (target, key) => (key in target ? target[key] : (...a) => target.call(key, ...a)) });
-  const conn = { root: peer };
-  let service = null;
-  const hook = (name) => {
+  const connectionOf = (number) => ({
+    get root() {
+      if (connection() !== number) {
+        throw new ServiceError('RuntimeError', "conn.root reaches its peer only during its own connection's calls; keep the peer's callbacks to reach it from another connection's");
+      }
+      return peer;
+    },
+  });
+  // Each connection's service object and connection, by its number.
+  const services = new Map();
+  const hook = (number, name) => {
+    const [service, conn] = services.get(number) ?? [];
     const camel = name.replace(/_(.)/g, (_, c) => c.toUpperCase());
     const body = service?.[name] ?? service?.[camel];
     if (typeof body === 'function') body.call(service, conn);
@@ -339,15 +360,33 @@ export function serve(module, moduleName, name) {
   return {
     serviceAliases: () => aliases(cls),
     onConnect: () => answering(() => {
-      service = new cls();
+      const number = connection();
+      const service = new cls();
+      const conn = connectionOf(number);
       service._conn = conn; // RPyC's `self._conn`
-      table.reset(service);
-      hook('on_connect');
+      services.set(number, [service, conn]);
+      table.root(number, service);
+      try {
+        hook(number, 'on_connect');
+      } catch (error) {
+        // The connection closes: it leaves nothing behind.
+        services.delete(number);
+        table.forgetRoot(number);
+        throw error;
+      }
     }),
     onDisconnect: () => {
-      hook('on_disconnect');
-      table.reset(null);
-      service = null;
+      const number = connection();
+      try {
+        hook(number, 'on_disconnect');
+      } catch (error) {
+        // Nobody is left to tell but the log (and the instance, which other
+        // connections may share, lives on).
+        console.error(`Exception ignored in on_disconnect: ${error}`);
+      } finally {
+        services.delete(number);
+        table.forgetRoot(number);
+      }
     },
     objects: {
       getAttr: (handle, name) => answering(() => toValue(exposedMember(table.get(handle), name))),

@@ -32,7 +32,7 @@
 // `self._conn.root`). An error the peer raises is thrown as a `ServiceError`
 // carrying its Python class name.
 
-import { call, callMethod, callRoot, getAttr } from 'wasm-rpyc:service/peer@0.1.0';
+import { call, callAsync as sendCall, callMethod, callRoot, connection as runningConnection, getAttr } from 'wasm-rpyc:service/peer@0.1.0';
 
 /** An exception with a Python class name, as the peer sees it. */
 export class ServiceError extends Error {
@@ -89,6 +89,27 @@ export function release(remote) {
   const handle = HANDLES.get(remote);
   HANDLES.delete(remote);
   handle?.[DISPOSE]?.();
+}
+
+/** The connection the running call, hook or release comes from: 0n in an
+ * instance of its own, a number of its own per connection in a shared
+ * instance (`serve --shared`). */
+export function connection() {
+  return runningConnection();
+}
+
+/** Calls one of the peer's objects without waiting (RPyC's `async_`): the
+ * call is sent and this returns at once; its answer, or the exception it
+ * raises, is dropped. */
+export function callAsync(remote, ...args) {
+  const handle = HANDLES.get(remote);
+  if (handle === undefined) throw new ServiceError('TypeError', 'callAsync calls one of the peer\'s objects');
+  try {
+    sendCall(handle, args.map(toValue), []);
+  } catch (error) {
+    const { typeName, message } = error.payload ?? { typeName: 'Exception', message: String(error) };
+    throw new ServiceError(typeName, message);
+  }
 }
 
 /** One of the peer's objects as a function that calls it. */

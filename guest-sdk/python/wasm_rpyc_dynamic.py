@@ -80,10 +80,18 @@ class Table:
 
     def __init__(self):
         self._objects = {}
+        # Handle 0 is the running connection's service object.
+        self._roots = {}
         self._next = 1
 
-    def root(self, service):
-        self._objects[0] = service
+    def root(self, connection, service):
+        self._roots[connection] = service
+
+    def forget_root(self, connection):
+        """The connection has ended; once none is left, nothing is lent."""
+        self._roots.pop(connection, None)
+        if not self._roots:
+            self._objects.clear()
 
     def lend(self, obj):
         """A new handle for `obj`, and its class as Python names it."""
@@ -95,6 +103,8 @@ class Table:
 
     def get(self, handle):
         try:
+            if handle == 0:
+                return self._roots[guest.connection()]
             return self._objects[handle]
         except KeyError:
             raise ReferenceError(f"the service holds no object {handle}") from None
@@ -103,15 +113,24 @@ class Table:
         if handle:
             self._objects.pop(handle, None)
 
-    def clear(self):
-        self._objects.clear()
-
 
 class Connection:
     """RPyC's connection as a service sees it in `on_connect(conn)`:
-    `conn.root` is the peer's service."""
+    `conn.root` is the peer's service. In a shared instance it is reached
+    during the connection's own calls and hooks; to reach a peer at any
+    time, keep the objects it passes (its callbacks)."""
 
-    root = guest.root
+    def __init__(self, number):
+        self._number = number
+
+    @property
+    def root(self):
+        if guest.connection() != self._number:
+            raise RuntimeError(
+                "conn.root reaches its peer only during its own connection's calls; "
+                "keep the peer's callbacks to reach it from another connection's"
+            )
+        return guest.root
 
 
 def _error(error):
@@ -218,6 +237,7 @@ def _hook(hook, conn):
 
 
 def _make_world(cls, table):
+    # Each connection's service object and connection, by its number.
     state = {}
 
     class WitWorld(wit_world.WitWorld):
@@ -226,22 +246,36 @@ def _make_world(cls, table):
 
         @_answering
         def on_connect(self):
+            number = guest.connection()
             service = cls()
-            table.root(service)
-            conn = Connection()
-            state["service"] = service, conn
+            table.root(number, service)
+            conn = Connection(number)
+            state[number] = service, conn
             # The seed's services reach the peer as `self._conn.root`.
             try:
                 service._conn = conn
             except AttributeError:
                 pass
-            _hook(service.on_connect, conn)
+            try:
+                _hook(service.on_connect, conn)
+            except BaseException:
+                # The connection closes: it leaves nothing behind.
+                del state[number]
+                table.forget_root(number)
+                raise
 
         def on_disconnect(self):
-            if "service" in state:
-                service, conn = state.pop("service")
-                _hook(service.on_disconnect, conn)
-            table.clear()
+            number = guest.connection()
+            try:
+                if number in state:
+                    service, conn = state.pop(number)
+                    _hook(service.on_disconnect, conn)
+            except Exception:
+                # Nobody is left to tell: the log is (and the instance,
+                # which other connections may share, lives on).
+                traceback.print_exc()
+            finally:
+                table.forget_root(number)
 
     return WitWorld
 

@@ -43,7 +43,10 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.imports import peer, types
 
-__all__ = ["service", "Netref", "RemoteError", "root", "to_value", "from_value", "lend_objects"]
+__all__ = [
+    "service", "Netref", "RemoteError", "root", "connection", "call_async", "to_value", "from_value",
+    "lend_objects",
+]
 
 
 class RemoteError(Exception):
@@ -183,6 +186,29 @@ class _Root:
 
 
 root = _Root()
+
+
+def connection():
+    """The connection the running call, hook or release comes from: 0 in an
+    instance of its own, a number of its own per connection in a shared
+    instance (`serve --shared`)."""
+    return peer.connection()
+
+
+def call_async(target, *args, **kwargs):
+    """Calls the peer's `target` without waiting (RPyC's `async_`): the
+    call is sent and this returns None at once; its answer, or the
+    exception it raises, is dropped."""
+    if not isinstance(target, Netref):
+        raise TypeError(f"async_ calls one of the peer's objects, not a {type(target).__name__}")
+    try:
+        peer.call_async(target._held(), *_arguments(args, kwargs))
+    except Err as err:
+        error = err.value
+        err.with_traceback(None)
+    else:
+        return None
+    raise _raised(error)
 
 _LONG = range(-(2**63), 2**63)
 
@@ -356,9 +382,10 @@ def service(cls):
 
 
 def _one_instance(cls):
-    """componentize-py makes an instance of the class for every call: make
-    that always the same one (its `__init__` run once), so attributes are
-    the connection's state, as a service object's are in RPyC."""
+    """componentize-py makes an instance of the class for every export:
+    make that always the same one (its `__init__` run once), so attributes
+    are the instance's state, as a service object's are in RPyC (one per
+    connection, unless the instance is shared: then one for all)."""
     only = []
 
     def __new__(klass, *args, **kwargs):

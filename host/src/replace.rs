@@ -94,13 +94,14 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// How components are made from their files: in which runtime, with which
-/// names, grants and limits.
+/// names, grants and limits, and whether each is shared.
 #[derive(Clone)]
 pub struct Loader {
     runtime: Runtime,
     aliases: Vec<String>,
     grants: Grants,
     limits: ServiceLimits,
+    shared: bool,
 }
 
 impl Loader {
@@ -113,6 +114,7 @@ impl Loader {
             runtime,
             aliases: Vec::new(),
             grants: Grants::default(),
+            shared: false,
         }
     }
 
@@ -129,6 +131,12 @@ impl Loader {
     /// Runs every component's instances under `limits`.
     pub fn with_limits(self, limits: ServiceLimits) -> Self {
         Loader { limits, ..self }
+    }
+
+    /// Serves each component from one instance shared by every connection
+    /// (see [`ServiceComponent::shared`]) when `shared` is true.
+    pub fn with_shared(self, shared: bool) -> Self {
+        Loader { shared, ..self }
     }
 
     /// The component in `file`.
@@ -152,10 +160,15 @@ impl Loader {
 
     /// `component` with the names, grants and limits this loader gives.
     fn dress(&self, component: ServiceComponent) -> ServiceComponent {
-        component
+        let dressed = component
             .with_aliases(&self.aliases)
             .with_grants(self.grants.clone())
-            .with_limits(self.limits.clone())
+            .with_limits(self.limits.clone());
+        if self.shared {
+            dressed.shared()
+        } else {
+            dressed
+        }
     }
 }
 

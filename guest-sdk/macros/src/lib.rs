@@ -92,21 +92,41 @@ fn expand(aliases: Vec<String>, block: ItemImpl) -> syn::Result<TokenStream2> {
     } else {
         aliases.iter().map(|a| a.to_uppercase()).collect()
     };
-    let wit = world(&exports);
-    let forwards = exports.iter().map(|e| forward(name, e));
-    let state = exports.iter().any(|e| e.has_receiver).then(|| {
+    let has_state = exports.iter().any(|e| e.has_receiver);
+    let mut wit = world(&exports);
+    let forwards = exports.iter().map(|e| forward(name, e, has_state));
+    // A connection's state goes when it ends, hook or no hook.
+    let forget_at_disconnect = (has_state && !exports.iter().any(|e| e.wit_name == "on-disconnect"))
+        .then(|| {
+            wit.insert_str(wit.len() - 1, "export on-disconnect: func();\n");
+            quote! {
+                fn on_disconnect() {
+                    forget_state();
+                }
+            }
+        });
+    let state = has_state.then(|| {
         quote! {
             ::std::thread_local! {
-                static STATE: ::core::cell::RefCell<::core::option::Option<#name>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+                static STATE: ::core::cell::RefCell<::std::collections::BTreeMap<u64, #name>> =
+                    const { ::core::cell::RefCell::new(::std::collections::BTreeMap::new()) };
             }
 
-            /// The service's state: one per instance, so one per connection.
+            /// The running connection's service object: one per connection
+            /// (a shared instance serves them all).
             fn with_state<R>(f: impl FnOnce(&mut #name) -> R) -> R {
+                let connection = ::wasm_rpyc_guest::peer::connection();
                 STATE.with(|cell| {
-                    let mut state = cell.borrow_mut();
-                    f(state.get_or_insert_with(::core::default::Default::default))
+                    let mut states = cell.borrow_mut();
+                    f(states.entry(connection).or_default())
                 })
+            }
+
+            /// The running connection has ended: its service object goes.
+            fn forget_state() {
+                let connection = ::wasm_rpyc_guest::peer::connection();
+                let gone = STATE.with(|cell| cell.borrow_mut().remove(&connection));
+                drop(gone);
             }
         }
     });
@@ -135,6 +155,7 @@ fn expand(aliases: Vec<String>, block: ItemImpl) -> syn::Result<TokenStream2> {
 
             impl Guest for Exports {
                 #(#forwards)*
+                #forget_at_disconnect
 
                 fn service_aliases() -> ::std::vec::Vec<::std::string::String> {
                     ::std::vec![#(::std::string::String::from(#aliases)),*]
@@ -253,9 +274,10 @@ fn world(exports: &[Export<'_>]) -> String {
     wit
 }
 
-/// The `Guest` method that calls the user's method (on the instance's
-/// state when it takes `self`).
-fn forward(name: &Ident, export: &Export<'_>) -> TokenStream2 {
+/// The `Guest` method that calls the user's method (on the connection's
+/// state when it takes `self`; `on_disconnect` then forgets the state, when
+/// the service has one).
+fn forward(name: &Ident, export: &Export<'_>, has_state: bool) -> TokenStream2 {
     let method = &export.method.sig.ident;
     let params = export.params.iter().map(|Param { name, ty, .. }| quote!(#name: #ty));
     let args = export.params.iter().map(|param| param.name);
@@ -266,6 +288,15 @@ fn forward(name: &Ident, export: &Export<'_>) -> TokenStream2 {
     } else {
         quote!(#name::#method(#(#args),*))
     };
+    if has_state && export.wit_name == "on-disconnect" {
+        return quote! {
+            fn #wit_method(#(#params),*) #output {
+                let outcome = #call;
+                forget_state();
+                outcome
+            }
+        };
+    }
     quote! {
         fn #wit_method(#(#params),*) #output {
             #call

@@ -10,7 +10,7 @@ so). `wasm-rpyc build module.py` bundles it in place of RPyC.
 import functools
 import inspect
 
-__all__ = ["Service", "VoidService", "exposed", "service", "connect", "SlaveService"]
+__all__ = ["Service", "VoidService", "exposed", "service", "async_", "connect", "SlaveService"]
 
 EXPOSED_PREFIX = "exposed_"
 
@@ -82,6 +82,18 @@ def service(cls):
             setattr(cls, name, member)
             setattr(cls, prefix + name, member)
     return cls
+
+
+def async_(proxy):
+    """RPyC's `async_`: a function that calls `proxy`, one of the peer's
+    objects (a callback), without waiting for it. It returns None at once:
+    the answer, or the exception the peer raises, is dropped, so a broadcast
+    to many peers waits for none of them."""
+    import wasm_rpyc_guest  # only inside a component
+
+    if not isinstance(proxy, wasm_rpyc_guest.Netref):
+        raise TypeError(f"async_ expects one of the peer's objects, not a {type(proxy).__name__}")
+    return functools.partial(wasm_rpyc_guest.call_async, proxy)
 
 
 def _hosted(what):

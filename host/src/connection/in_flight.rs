@@ -39,6 +39,8 @@ enum Waiter {
     Call(oneshot::Sender<Outcome>),
     /// A release: nobody needs its answer, only its arrival.
     Release,
+    /// A call nobody waits for (RPyC's `async_`): its answer is dropped.
+    Unwaited,
 }
 
 /// A call's claim on its reply; dropping it (timeout, cancellation) frees the slot.
@@ -77,6 +79,12 @@ impl InFlight {
     /// Claims a sequence number for a release; its answer is only counted.
     pub(crate) fn start_release(&self) -> Result<Seq, Error> {
         self.claim(Waiter::Release)
+    }
+
+    /// Claims a sequence number for a call nobody waits for; its slot is
+    /// taken until the answer comes or the connection ends.
+    pub(crate) fn start_unwaited(&self) -> Result<Seq, Error> {
+        self.claim(Waiter::Unwaited)
     }
 
     fn claim(&self, waiter: Waiter) -> Result<Seq, Error> {
@@ -134,6 +142,7 @@ impl InFlight {
                 self.release_answered.notify_one();
                 true
             }
+            Some(Waiter::Unwaited) => true,
         }
     }
 

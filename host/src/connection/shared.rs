@@ -270,14 +270,7 @@ impl Shared {
     /// This side's objects in its arguments are lent to the peer; those in
     /// the reply come back as themselves.
     pub(super) async fn request(&self, mut request: Request) -> Result<Value, Error> {
-        let mut kept = Vec::new();
-        if let Request::Call { args, kwargs, .. } | Request::CallAttr { args, kwargs, .. } =
-            &mut request
-        {
-            for value in args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v)) {
-                self.prepare(value, &mut kept).map_err(Error::Lend)?;
-            }
-        }
+        let kept = self.prepare_arguments(&mut request)?;
         let mut pending = self.in_flight.start()?;
         let message = Message::Request {
             seq: pending.seq(),
@@ -291,6 +284,32 @@ impl Shared {
             .map_err(|_| Error::Timeout(limit))??;
         self.resolve_locals(std::iter::once(&mut reply));
         Ok(reply)
+    }
+
+    /// Prepares the arguments of a call `request` to be sent; the peer's
+    /// objects among them are kept (returned) until they are.
+    fn prepare_arguments(&self, request: &mut Request) -> Result<Vec<PeerObject>, Error> {
+        let mut kept = Vec::new();
+        if let Request::Call { args, kwargs, .. } | Request::CallAttr { args, kwargs, .. } = request
+        {
+            for value in args.iter_mut().chain(kwargs.iter_mut().map(|(_, v)| v)) {
+                self.prepare(value, &mut kept).map_err(Error::Lend)?;
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Sends `request` without waiting for its answer, which is dropped
+    /// when it comes; `Err` when it cannot be sent.
+    pub(super) async fn post(&self, mut request: Request) -> Result<(), Error> {
+        let kept = self.prepare_arguments(&mut request)?;
+        let seq = self.in_flight.start_unwaited()?;
+        let sent = self.send(Message::Request { seq, request }).await;
+        drop(kept);
+        if sent.is_err() {
+            self.in_flight.end(seq, Err(Error::Closed));
+        }
+        sent.map_err(|_| Error::Closed)
     }
 
     /// Queues `message` for the socket, once its bytes fit in the budget of
@@ -317,6 +336,10 @@ impl PeerLink for Shared {
             let _waiting = self.status.wait_on_peer();
             Shared::request(self, request).await
         })
+    }
+
+    fn post(&self, request: Request) -> Answer<'_, ()> {
+        Box::pin(Shared::post(self, request))
     }
 
     fn root(&self) -> Answer<'_, ObjectId> {

@@ -38,3 +38,13 @@ pub(crate) struct Compiled {
     /// The SHA-256 of the bytes it was compiled from.
     pub(crate) digest: [u8; 32],
 }
+
+impl Compiled {
+    /// The exposed classes, each with the names of its exposed methods.
+    pub(crate) fn exposed_classes(&self) -> Vec<(String, Vec<String>)> {
+        self.classes
+            .iter()
+            .map(|class| (class.name.clone(), class.methods.keys().cloned().collect()))
+            .collect()
+    }
+}

@@ -15,9 +15,11 @@ use super::compiled::Compiled;
 use super::convert;
 use super::grants::Grants;
 use super::host::TYPES_INTERFACE;
-use super::instance::{self, Live, WasmService};
+use super::instance::{self, Live, ServiceInstance};
 use super::method::{Method, python_name};
 use super::objects::{OBJECTS_INTERFACE, ObjectsExports};
+use super::service::WasmService;
+use super::shared::SharedInstance;
 use super::{Runtime, ServiceLimits};
 use crate::executor::Executor;
 use crate::metrics;
@@ -84,10 +86,13 @@ pub enum LoadError {
 }
 
 /// A compiled, pre-instantiated service, ready to give every connection its
-/// own instance. Cheap to clone.
+/// own instance (or, [shared](ServiceComponent::shared), a share of one).
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct ServiceComponent {
     inner: Arc<Compiled>,
+    /// The instance every connection shares, if it is shared.
+    shared: Option<Arc<SharedInstance>>,
 }
 
 /// The exports the host reads, found by name.
@@ -206,17 +211,14 @@ impl ServiceComponent {
         }
         Ok(ServiceComponent {
             inner: Arc::new(inner),
+            shared: None,
         })
     }
 
     /// Names the service after `name` (`calculator` serves as `CALCULATOR`)
     /// unless it declares its own aliases.
     pub fn with_default_name(self, name: &str) -> Self {
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        inner.aliases = service_aliases(&inner.declared_aliases, name);
-        ServiceComponent {
-            inner: Arc::new(inner),
-        }
+        self.changed(|inner| inner.aliases = service_aliases(&inner.declared_aliases, name))
     }
 
     /// Replaces the service's aliases (a deploy-time override); the first is
@@ -225,31 +227,59 @@ impl ServiceComponent {
         if aliases.is_empty() {
             return self;
         }
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        inner.aliases = service_aliases(aliases, "");
-        ServiceComponent {
-            inner: Arc::new(inner),
-        }
+        self.changed(|inner| inner.aliases = service_aliases(aliases, ""))
     }
 
     /// Grants the service what `grants` gives (directories, environment
     /// variables); by default it reaches nothing outside its memory.
     pub fn with_grants(self, grants: Grants) -> Self {
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        inner.grants = grants;
-        ServiceComponent {
-            inner: Arc::new(inner),
-        }
+        self.changed(|inner| inner.grants = grants)
     }
 
     /// Runs the service's instances under `limits` (by default the
     /// runtime's); a memory limit past the runtime's is held to it.
     pub fn with_limits(self, mut limits: ServiceLimits) -> Self {
-        let mut inner = Arc::unwrap_or_clone(self.inner);
-        limits.max_memory = limits.max_memory.min(inner.runtime.limits().max_memory);
-        inner.limits = limits;
+        self.changed(|inner| {
+            limits.max_memory = limits.max_memory.min(inner.runtime.limits().max_memory);
+            inner.limits = limits;
+        })
+    }
+
+    /// Serves every connection from one instance, as RPyC's services share
+    /// one process: module-level state is shared, and the service may call
+    /// any connected peer's objects. The guest tells connections apart by
+    /// `peer.connection` (the SDKs keep a service object per connection);
+    /// calls enter one at a time, in order (see
+    /// [`DEFAULT_MAX_QUEUED_CALLS`](super::DEFAULT_MAX_QUEUED_CALLS) and
+    /// [`DEFAULT_QUEUE_TIMEOUT`](super::DEFAULT_QUEUE_TIMEOUT)), and a trap
+    /// starts a fresh instance, in which every open connection's
+    /// `on-connect` runs again (the objects of the old one are gone:
+    /// `ReferenceError`).
+    pub fn shared(self) -> Self {
         ServiceComponent {
+            shared: Some(SharedInstance::new(Arc::clone(&self.inner))),
+            ..self
+        }
+    }
+
+    /// Whether every connection shares one instance.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// This component with `change` made to what it compiled to (a shared
+    /// one gets a new shared instance of the changed component).
+    fn changed(self, change: impl FnOnce(&mut Compiled)) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        change(&mut inner);
+        let changed = ServiceComponent {
             inner: Arc::new(inner),
+            shared: None,
+        };
+        if self.shared.is_some() {
+            changed.shared()
+        } else {
+            changed
         }
     }
 
@@ -280,7 +310,8 @@ impl ServiceComponent {
         &self.inner
     }
 
-    /// A new instance for one connection. It is created, and `on-connect`
+    /// A new instance for one connection (of a shared component, the
+    /// connection's share of its instance). It is created, and `on-connect`
     /// run, by [`Service::on_connect`](crate::Service::on_connect) or the
     /// first call.
     pub fn instance(&self) -> WasmService {
@@ -290,7 +321,10 @@ impl ServiceComponent {
     /// A new instance for one connection, run by `executor` (shared with
     /// the connection's other instances).
     pub(crate) fn instance_on(&self, executor: Executor) -> WasmService {
-        WasmService::new(Arc::clone(self.inner()), executor)
+        match &self.shared {
+            Some(shared) => shared.connection().into(),
+            None => ServiceInstance::new(Arc::clone(self.inner()), executor).into(),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::connections::Connections;
 use super::cpu::Meter;
 use super::grants::Grants;
 use super::guest_objects::GuestObjects;
@@ -46,8 +47,13 @@ pub(crate) struct HostState {
     pub(crate) meter: Arc<Meter>,
     /// What the guest wrote to stdout and stderr.
     pub(crate) output: GuestOutput,
-    /// The other side of the connection, for the `peer` interface.
+    /// The other side of the connection whose call runs, for the `peer`
+    /// interface.
     pub(crate) peer: Option<Peer>,
+    /// That connection's number (see `peer.connection` in WIT).
+    pub(crate) connection: u64,
+    /// Every connection of a shared instance, to route netrefs by.
+    pub(crate) connections: Option<Arc<Connections>>,
     /// How many netref handles (the peer's objects, kept in `table`) the
     /// guest holds, and how many it may: as many as its connection holds
     /// objects of the peer's.
@@ -90,6 +96,8 @@ impl HostState {
                     .map_or(DEFAULT_MAX_LENT_OBJECTS, Peer::max_lent_objects),
             ),
             peer,
+            connection: 0,
+            connections: None,
             netrefs: 0,
         })
     }

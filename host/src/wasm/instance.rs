@@ -1,5 +1,6 @@
-//! A service's instance for one connection: its own store and memory, a CPU
-//! budget per call, and a fresh instance after a trap.
+//! A service's instance: its own store and memory, a CPU budget per call,
+//! and a fresh instance after a trap. It serves one connection, or every
+//! connection of a shared instance, one call at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use wasmtime::{AsContextMut, Store, Trap, UpdateDeadline};
 
 use super::EPOCH_TICK;
 use super::compiled::Compiled;
+use super::connections::Connections;
 use super::cpu::{Meter, OnCpu};
 use super::fetch;
 use super::guest_objects::{GuestObject, StoreKeep};
@@ -198,13 +200,19 @@ fn count_trap(service: &str, kind: &str) {
     }
 }
 
-/// One connection's instance of a service component.
-pub struct WasmService {
+/// An instance of a service component, for one connection or (shared)
+/// for all of them.
+pub(crate) struct ServiceInstance {
     component: Arc<Compiled>,
     /// `None` before the first use and after a trap.
     live: Option<Live>,
-    /// The other side of the connection, from `on_connect` on.
+    /// The other side of the connection whose call runs, from `on_connect`
+    /// on.
     peer: Option<Peer>,
+    /// That connection's number: 0 in an instance of its own.
+    connection: u64,
+    /// Every connection of a shared instance.
+    connections: Option<Arc<Connections>>,
     /// The handle the next instance's first lent object gets: handles are
     /// not reused after a trap.
     next_object: u64,
@@ -225,19 +233,57 @@ enum Receiver<'a> {
     Served(Option<&'a ServiceObject>),
 }
 
-impl WasmService {
+impl ServiceInstance {
     /// A new instance of `component` for one connection, run by `executor`;
     /// it is created, and `on-connect` run, by [`Service::on_connect`] or
     /// the first call.
     pub(crate) fn new(component: Arc<Compiled>, executor: Executor) -> Self {
-        WasmService {
+        ServiceInstance {
             component,
             live: None,
             peer: None,
+            connection: 0,
+            connections: None,
             next_object: 0,
             callables: Vec::new(),
             executor,
         }
+    }
+
+    /// A new instance of `component` for every connection of
+    /// `connections`, run by `executor`; each connection [joins](ServiceInstance::join).
+    pub(crate) fn shared(
+        component: Arc<Compiled>,
+        executor: Executor,
+        connections: Arc<Connections>,
+    ) -> Self {
+        ServiceInstance {
+            connections: Some(connections),
+            ..ServiceInstance::new(component, executor)
+        }
+    }
+
+    /// The calls, hooks and releases from now on come from connection
+    /// `number`, whose peer is `peer`.
+    pub(crate) fn enter(&mut self, number: u64, peer: Option<Peer>) {
+        if let Some(live) = &mut self.live {
+            let state = live.store.data_mut();
+            state.connection = number;
+            state.peer = peer.clone();
+        }
+        self.connection = number;
+        self.peer = peer;
+    }
+
+    /// The connection [entered](ServiceInstance::enter) last has joined a shared
+    /// instance: its `on-connect` runs (a new instance runs every open
+    /// connection's).
+    pub(crate) async fn join(&mut self) -> Result<(), Exception> {
+        self.forget_abandoned();
+        if self.live.is_none() {
+            return self.ensure_live().await;
+        }
+        self.run_on_connect().await
     }
 }
 
@@ -257,23 +303,65 @@ async fn fetch_lent(
     Ok(())
 }
 
-impl WasmService {
+impl ServiceInstance {
     /// The live instance, instantiating it (and running `on-connect`) first
     /// if there is none: at connect, and after a trap.
     async fn ensure_live(&mut self) -> Result<(), Exception> {
         self.forget_abandoned();
         if self.live.is_none() {
             let (peer, executor) = (self.peer.clone(), self.executor.clone());
-            self.live = Some(Live::new(&self.component, peer, executor, self.next_object).await?);
-            let component = Arc::clone(&self.component);
-            if let Some(hook) = &component.on_connect {
-                self.call_export(hook, Vec::new()).await?;
-            }
-            if component.objects.is_some() {
+            let mut live = Live::new(&self.component, peer, executor, self.next_object).await?;
+            let state = live.store.data_mut();
+            state.connection = self.connection;
+            state.connections = self.connections.clone();
+            self.live = Some(live);
+            self.connect_all().await?;
+            if self.component.objects.is_some() {
                 self.callables = self.read_callables().await?;
             }
         }
         Ok(())
+    }
+
+    /// Runs `on-connect` in a new instance: for its connection, or for
+    /// every open connection of a shared instance (each in the order they
+    /// came; one that fails is logged, and only the running connection's
+    /// failure is its caller's).
+    async fn connect_all(&mut self) -> Result<(), Exception> {
+        let Some(connections) = self.connections.clone() else {
+            return self.run_on_connect().await;
+        };
+        let (running, peer) = (self.connection, self.peer.clone());
+        let mut outcome = Ok(());
+        for (number, other) in connections.all() {
+            if number == running {
+                continue;
+            }
+            self.enter(number, Some(other));
+            if let Err(error) = self.run_on_connect().await {
+                let service = &self.component.aliases[0];
+                tracing::warn!(%service, connection = number, %error, "on-connect failed in the fresh shared instance");
+            }
+            if self.live.is_none() {
+                outcome = Err(Exception::runtime_error(
+                    "the shared instance trapped again while reconnecting its connections",
+                ));
+                break;
+            }
+        }
+        self.enter(running, peer);
+        outcome?;
+        self.run_on_connect().await
+    }
+
+    /// Runs `on-connect`, if the component has it, for the running
+    /// connection.
+    async fn run_on_connect(&mut self) -> Result<(), Exception> {
+        let component = Arc::clone(&self.component);
+        match &component.on_connect {
+            Some(hook) => self.call_export(hook, Vec::new()).await.map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Asks a service that serves its objects for its root's exposed
@@ -467,7 +555,7 @@ impl WasmService {
     }
 }
 
-impl Service for WasmService {
+impl Service for ServiceInstance {
     fn aliases(&self) -> &[String] {
         &self.component.aliases
     }
@@ -486,11 +574,7 @@ impl Service for WasmService {
     }
 
     fn exposed_classes(&self) -> Vec<(String, Vec<String>)> {
-        self.component
-            .classes
-            .iter()
-            .map(|class| (class.name.clone(), class.methods.keys().cloned().collect()))
-            .collect()
+        self.component.exposed_classes()
     }
 
     async fn call(

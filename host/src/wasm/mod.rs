@@ -6,6 +6,7 @@ mod cache;
 mod classes;
 mod compiled;
 mod component;
+mod connections;
 mod convert;
 mod cpu;
 mod fetch;
@@ -19,6 +20,8 @@ mod method;
 mod netrefs;
 mod objects;
 mod peer;
+mod service;
+mod shared;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -31,8 +34,9 @@ pub use component::{EXPOSED_PREFIX, LoadError, ServiceComponent};
 pub use fetch::MAX_FETCHED_ITEMS;
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
 pub use host::{MAX_OUTPUT_PER_CALL, MAX_OUTPUT_PER_INSTANCE};
-pub use instance::WasmService;
 pub use memory::default_total_memory;
+pub use service::WasmService;
+pub use shared::{DEFAULT_MAX_QUEUED_CALLS, DEFAULT_QUEUE_TIMEOUT};
 
 use crate::exception::Exception;
 use crate::executor::{Executor, GuestThreads};

@@ -13,16 +13,18 @@ use super::netrefs::{StoreLend, named};
 use crate::error::Error;
 use crate::exception::Exception;
 use crate::held::PeerObject;
+use crate::peer::Peer;
 use crate::value::Value;
 
 /// The interface's name, as guests import it.
 pub(crate) const PEER_INTERFACE: &str = "wasm-rpyc:service/peer@0.1.0";
 
 /// What a guest asks of its peer.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Operation {
     CallRoot,
     Call,
+    CallAsync,
     CallMethod,
     GetAttr,
 }
@@ -41,6 +43,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     for (name, operation) in [
         ("call-root", Operation::CallRoot),
         ("call", Operation::Call),
+        ("call-async", Operation::CallAsync),
         ("call-method", Operation::CallMethod),
         ("get-attr", Operation::GetAttr),
     ] {
@@ -52,33 +55,57 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             })
         })?;
     }
+    interface.func_wrap("connection", |store, ()| Ok((store.data().connection,)))?;
     Ok(())
 }
 
-/// Sends what the guest asks and waits for the peer's answer. Netrefs the
-/// guest passes in arguments go back to the peer as its own objects; the
-/// guest gives those handles up.
+/// The peer `asked` goes to: the peer of the running call's connection for
+/// its root, the peer that lent the object for a netref (in a shared
+/// instance, that may be another connection's, whose number comes too).
+fn route(state: &HostState, asked: &Asked) -> Result<(Peer, Option<u64>), Exception> {
+    let object = match asked {
+        Asked::Root(_) => None,
+        Asked::Call(object) | Asked::Method(object, _) | Asked::Attr(object, _) => Some(object),
+    };
+    match (object, &state.connections) {
+        (Some(object), Some(connections)) => connections
+            .lender_of(object)
+            .map(|(number, peer)| (peer, Some(number)))
+            .ok_or_else(|| {
+                Exception::eof_error(
+                    "the peer is gone: the connection that lent this object closed",
+                )
+            }),
+        _ => state
+            .peer
+            .clone()
+            .map(|peer| (peer, None))
+            .ok_or_else(|| Exception::eof_error("this service has no peer")),
+    }
+}
+
+/// Sends what the guest asks and waits for the peer's answer (for
+/// `call-async`, only until it is sent). Netrefs the guest passes in
+/// arguments go back to the peer as its own objects; the guest gives those
+/// handles up.
 async fn ask(
     store: &mut StoreContextMut<'_, HostState>,
     operation: Operation,
     ty: &ComponentFunc,
     params: &[Val],
 ) -> Result<Value, Exception> {
-    let peer = store
-        .data()
-        .peer
-        .clone()
-        .ok_or_else(|| Exception::eof_error("this service has no peer"))?;
     let text = |at: usize| match &params[at] {
         Val::String(s) => Ok(s.clone()),
         _ => Err(Exception::type_error("a name must be a string")),
     };
     let (asked, arguments_at) = match operation {
         Operation::CallRoot => (Asked::Root(text(0)?), Some(1)),
-        Operation::Call => (Asked::Call(named(store, &params[0])?), Some(1)),
+        Operation::Call | Operation::CallAsync => (Asked::Call(named(store, &params[0])?), Some(1)),
         Operation::CallMethod => (Asked::Method(named(store, &params[0])?, text(1)?), Some(2)),
         Operation::GetAttr => (Asked::Attr(named(store, &params[0])?, text(1)?), None),
     };
+    let (peer, lender) = route(store.data(), &asked)?;
+    let connections = store.data().connections.clone();
     let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
     let mut keep = StoreKeep::new(store);
     let mut received = |at: usize| {
@@ -95,9 +122,20 @@ async fn ask(
         // Not sent: the guest's objects in them are its own again.
         keep.give_back();
     }
+    // A shared instance waits on the lender: a call from it is refused
+    // meanwhile. A call that is not waited for holds nothing up.
+    let _waiting = match (&connections, lender) {
+        (Some(connections), Some(number)) if operation != Operation::CallAsync => {
+            Some(connections.wait_on(number))
+        }
+        _ => None,
+    };
     let answer = match (asked, arguments) {
         (_, Err(exception)) => Err(Error::Remote(exception)),
         (Asked::Root(name), Ok((args, kwargs))) => peer.call_root(&name, args, kwargs).await,
+        (Asked::Call(object), Ok((args, kwargs))) if operation == Operation::CallAsync => peer
+            .call_without_waiting(&object, args, kwargs)
+            .map(|()| Value::None),
         (Asked::Call(object), Ok((args, kwargs))) => peer.call(&object, args, kwargs).await,
         (Asked::Method(object, name), Ok((args, kwargs))) => {
             peer.call_method(&object, &name, args, kwargs).await
@@ -142,7 +180,12 @@ async fn outcome_val(
             Value::Tuple(vec![Value::Str(e.type_name), Value::Str(e.message)]),
         ])
     };
+    let Type::Result(result) = &result_type else {
+        return Err(wasmtime::Error::msg("peer functions return a result"));
+    };
     let as_case = match outcome {
+        // `call-async` answers nothing.
+        Ok(_) if result.ok().is_none() => Value::Str("ok".into()),
         Ok(value) => Value::Tuple(vec![Value::Str("ok".into()), value]),
         Err(e) => err(e),
     };

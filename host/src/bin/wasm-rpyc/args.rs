@@ -347,6 +347,11 @@ pub(crate) struct ServiceFlags {
     /// Linear memory one memory of an instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_MEMORY >> 20)]
     pub(crate) max_memory: usize,
+    /// Serve every connection from one instance, as RPyC's services share
+    /// one process (module-level state, callbacks to any connected peer);
+    /// calls take turns. By default each connection gets its own.
+    #[arg(long)]
+    pub(crate) shared: bool,
     /// Connections each service serves at once: its share of the instances.
     /// Past it, the connection idle longest makes room, or the client is
     /// refused with RuntimeError.

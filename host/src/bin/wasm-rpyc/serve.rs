@@ -69,7 +69,8 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
         let loader = Loader::new(runtime.clone())
             .with_aliases(service.aliases)
             .with_grants(service.grants)
-            .with_limits(limits.clone());
+            .with_limits(limits.clone())
+            .with_shared(service.flags.shared);
         let config =
             server_config(&service.flags).with_context(|| format!("{}: TLS", service.origin))?;
         let (component, watched) = match &service.source {
@@ -88,7 +89,13 @@ pub(crate) async fn serve(plan: Plan) -> Result<()> {
             }
             Source::Bundled(name, bytes) => {
                 let component = ServiceComponent::from_bytes(&runtime, name, bytes).await?;
-                (component.with_limits(limits), None)
+                let component = component.with_limits(limits);
+                let component = if service.flags.shared {
+                    component.shared()
+                } else {
+                    component
+                };
+                (component, None)
             }
         };
         let watched = watched.map(|(file, build)| (file, build, loader));

@@ -114,6 +114,24 @@ impl Guest for Testbed {
             kept.len() as u32
         })
     }
+    fn exposed_call_kept(index: u32, arg: Value) -> Result<Value, Error> {
+        KEPT.with_borrow(|kept| match kept.get(index as usize) {
+            Some(f) => wasm_rpyc_guest::peer::call(f, vec![arg], Vec::new()),
+            None => Err(Error::new("IndexError", "nothing kept at that index")),
+        })
+    }
+    fn exposed_call_kept_async(text: String) -> Result<(), Error> {
+        KEPT.with_borrow(|kept| {
+            for f in kept {
+                let arg = Value::from(text.as_str());
+                wasm_rpyc_guest::peer::call_async(f, vec![arg], Vec::new())?;
+            }
+            Ok(())
+        })
+    }
+    fn exposed_connection() -> u64 {
+        wasm_rpyc_guest::peer::connection()
+    }
     fn exposed_sum_two(a: i32, b: Option<i32>) -> i32 {
         a + b.unwrap_or(0)
     }
