@@ -18,6 +18,7 @@ mod python_server;
 mod registry;
 mod replace;
 mod sdk;
+mod shared;
 mod shutdown;
 mod tls;
 mod traps;

@@ -19,7 +19,7 @@ use super::instance::{self, Live, ServiceInstance};
 use super::method::{Method, python_name};
 use super::objects::{OBJECTS_INTERFACE, ObjectsExports};
 use super::service::WasmService;
-use super::shared::SharedInstance;
+use super::shared::{CallQueue, SharedInstance};
 use super::{Runtime, ServiceLimits};
 use crate::executor::Executor;
 use crate::metrics;
@@ -249,15 +249,20 @@ impl ServiceComponent {
     /// one process: module-level state is shared, and the service may call
     /// any connected peer's objects. The guest tells connections apart by
     /// `peer.connection` (the SDKs keep a service object per connection);
-    /// calls enter one at a time, in order (see
-    /// [`DEFAULT_MAX_QUEUED_CALLS`](super::DEFAULT_MAX_QUEUED_CALLS) and
-    /// [`DEFAULT_QUEUE_TIMEOUT`](super::DEFAULT_QUEUE_TIMEOUT)), and a trap
+    /// calls enter one at a time, in order, waiting in a queue with the
+    /// default bounds ([`CallQueue`]), and a trap
     /// starts a fresh instance, in which every open connection's
     /// `on-connect` runs again (the objects of the old one are gone:
     /// `ReferenceError`).
     pub fn shared(self) -> Self {
+        self.shared_with(CallQueue::default())
+    }
+
+    /// [`ServiceComponent::shared`], its calls waiting in a queue bounded
+    /// by `queue`.
+    pub fn shared_with(self, queue: CallQueue) -> Self {
         ServiceComponent {
-            shared: Some(SharedInstance::new(Arc::clone(&self.inner))),
+            shared: Some(SharedInstance::new(Arc::clone(&self.inner), queue)),
             ..self
         }
     }
@@ -276,10 +281,9 @@ impl ServiceComponent {
             inner: Arc::new(inner),
             shared: None,
         };
-        if self.shared.is_some() {
-            changed.shared()
-        } else {
-            changed
+        match &self.shared {
+            Some(shared) => changed.shared_with(shared.queue()),
+            None => changed,
         }
     }
 

@@ -36,7 +36,7 @@ pub use grants::{DirGrant, GrantError, Grants, parse_env};
 pub use host::{MAX_OUTPUT_PER_CALL, MAX_OUTPUT_PER_INSTANCE};
 pub use memory::default_total_memory;
 pub use service::WasmService;
-pub use shared::{DEFAULT_MAX_QUEUED_CALLS, DEFAULT_QUEUE_TIMEOUT};
+pub use shared::{CallQueue, DEFAULT_MAX_QUEUED_CALLS, DEFAULT_QUEUE_TIMEOUT};
 
 use crate::exception::Exception;
 use crate::executor::{Executor, GuestThreads};

@@ -3,7 +3,7 @@
 //! service may call any connected peer's callbacks.
 //!
 //! Calls enter the instance one at a time, in the order they came (a
-//! bounded queue, each waiting at most [`DEFAULT_QUEUE_TIMEOUT`]), each on
+//! bounded queue, each waiting at most its timeout: see [`CallQueue`]), each on
 //! a task of its own, so a caller that goes away does not abandon the
 //! instance half way. Before each call, hook or release the instance is told
 //! which connection it comes from. While the instance waits for one
@@ -37,12 +37,32 @@ pub const DEFAULT_MAX_QUEUED_CALLS: usize = 1024;
 /// its caller has given up.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The bounds of the queue of calls waiting for a shared instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallQueue {
+    /// How many calls may wait at once; see [`DEFAULT_MAX_QUEUED_CALLS`].
+    pub max_calls: usize,
+    /// How long each may wait; see [`DEFAULT_QUEUE_TIMEOUT`].
+    pub timeout: Duration,
+}
+
+impl Default for CallQueue {
+    fn default() -> Self {
+        CallQueue {
+            max_calls: DEFAULT_MAX_QUEUED_CALLS,
+            timeout: DEFAULT_QUEUE_TIMEOUT,
+        }
+    }
+}
+
 /// The instance every connection of a service shares.
 pub(crate) struct SharedInstance {
     instance: Arc<Mutex<ServiceInstance>>,
     connections: Arc<Connections>,
     component: Arc<Compiled>,
     executor: Executor,
+    queue: CallQueue,
     /// Calls waiting for their turn.
     queued: AtomicUsize,
     /// Objects the peers released, for the instance to let go at its next
@@ -70,8 +90,9 @@ enum Job {
 }
 
 impl SharedInstance {
-    /// The shared instance of `component` (made at the first connection).
-    pub(crate) fn new(component: Arc<Compiled>) -> Arc<Self> {
+    /// The shared instance of `component` (made at the first connection),
+    /// whose calls wait in a queue bounded by `queue`.
+    pub(crate) fn new(component: Arc<Compiled>, queue: CallQueue) -> Arc<Self> {
         let executor = component.runtime.executor();
         let connections = Arc::new(Connections::default());
         let instance = ServiceInstance::shared(
@@ -84,10 +105,16 @@ impl SharedInstance {
             connections,
             component,
             executor,
+            queue,
             queued: AtomicUsize::new(0),
             releases: std::sync::Mutex::new(Vec::new()),
             releasing: AtomicBool::new(false),
         })
+    }
+
+    /// The bounds of its queue.
+    pub(crate) fn queue(&self) -> CallQueue {
+        self.queue
     }
 
     /// A new connection's share of the instance.
@@ -126,31 +153,33 @@ impl SharedInstance {
         answered.await.unwrap_or_else(|_| Err(ended()))
     }
 
-    /// Waits for the instance, within the queue's bound and timeout (a
-    /// connection's end is never refused, and waits as long as it takes).
+    /// Waits for the instance, within the queue's bound and timeout. A
+    /// connection's start and end do not count against the bound (the
+    /// server's connection slots bound them), and its end is never refused:
+    /// it waits as long as it takes.
     async fn turn(&self, job: &Job) -> Result<OwnedMutexGuard<ServiceInstance>, Exception> {
-        let waiting = self.queued.fetch_add(1, Ordering::AcqRel);
-        let _counted = Counted(&self.queued);
         let locking = Arc::clone(&self.instance).lock_owned();
-        if matches!(job, Job::Leave) {
-            return Ok(locking.await);
-        }
-        if waiting >= DEFAULT_MAX_QUEUED_CALLS {
-            return Err(Exception::runtime_error(format!(
-                "the shared instance of {} is busy: {DEFAULT_MAX_QUEUED_CALLS} calls wait for \
-                 it already",
-                self.component.aliases[0]
-            )));
-        }
-        tokio::time::timeout(DEFAULT_QUEUE_TIMEOUT, locking)
-            .await
-            .map_err(|_| {
-                Exception::timeout_error(format!(
-                    "the call waited {DEFAULT_QUEUE_TIMEOUT:?} for its turn in the shared \
-                     instance of {}",
-                    self.component.aliases[0]
-                ))
-            })
+        let CallQueue { max_calls, timeout } = self.queue;
+        let service = &self.component.aliases[0];
+        let _counted = match job {
+            Job::Leave => return Ok(locking.await),
+            Job::Join => None,
+            Job::Call { .. } | Job::Object { .. } => {
+                let counted = Counted::new(&self.queued);
+                if counted.ahead >= max_calls {
+                    return Err(Exception::runtime_error(format!(
+                        "the shared instance of {service} is busy: {max_calls} calls wait for \
+                         it already"
+                    )));
+                }
+                Some(counted)
+            }
+        };
+        tokio::time::timeout(timeout, locking).await.map_err(|_| {
+            Exception::timeout_error(format!(
+                "the call waited {timeout:?} for its turn in the shared instance of {service}"
+            ))
+        })
     }
 
     /// Runs `job` in `instance` for connection `number`, letting go of the
@@ -223,11 +252,22 @@ impl SharedInstance {
 }
 
 /// Counts a call waiting for its turn while it lives.
-struct Counted<'a>(&'a AtomicUsize);
+struct Counted<'a> {
+    queued: &'a AtomicUsize,
+    /// How many were waiting before it.
+    ahead: usize,
+}
+
+impl<'a> Counted<'a> {
+    fn new(queued: &'a AtomicUsize) -> Self {
+        let ahead = queued.fetch_add(1, Ordering::AcqRel);
+        Counted { queued, ahead }
+    }
+}
 
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.queued.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
