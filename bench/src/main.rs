@@ -19,7 +19,9 @@
 //! language (see `languages.rs`), `wasm-rpyc-bench deploy` measures
 //! deploying it (see `deploy.rs`), `wasm-rpyc-bench fairness` measures
 //! short calls while other connections burn CPU (see `fairness.rs`), and
-//! `wasm-rpyc-bench cluster` a fleet on NATS (see `cluster.rs`).
+//! `wasm-rpyc-bench cluster` a fleet on NATS (see `cluster.rs`), and
+//! `wasm-rpyc-bench shared` one instance for every connection beside one
+//! per connection (see `shared.rs`).
 //!
 //! The hosts and the echo servers run as child processes of this binary
 //! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
@@ -32,6 +34,7 @@ mod deploy;
 mod fairness;
 mod languages;
 mod load;
+mod shared;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -61,7 +64,12 @@ fn main() -> Result<()> {
         Some("echo-tokio") => tokio_echo_server(),
         Some("host") => {
             let connections = std::env::args().nth(3).and_then(|n| n.parse().ok());
-            host(&std::env::args().nth(2).unwrap_or_default(), connections)
+            let shared = std::env::args().nth(4).as_deref() == Some("shared");
+            host(
+                &std::env::args().nth(2).unwrap_or_default(),
+                connections,
+                shared,
+            )
         }
         Some("load") => {
             let number = |at: usize| std::env::args().nth(at).and_then(|n| n.parse().ok());
@@ -71,10 +79,11 @@ fn main() -> Result<()> {
         Some("deploy") => deploy::run(),
         Some("fairness") => fairness::run(),
         Some("cluster") => cluster::run(),
+        Some("shared") => shared::run(),
         Some("fairness-host") => fairness::host(),
         Some(other) => {
             bail!(
-                "unknown mode {other}: run without arguments, or with `load`, `languages`, `deploy`, `fairness` or `cluster`"
+                "unknown mode {other}: run without arguments, or with `load`, `languages`, `deploy`, `fairness`, `cluster` or `shared`"
             )
         }
     }
@@ -100,6 +109,11 @@ impl ChildServer {
             .parse()
             .with_context(|| format!("the {args:?} child said {line:?}"))?;
         Ok(ChildServer { child, addr })
+    }
+
+    /// The child's process id.
+    fn id(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -149,7 +163,7 @@ fn tokio_echo_server() -> Result<()> {
 /// `connections`, to that many connections from one address, all
 /// connecting at once, as `serve --max-connections N --max-handshakes N
 /// --max-connections-per-ip 0` does.
-fn host(example: &str, connections: Option<usize>) -> Result<()> {
+fn host(example: &str, connections: Option<usize>, shared: bool) -> Result<()> {
     let mut limits = Limits::default();
     let mut config = ServerConfig::default();
     if let Some(connections) = connections {
@@ -178,6 +192,11 @@ fn host(example: &str, connections: Option<usize>) -> Result<()> {
                 .find(|(name, ..)| *name == example)
                 .with_context(|| format!("no bundled example {example:?}"))?;
             ServiceComponent::from_bytes(&runtime, name, bytes).await?
+        };
+        let component = if shared {
+            component.shared()
+        } else {
+            component
         };
         let server = Server::bind("127.0.0.1:0", component, config).await?;
         println!("{}", server.local_addr()?);

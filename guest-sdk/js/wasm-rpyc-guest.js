@@ -118,6 +118,10 @@ function netref(handle) {
   remote.attr = (name) => answer(getAttr, handle, name);
   remote.method = (name, ...args) => answer(callMethod, handle, name, args.map(toValue), []);
   remote.className = () => handle.className();
+  // `callback.async(...args)`: RPyC's `async_(callback)(*args)`.
+  remote.async = (...args) => callAsync(remote, ...args);
+  // `callback.keep()`: kept past the call that received it.
+  remote.keep = () => keep(remote);
   HANDLES.set(remote, handle);
   return remote;
 }

@@ -1,9 +1,11 @@
 """Services one instance serves to every connection (`serve --shared`),
 with the unmodified rpyc client: the chat room in Python
 (`services/python/chat.py`) and the counter in Rust and JavaScript, as
-`services/build.sh` builds them."""
+`services/build.sh` builds them, and a JavaScript room that keeps its
+members' callbacks."""
 
 import concurrent.futures
+import pathlib
 import threading
 import time
 
@@ -11,6 +13,8 @@ import pytest
 import rpyc
 
 from conftest import POLYGLOT, Host
+
+PLAIN = pathlib.Path(__file__).parent / "plain"
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +152,19 @@ def test_calls_queue_one_at_a_time_and_lose_no_update(shared_host):
         assert sorted(counts) == list(range(start + 1, start + 32 * 25 + 1))
         assert all(mine == 25 for _, mine in results)
         assert rpyc.connect("127.0.0.1", port).root.value() == start + 32 * 25
+
+
+def test_a_javascript_service_keeps_callbacks_and_calls_them_without_waiting():
+    room = Host(PLAIN / "room.js", args=("--shared",))
+    try:
+        port = room.ports_in_order[0]
+        members = [Client(port), Client(port)]
+        for n, member in enumerate(members, 1):
+            assert member.conn.root.join(member.hear) == n
+        assert members[0].conn.root.post("hello") == 2
+        for member in members:
+            member.wait_for("hello")
+        for member in members:
+            member.close()
+    finally:
+        room.stop()
