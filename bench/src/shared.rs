@@ -48,7 +48,8 @@ pub(crate) fn run() -> Result<()> {
         let mut rates = Vec::new();
         for shared in [false, true] {
             let host = start(&counter, shared)?;
-            rates.push(tokio.block_on(tokio::spawn(calls_per_second(host.addr, connections)))??);
+            let calling = calls_per_second(host.addr, connections);
+            rates.push(tokio.block_on(async { tokio::spawn(calling).await? })?);
         }
         println!(
             "{:<24} {:>16.0} {:>16.0}",
@@ -59,7 +60,7 @@ pub(crate) fn run() -> Result<()> {
     }
     println!();
     let host = start(TESTBED, true)?;
-    let broadcast = tokio.block_on(tokio::spawn(broadcasts(host.addr)))??;
+    let broadcast = tokio.block_on(async { tokio::spawn(broadcasts(host.addr)).await? })?;
     println!(
         "broadcast to {LISTENERS} clients (async, shared): all reached after {:.0} µs median, \
          {:.0} µs p99",
