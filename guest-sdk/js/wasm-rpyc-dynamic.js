@@ -58,7 +58,12 @@ class Table {
   }
 
   get(handle) {
-    if (handle === 0n && this.roots.has(connection())) return this.roots.get(connection());
+    if (handle === 0n) {
+      // With one connection (always, in an instance of its own), its root
+      // is the one: no need to ask the host which.
+      if (this.roots.size === 1) return this.roots.values().next().value;
+      if (this.roots.has(connection())) return this.roots.get(connection());
+    }
     if (!this.objects.has(handle)) throw new ServiceError('ReferenceError', `the service holds no object ${handle}`);
     return this.objects.get(handle);
   }

@@ -315,7 +315,11 @@ impl ServiceInstance {
             state.connection = self.connection;
             state.connections = self.connections.clone();
             self.live = Some(live);
-            self.connect_all().await?;
+            if let Err(error) = self.connect_all().await {
+                // Not ready to serve: the next connection or call starts afresh.
+                self.discard_instance();
+                return Err(error);
+            }
             if self.component.objects.is_some() {
                 self.callables = self.read_callables().await?;
             }
