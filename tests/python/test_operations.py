@@ -439,6 +439,7 @@ aliases = ["LIMITED", "TESTBED"]
 cpu-budget = 0.2
 max-frame = 1
 max-connections = 1
+shared = true
 """)
     log = tempfile.TemporaryFile("a+")
     process = subprocess.Popen([str(BINARY), "serve", "--config", str(config)], stderr=log,
@@ -461,6 +462,8 @@ max-connections = 1
         scraped(metrics_port, lambda found: sample(found, OPEN, service="LIMITED") == 0)
         limited = rpyc.connect("127.0.0.1", limited_port)
         assert limited.root.get_service_aliases() == ("LIMITED", "TESTBED")
+        # Shared: its connections are numbered from 1 (an instance of its own is 0).
+        assert limited.root.connection() >= 1
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             limited.root.spin()

@@ -168,3 +168,35 @@ def test_a_javascript_service_keeps_callbacks_and_calls_them_without_waiting():
             member.close()
     finally:
         room.stop()
+
+
+def test_a_connections_objects_go_when_it_ends_and_a_fault_makes_them_stale():
+    lender = Host(PLAIN / "lender.py", args=("--shared", "--cpu-budget", "0.5"))
+    try:
+        port = lender.ports_in_order[0]
+        a, b = rpyc.connect("127.0.0.1", port), rpyc.connect("127.0.0.1", port)
+        kept_by_a = a.root.box(1)
+        kept_by_b = b.root.box(2)
+        assert kept_by_a.value() == 1 and kept_by_b.value() == 2
+        assert b.root.finalised() == ()
+        # A ends: the box it held is released, and finalised in the guest.
+        a.close()
+        deadline = time.monotonic() + 10
+        while b.root.finalised() != (1,):
+            assert time.monotonic() < deadline, b.root.finalised()
+            time.sleep(0.05)
+        # A fault discards the instance: B's box is stale, and the fresh
+        # instance ran B's on_connect again.
+        # (c's own call comes after its on_connect; b's might not.)
+        c = rpyc.connect("127.0.0.1", port)
+        assert c.root.connects() == 3
+        with pytest.raises(TimeoutError):
+            c.root.spin()
+        with pytest.raises(ReferenceError):
+            kept_by_b.value()
+        assert b.root.connects() == 2
+        assert c.root.box(3).value() == 3
+        b.close()
+        c.close()
+    finally:
+        lender.stop()

@@ -1,6 +1,7 @@
 //! Running services as WebAssembly components: one engine with a pooling
 //! allocator and an epoch clock, components loaded once and pre-instantiated,
-//! and an instance of its own for every connection.
+//! and an instance of its own for every connection (or, shared, one for all
+//! of them).
 
 mod cache;
 mod classes;
