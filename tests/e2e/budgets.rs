@@ -457,8 +457,13 @@ fn a_guest_computing_runs_off_the_sockets_threads_at_low_priority() {
             "the sockets' threads computed for {:?}",
             after - before
         );
+        // The guest threads run at nice 19: on a busy machine they get less
+        // than the half second, but they did the computing.
         let (computed, niceness) = threads_named("wasm-rpyc-guest");
-        assert!(computed >= Duration::from_millis(300), "{computed:?}");
+        assert!(
+            computed >= Duration::from_millis(50) && computed > 2 * (after - before),
+            "the guest threads computed for {computed:?}"
+        );
         assert!(
             !niceness.is_empty() && niceness.iter().all(|&nice| nice == 19),
             "{niceness:?}"
