@@ -216,6 +216,15 @@ _LONG = range(-(2**63), 2**63)
 # reference), when the service lends its other objects.
 _BY_VALUE = (type(None), bool, int, float, complex, str, bytes, tuple, frozenset)
 
+# The node of a lone value of each of these exact types (an int's depends
+# on its range): the common arguments and results, made without the walk.
+_SCALAR_NODES = {bool: types.Node_Boolean, float: types.Node_Float, str: types.Node_Str}
+
+# The nodes whose value is the Python value itself.
+_PLAIN_NODES = frozenset(
+    (types.Node_Boolean, types.Node_Int, types.Node_Float, types.Node_Str, types.Node_Bytes)
+)
+
 # The service's own objects the peer holds, when it lends them (see
 # `lend_objects`).
 _lent = None
@@ -231,6 +240,13 @@ def lend_objects(table):
 
 def to_value(obj):
     """A Python value as the dynamic `value` record."""
+    # The common case, one plain value, skips the walk.
+    kind = type(obj)
+    if kind is int:
+        if obj in _LONG:
+            return types.Value([types.Node_Int(obj)], [])
+    elif kind in _SCALAR_NODES:
+        return types.Value([_SCALAR_NODES[kind](obj)], [])
     nodes, netrefs = [], []
     _add(obj, nodes, netrefs)
     return types.Value(nodes, netrefs)
@@ -273,6 +289,9 @@ def _add(item, nodes, netrefs):
 
 def from_value(value):
     """The Python value a dynamic `value` record holds."""
+    nodes = value.nodes
+    if len(nodes) == 1 and type(nodes[0]) in _PLAIN_NODES:
+        return nodes[0].value
     return _get(value, 0, {})
 
 
