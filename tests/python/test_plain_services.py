@@ -207,7 +207,7 @@ def test_objects_of_a_value_that_cannot_be_sent_are_given_back(conn):
     # the objects taken before the table was full are released too.
     gc.collect()
     before = conn.root.finalised()
-    with pytest.raises(RuntimeError, match=r"lends as many objects as it may \(10000\)"):
+    with pytest.raises(RuntimeError, match=r"^the service lends as many objects as it may \(10000\)"):
         conn.root.tracked_tuple(10_001)
     assert conn.root.finalised() - before == 10_001
     assert [t.value() for t in conn.root.tracked_tuple(3)] == [0, 1, 2]

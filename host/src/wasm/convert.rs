@@ -86,30 +86,37 @@ pub(crate) trait Lend {
 /// Takes the resources a guest hands over (it needs the guest's store).
 pub(crate) trait Keep {
     /// The value for the resource `resource` of type `ty` the guest gave up.
-    fn resource(&mut self, resource: ResourceAny, ty: &ResourceType) -> Result<Value, Malformed>;
+    fn resource(&mut self, resource: ResourceAny, ty: &ResourceType)
+    -> Result<Value, Unreturnable>;
 
     /// The value for a `netref` the guest gave up: the peer's own object.
-    fn netref(&mut self, resource: ResourceAny) -> Result<Value, Malformed>;
+    fn netref(&mut self, resource: ResourceAny) -> Result<Value, Unreturnable>;
 
     /// The value for one of the objects the guest serves, lent to the peer
     /// (`handle` is the guest's, `class` its class).
-    fn object(&mut self, handle: u64, class: String) -> Result<Value, Malformed>;
+    fn object(&mut self, handle: u64, class: String) -> Result<Value, Unreturnable>;
 }
 
 /// Takes no resources: where a guest cannot hand any over.
 pub(crate) struct Refuse;
 
 impl Keep for Refuse {
-    fn resource(&mut self, _: ResourceAny, _: &ResourceType) -> Result<Value, Malformed> {
-        Err(Malformed("a resource cannot be passed here".into()))
+    fn resource(&mut self, _: ResourceAny, _: &ResourceType) -> Result<Value, Unreturnable> {
+        Err(Unreturnable::Malformed(
+            "a resource cannot be passed here".into(),
+        ))
     }
 
-    fn netref(&mut self, _: ResourceAny) -> Result<Value, Malformed> {
-        Err(Malformed("a netref cannot be passed here".into()))
+    fn netref(&mut self, _: ResourceAny) -> Result<Value, Unreturnable> {
+        Err(Unreturnable::Malformed(
+            "a netref cannot be passed here".into(),
+        ))
     }
 
-    fn object(&mut self, _: u64, _: String) -> Result<Value, Malformed> {
-        Err(Malformed("an object cannot be passed here".into()))
+    fn object(&mut self, _: u64, _: String) -> Result<Value, Unreturnable> {
+        Err(Unreturnable::Malformed(
+            "an object cannot be passed here".into(),
+        ))
     }
 }
 
@@ -398,14 +405,21 @@ fn case(
     Ok((name, payload))
 }
 
-/// A guest returned a value that breaks the rules of its own type (only the
-/// dynamic `value` can: its node indices are checked here).
+/// Why the host cannot take a value a guest returned.
 #[derive(Debug, PartialEq, thiserror::Error)]
-#[error("the service returned a malformed value: {0}")]
-pub(crate) struct Malformed(pub(crate) String);
+pub(crate) enum Unreturnable {
+    /// It breaks the rules of its own type (only the dynamic `value` can:
+    /// its node indices are checked here).
+    #[error("the service returned a malformed value: {0}")]
+    Malformed(String),
+    /// It is well formed, but one of its objects cannot be lent: the
+    /// message says why (the service lends as many objects as it may).
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// Converts a [`Val`] of type `ty`, as a guest returned it, to a [`Value`].
-pub(crate) fn from_val(val: Val, ty: &Type, keep: &mut dyn Keep) -> Result<Value, Malformed> {
+pub(crate) fn from_val(val: Val, ty: &Type, keep: &mut dyn Keep) -> Result<Value, Unreturnable> {
     Ok(match (val, ty) {
         (Val::Bool(b), _) => Value::Bool(b),
         (Val::S8(i), _) => Value::Int(i.into()),
@@ -425,7 +439,7 @@ pub(crate) fn from_val(val: Val, ty: &Type, keep: &mut dyn Keep) -> Result<Value
                 .into_iter()
                 .map(|v| match v {
                     Val::U8(b) => Ok(b),
-                    other => Err(Malformed(format!("{other:?} in a list<u8>"))),
+                    other => Err(Unreturnable::Malformed(format!("{other:?} in a list<u8>"))),
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -444,7 +458,7 @@ pub(crate) fn from_val(val: Val, ty: &Type, keep: &mut dyn Keep) -> Result<Value
                         from_val(v, &map.value(), keep)?,
                     ]))
                 })
-                .collect::<Result<_, Malformed>>()?,
+                .collect::<Result<_, Unreturnable>>()?,
         ),
         (Val::Tuple(items), Type::Tuple(tuple)) => {
             let types: Vec<Type> = tuple.types().collect();
@@ -473,7 +487,7 @@ pub(crate) fn from_val(val: Val, ty: &Type, keep: &mut dyn Keep) -> Result<Value
         (Val::Option(Some(v)), Type::Option(option)) => from_val(*v, &option.ty(), keep)?,
         (Val::Resource(resource), Type::Own(ty)) => keep.resource(resource, ty)?,
         (val, ty) => {
-            return Err(Malformed(format!(
+            return Err(Unreturnable::Malformed(format!(
                 "{val:?} cannot be sent (type {})",
                 wit_name(ty)
             )));
@@ -485,7 +499,7 @@ fn vals_to_values(
     items: Vec<Val>,
     type_of: impl Fn(usize) -> Type,
     keep: &mut dyn Keep,
-) -> Result<Vec<Value>, Malformed> {
+) -> Result<Vec<Value>, Unreturnable> {
     items
         .into_iter()
         .enumerate()
@@ -498,7 +512,7 @@ fn case_value(
     payload: Option<Box<Val>>,
     ty: Option<Type>,
     keep: &mut dyn Keep,
-) -> Result<Value, Malformed> {
+) -> Result<Value, Unreturnable> {
     Ok(match (payload, ty) {
         (Some(payload), Some(ty)) => {
             Value::Tuple(vec![Value::Str(name), from_val(*payload, &ty, keep)?])

@@ -9,7 +9,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Resource, ResourceAny, ResourceType};
 
 use super::classes::Class;
-use super::convert::{Keep, Malformed};
+use super::convert::{Keep, Unreturnable};
 use super::host::HostState;
 use crate::held::PeerObject;
 use crate::local::{Local, ServiceObject};
@@ -142,12 +142,12 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
     }
 
     /// Lends `object` of `class` to the peer through the table.
-    fn keep(&mut self, object: GuestObject, class: String) -> Result<Value, Malformed> {
+    fn keep(&mut self, object: GuestObject, class: String) -> Result<Value, Unreturnable> {
         let objects = &mut self.store.data_mut().objects;
         let Some(handle) = objects.insert(object) else {
             let limit = objects.limit;
             self.given_up.push(object);
-            return Err(Malformed(format!(
+            return Err(Unreturnable::Refused(format!(
                 "the service lends as many objects as it may ({limit})"
             )));
         };
@@ -160,28 +160,31 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
 }
 
 impl Keep for StoreKeep<'_, '_> {
-    fn resource(&mut self, resource: ResourceAny, ty: &ResourceType) -> Result<Value, Malformed> {
+    fn resource(
+        &mut self,
+        resource: ResourceAny,
+        ty: &ResourceType,
+    ) -> Result<Value, Unreturnable> {
         match self.classes.iter().find(|class| class.ty == *ty) {
             Some(class) => self.keep(GuestObject::Resource(resource), class.name.clone()),
             None => self.netref(resource),
         }
     }
 
-    fn object(&mut self, handle: u64, class: String) -> Result<Value, Malformed> {
+    fn object(&mut self, handle: u64, class: String) -> Result<Value, Unreturnable> {
         self.keep(GuestObject::Served(handle), class)
     }
 
-    fn netref(&mut self, resource: ResourceAny) -> Result<Value, Malformed> {
+    fn netref(&mut self, resource: ResourceAny) -> Result<Value, Unreturnable> {
         let rep = Resource::<PeerObject>::try_from_resource_any(resource, &mut *self.store)
-            .map_err(|e| Malformed(format!("a resource that cannot be sent ({e})")))?
+            .map_err(|e| Unreturnable::Malformed(format!("a resource that cannot be sent ({e})")))?
             .rep();
         // The handle is the host's now: the object is released once the
         // value is sent, if nothing else holds it.
-        let object = self
-            .store
-            .data_mut()
-            .drop_netref(rep)
-            .ok_or_else(|| Malformed("a netref that was already dropped".into()))?;
+        let object =
+            self.store.data_mut().drop_netref(rep).ok_or_else(|| {
+                Unreturnable::Malformed("a netref that was already dropped".into())
+            })?;
         Ok(Value::Remote(object))
     }
 }

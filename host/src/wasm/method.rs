@@ -105,18 +105,18 @@ impl Method {
         let (Some(val), Some(ty)) = (result, &self.result) else {
             return Ok(Value::None);
         };
-        let malformed = |e: convert::Malformed| Exception::runtime_error(e.to_string());
+        let unreturnable = |e: convert::Unreturnable| Exception::runtime_error(e.to_string());
         match (val, ty) {
             (Val::Result(Ok(payload)), Type::Result(r)) => match (payload, r.ok()) {
                 (Some(payload), Some(ty)) => {
-                    convert::from_val(*payload, &ty, keep).map_err(malformed)
+                    convert::from_val(*payload, &ty, keep).map_err(unreturnable)
                 }
                 _ => Ok(Value::None),
             },
             (Val::Result(Err(payload)), Type::Result(r)) => {
                 Err(raised(payload.map(|p| *p), r.err()))
             }
-            (val, ty) => convert::from_val(val, ty, keep).map_err(malformed),
+            (val, ty) => convert::from_val(val, ty, keep).map_err(unreturnable),
         }
     }
 }

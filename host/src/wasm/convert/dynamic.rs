@@ -6,7 +6,7 @@ use wasmtime::component::{Type, Val};
 
 use std::collections::HashMap;
 
-use super::{Keep, Lend, Malformed, Mismatch};
+use super::{Keep, Lend, Mismatch, Unreturnable};
 use crate::local::Local;
 use crate::value::{MAX_DEPTH, Value};
 
@@ -121,7 +121,7 @@ fn leaf_node(value: Value) -> Result<Val, Mismatch> {
 /// Rebuilds the value from the nodes a guest handed over, checking that
 /// every child index points after its parent and inside the list; its
 /// netrefs and the guest's objects go to `keep` (all of them, used or not).
-pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Malformed> {
+pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Unreturnable> {
     let Val::Record(fields) = val else {
         unreachable!("called for records only")
     };
@@ -132,7 +132,9 @@ pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Malformed
             ("netrefs", Val::List(list)) => {
                 for item in list {
                     let Val::Resource(netref) = item else {
-                        return Err(Malformed("a netref that is not a resource".into()));
+                        return Err(Unreturnable::Malformed(
+                            "a netref that is not a resource".into(),
+                        ));
                     };
                     netrefs.push(keep.netref(netref));
                 }
@@ -141,9 +143,9 @@ pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Malformed
         }
     }
     let netrefs: Vec<Value> = netrefs.into_iter().collect::<Result<_, _>>()?;
-    let nodes = nodes.ok_or_else(|| Malformed("a value without nodes".into()))?;
+    let nodes = nodes.ok_or_else(|| Unreturnable::Malformed("a value without nodes".into()))?;
     if nodes.is_empty() {
-        return Err(Malformed("a value with no nodes".into()));
+        return Err(Unreturnable::Malformed("a value with no nodes".into()));
     }
     let mut objects = HashMap::new();
     for (at, node) in nodes.iter().enumerate() {
@@ -163,13 +165,15 @@ pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Malformed
 }
 
 /// The handle and class of a `guest-object` record.
-fn guest_object(record: &Val) -> Result<(u64, String), Malformed> {
+fn guest_object(record: &Val) -> Result<(u64, String), Unreturnable> {
     if let Val::Record(fields) = record
         && let [(_, Val::U64(handle)), (_, Val::String(class))] = fields.as_slice()
     {
         return Ok((*handle, class.clone()));
     }
-    Err(Malformed("an object that is not a guest-object".into()))
+    Err(Unreturnable::Malformed(
+        "an object that is not a guest-object".into(),
+    ))
 }
 
 /// The parts of a value being rebuilt.
@@ -183,19 +187,19 @@ struct Built<'a> {
 impl Built<'_> {
     /// Builds node `at`. Every build spends one unit of `budget` (the node
     /// count), so nodes shared between parents cannot multiply the work.
-    fn build(&self, at: usize, depth: usize, budget: &mut usize) -> Result<Value, Malformed> {
+    fn build(&self, at: usize, depth: usize, budget: &mut usize) -> Result<Value, Unreturnable> {
         let nodes = self.nodes;
         if depth > MAX_DEPTH {
-            return Err(Malformed(format!(
+            return Err(Unreturnable::Malformed(format!(
                 "nodes nest deeper than {MAX_DEPTH} levels"
             )));
         }
         *budget = budget
             .checked_sub(1)
-            .ok_or_else(|| Malformed("nodes are referenced more than once".into()))?;
-        let mut children = |list: &Val| -> Result<Vec<Value>, Malformed> {
+            .ok_or_else(|| Unreturnable::Malformed("nodes are referenced more than once".into()))?;
+        let mut children = |list: &Val| -> Result<Vec<Value>, Unreturnable> {
             let Val::List(indices) = list else {
-                return Err(Malformed("children are not a list".into()));
+                return Err(Unreturnable::Malformed("children are not a list".into()));
             };
             indices
                 .iter()
@@ -203,14 +207,14 @@ impl Built<'_> {
                     Val::U32(i) if (*i as usize) > at && (*i as usize) < nodes.len() => {
                         self.build(*i as usize, depth + 1, budget)
                     }
-                    other => Err(Malformed(format!(
+                    other => Err(Unreturnable::Malformed(format!(
                         "node {at} names child {other:?}, not a later node"
                     ))),
                 })
                 .collect()
         };
         let Val::Variant(case, payload) = &nodes[at] else {
-            return Err(Malformed(format!("node {at} is not a node")));
+            return Err(Unreturnable::Malformed(format!("node {at} is not a node")));
         };
         Ok(match (case.as_str(), payload.as_deref()) {
             ("none", None) => Value::None,
@@ -219,12 +223,20 @@ impl Built<'_> {
             ("big-int", Some(Val::String(s))) => match s.parse::<i128>() {
                 Ok(i) => Value::Int(i),
                 Err(_) if is_decimal(s) => Value::BigInt(s.clone()),
-                Err(_) => return Err(Malformed(format!("big-int {s:?} is not decimal"))),
+                Err(_) => {
+                    return Err(Unreturnable::Malformed(format!(
+                        "big-int {s:?} is not decimal"
+                    )));
+                }
             },
             ("float", Some(Val::Float64(x))) => Value::Float(*x),
             ("complex", Some(Val::Tuple(parts))) => match parts.as_slice() {
                 [Val::Float64(re), Val::Float64(im)] => Value::Complex(*re, *im),
-                _ => return Err(Malformed("a complex that is not two f64".into())),
+                _ => {
+                    return Err(Unreturnable::Malformed(
+                        "a complex that is not two f64".into(),
+                    ));
+                }
             },
             ("str", Some(Val::String(s))) => Value::Str(s.clone()),
             ("bytes", Some(Val::List(bytes))) => Value::Bytes(
@@ -232,7 +244,7 @@ impl Built<'_> {
                     .iter()
                     .map(|b| match b {
                         Val::U8(b) => Ok(*b),
-                        _ => Err(Malformed("bytes that are not u8".into())),
+                        _ => Err(Unreturnable::Malformed("bytes that are not u8".into())),
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -241,13 +253,17 @@ impl Built<'_> {
             ("netref", Some(Val::U32(i))) => match self.netrefs.get(*i as usize) {
                 Some(netref) => netref.clone(),
                 None => {
-                    return Err(Malformed(format!(
+                    return Err(Unreturnable::Malformed(format!(
                         "node {at} names netref {i}, not one given"
                     )));
                 }
             },
             ("object", Some(_)) => self.objects[&at].clone(),
-            (case, _) => return Err(Malformed(format!("node {at} has unknown case {case}"))),
+            (case, _) => {
+                return Err(Unreturnable::Malformed(format!(
+                    "node {at} has unknown case {case}"
+                )));
+            }
         })
     }
 }
@@ -298,15 +314,15 @@ mod tests {
     struct NoNetrefs;
 
     impl Keep for NoNetrefs {
-        fn resource(&mut self, _: ResourceAny, _: &ResourceType) -> Result<Value, Malformed> {
-            Err(Malformed("no resource".into()))
+        fn resource(&mut self, _: ResourceAny, _: &ResourceType) -> Result<Value, Unreturnable> {
+            Err(Unreturnable::Malformed("no resource".into()))
         }
 
-        fn netref(&mut self, _: ResourceAny) -> Result<Value, Malformed> {
-            Err(Malformed("no netref".into()))
+        fn netref(&mut self, _: ResourceAny) -> Result<Value, Unreturnable> {
+            Err(Unreturnable::Malformed("no netref".into()))
         }
 
-        fn object(&mut self, handle: u64, class: String) -> Result<Value, Malformed> {
+        fn object(&mut self, handle: u64, class: String) -> Result<Value, Unreturnable> {
             Ok(Value::Local(Local::Service(ServiceObject {
                 handle,
                 class,
@@ -432,14 +448,20 @@ mod tests {
             ),
         ];
         for (val, reason) in cases {
-            let Malformed(message) = from_val(val, &mut NoNetrefs).unwrap_err();
+            let Unreturnable::Malformed(message) = from_val(val, &mut NoNetrefs).unwrap_err()
+            else {
+                panic!("refused, not malformed")
+            };
             assert!(message.contains(reason), "{message} (wanted: {reason})");
         }
         let deep: Vec<Val> = (0..=MAX_DEPTH as u32 + 1)
             .map(|i| node("tuple", children(&[i + 1])))
             .chain([node("none", None)])
             .collect();
-        let Malformed(message) = from_val(record(deep), &mut NoNetrefs).unwrap_err();
+        let Unreturnable::Malformed(message) = from_val(record(deep), &mut NoNetrefs).unwrap_err()
+        else {
+            panic!("refused, not malformed")
+        };
         assert!(message.contains("nest deeper"), "{message}");
     }
 }
