@@ -201,6 +201,9 @@ def _describe(obj, what):
     return _exposed_callables(obj)
 
 
+_from_value, _to_value = guest.from_value, guest.to_value
+
+
 def _make_objects(table):
     class Objects(_Objects):
         @_answering
@@ -208,14 +211,21 @@ def _make_objects(table):
             obj = table.get(handle)
             return guest.to_value(getattr(obj, attribute_name(obj, name)))
 
-        @_answering
         def call(self, handle, method, args, kwargs):
-            target = table.get(handle)
-            if method is not None:
-                target = getattr(target, attribute_name(target, method))
-            args = [guest.from_value(arg) for arg in args]
-            kwargs = {name: guest.from_value(value) for name, value in kwargs}
-            return guest.to_value(target(*args, **kwargs))
+            # `_answering` inlined: this is every call's path.
+            try:
+                target = table.get(handle)
+                if method is not None:
+                    target = getattr(target, attribute_name(target, method))
+                args = map(_from_value, args)
+                if kwargs:
+                    result = target(*args, **{name: _from_value(value) for name, value in kwargs})
+                else:
+                    result = target(*args)
+                return _to_value(result)
+            except Exception as error:
+                failure = _error(error)
+            raise Err(failure)
 
         @_answering
         def describe(self, handle, what):

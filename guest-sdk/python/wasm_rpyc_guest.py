@@ -210,7 +210,7 @@ def call_async(target, *args, **kwargs):
         return None
     raise _raised(error)
 
-_LONG = range(-(2**63), 2**63)
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 # The types brine carries by value (exactly these: a subclass travels by
 # reference), when the service lends its other objects.
@@ -243,7 +243,7 @@ def to_value(obj):
     # The common case, one plain value, skips the walk.
     kind = type(obj)
     if kind is int:
-        if obj in _LONG:
+        if _LONG_MIN <= obj <= _LONG_MAX:
             return types.Value([types.Node_Int(obj)], [])
     elif kind in _SCALAR_NODES:
         return types.Value([_SCALAR_NODES[kind](obj)], [])
@@ -265,7 +265,7 @@ def _add(item, nodes, netrefs):
     elif isinstance(item, bool):
         node = types.Node_Boolean(item)
     elif isinstance(item, int):
-        node = types.Node_Int(item) if item in _LONG else types.Node_BigInt(str(item))
+        node = types.Node_Int(item) if _LONG_MIN <= item <= _LONG_MAX else types.Node_BigInt(str(item))
     elif isinstance(item, float):
         node = types.Node_Float(item)
     elif isinstance(item, complex):
