@@ -5,6 +5,7 @@
 use std::io;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -87,7 +88,12 @@ where
 /// other threads at every turn (a client on the same machine may need it:
 /// on two cores, keeping it made RPyC clients' calls slower one run in
 /// three).
-const SPIN_ALONE: std::time::Duration = std::time::Duration::from_micros(25);
+const SPIN_ALONE: Duration = Duration::from_micros(25);
+
+/// How long a reader keeps polling while this side serves a call: a short
+/// call's next request finds the thread awake, a long call does not hold a
+/// core.
+const SPIN_WHILE_SERVING: Duration = Duration::from_millis(1);
 
 /// How many readers spin at once, process-wide.
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
@@ -124,9 +130,10 @@ impl Drop for SpinTurn {
 
 /// Reads more bytes into `buf`. Inside a frame, the read must end by
 /// `frame_deadline`. Between frames, the reader first polls for up to
-/// `read_spin` (`reply_spin` while this side awaits a reply), if few other
-/// readers are spinning, yielding to other tasks (and, idle, to other
-/// threads), before it sleeps: the next message then finds the thread awake,
+/// `read_spin` after this side's last reply (`reply_spin` while this side
+/// awaits a reply), if few other readers are spinning, yielding to other
+/// tasks (and, idle, to other threads), before it sleeps: the next message
+/// then finds the thread awake,
 /// which saves the tens of microseconds a sleeping core takes to wake (most
 /// on virtual machines).
 async fn fill<R: AsyncRead + Unpin>(
@@ -153,7 +160,7 @@ async fn fill<R: AsyncRead + Unpin>(
     };
     if let Some(_turn) = (!spin.is_zero()).then(SpinTurn::take).flatten() {
         let start = Instant::now();
-        while start.elapsed() < spin {
+        loop {
             // Reading is cancel-safe: a read that is not ready takes no bytes.
             tokio::select! {
                 biased;
@@ -161,7 +168,19 @@ async fn fill<R: AsyncRead + Unpin>(
                 () = std::future::ready(()) => {}
             }
             tokio::task::yield_now().await;
-            if !awaiting_reply && start.elapsed() > SPIN_ALONE {
+            // Idle, the next request comes a turnaround after this side's
+            // reply, so the window counts from the reply (the request just
+            // read may have been served during the yield); while a call is
+            // served, the reader keeps polling for a while.
+            let waited = match (awaiting_reply, shared.status().idle_for(0)) {
+                (false, Some(idle)) => idle.min(start.elapsed()),
+                (false, None) if start.elapsed() < SPIN_WHILE_SERVING => Duration::ZERO,
+                _ => start.elapsed(),
+            };
+            if waited >= spin {
+                break;
+            }
+            if !awaiting_reply && waited > SPIN_ALONE {
                 std::thread::yield_now();
             }
         }
