@@ -133,9 +133,8 @@ impl Drop for SpinTurn {
 /// `read_spin` after this side's last reply (`reply_spin` while this side
 /// awaits a reply), if few other readers are spinning, yielding to other
 /// tasks (and, idle, to other threads), before it sleeps: the next message
-/// then finds the thread awake,
-/// which saves the tens of microseconds a sleeping core takes to wake (most
-/// on virtual machines).
+/// then finds the thread awake, which saves the tens of microseconds a
+/// sleeping core takes to wake (most on virtual machines).
 async fn fill<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
