@@ -401,7 +401,7 @@ export function serve(module, moduleName, name) {
         const received = [];
         try {
           const obj = table.get(handle);
-          const args = positional.map((value) => fromValue(value, received));
+          const args = fromValue(positional, received);
           const kwargs = keywords.map(([key, value]) => [key, fromValue(value, received)]);
           const result = method === undefined || method === null
             ? invoke(obj, args, kwargs, obj?.name ?? 'object')

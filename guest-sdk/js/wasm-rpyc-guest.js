@@ -33,6 +33,7 @@
 // carrying its Python class name.
 
 import { call, callAsync as sendCall, callMethod, callRoot, connection as runningConnection, getAttr } from 'wasm-rpyc:service/peer@0.1.0';
+import { pack, unpack } from './wasm-rpyc-packed.js';
 
 /** An exception with a Python class name, as the peer sees it. */
 export class ServiceError extends Error {
@@ -155,70 +156,40 @@ export function lendObjects(table) {
   lent = table;
 }
 
-const LONG_MIN = -(2n ** 63n);
-const LONG_MAX = 2n ** 63n - 1n;
-
 /** A JavaScript value as the dynamic `value` record. */
 export function toValue(item) {
-  const nodes = [];
   const netrefs = [];
-  const add = (x) => {
-    const at = nodes.length;
-    nodes.push(null); // the parent goes before its children
-    let node;
-    if (x === null || x === undefined) node = { tag: 'none' };
-    else if (typeof x === 'boolean') node = { tag: 'boolean', val: x };
-    else if (typeof x === 'bigint') {
-      node = x >= LONG_MIN && x <= LONG_MAX ? { tag: 'int', val: x } : { tag: 'big-int', val: x.toString() };
-    } else if (typeof x === 'number') {
-      node = Number.isInteger(x) ? { tag: 'int', val: BigInt(x) } : { tag: 'float', val: x };
-    } else if (typeof x === 'string') node = { tag: 'str', val: x };
-    else if (x instanceof Uint8Array) node = { tag: 'bytes', val: x };
-    else if (Array.isArray(x) && x[TUPLE]) node = { tag: 'tuple', val: x.map(add) };
-    else if (lent !== null && !HANDLES.has(x)) node = { tag: 'object', val: lent.lend(x) };
-    else if (Array.isArray(x)) node = { tag: 'tuple', val: x.map(add) };
-    else if (x instanceof Set) node = { tag: 'frozenset', val: [...x].map(add) };
-    else if (HANDLES.has(x)) {
+  const packed = pack(item, (x) => {
+    if (Array.isArray(x) && x[TUPLE]) return { tuple: x };
+    if (lent !== null && !HANDLES.has(x)) return { object: lent.lend(x) };
+    if (Array.isArray(x)) return { tuple: x };
+    if (x instanceof Set) return { frozenset: [...x] };
+    if (HANDLES.has(x)) {
       netrefs.push(HANDLES.get(x)); // handed over: the peer's own again
       HANDLES.delete(x);
-      node = { tag: 'netref', val: netrefs.length - 1 };
-    } else throw new TypeError(`a ${typeof x} cannot be sent to the peer`);
-    nodes[at] = node;
-    return at;
-  };
-  add(item);
-  return { nodes, netrefs };
+      return { netref: netrefs.length - 1 };
+    }
+    throw new TypeError(`a ${typeof x} cannot be sent to the peer`);
+  });
+  return { packed, netrefs };
 }
 
 /** The JavaScript value a dynamic `value` record holds; the peer's objects
  * in it are also added to `received`. */
 export function fromValue(value, received = []) {
   const held = new Map();
-  const get = (at) => {
-    const node = value.nodes[at];
-    switch (node.tag) {
-      case 'none': return null;
-      case 'int': {
-        const n = node.val;
-        return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+  return unpack(value.packed, {
+    netref: (index) => {
+      if (index >= value.netrefs.length) throw new Error(`malformed packed value: it names netref ${index}, of ${value.netrefs.length} given`);
+      if (!held.has(index)) {
+        const remote = netref(value.netrefs[index]);
+        received.push(remote);
+        held.set(index, remote);
       }
-      case 'big-int': return BigInt(node.val);
-      case 'complex': return { real: node.val[0], imag: node.val[1] };
-      case 'tuple': return node.val.map(get);
-      case 'frozenset': return new Set(node.val.map(get));
-      case 'object': return lent.get(node.val.handle);
-      case 'netref': {
-        if (!held.has(node.val)) {
-          const remote = netref(value.netrefs[node.val]);
-          received.push(remote);
-          held.set(node.val, remote);
-        }
-        return held.get(node.val);
-      }
-      default: return node.val;
-    }
-  };
-  return get(0);
+      return held.get(index);
+    },
+    object: (handle) => lent.get(handle),
+  });
 }
 
 // A handle of the `netref` resource, known by its method (componentize-js
@@ -231,7 +202,7 @@ function incoming(arg, received) {
     received.push(remote);
     return remote;
   }
-  if (arg && Array.isArray(arg.nodes) && Array.isArray(arg.netrefs)) return fromValue(arg, received);
+  if (arg && arg.packed instanceof Uint8Array && Array.isArray(arg.netrefs)) return fromValue(arg, received);
   return arg;
 }
 

@@ -49,21 +49,32 @@ PREFIX = "exposed_"
 _BASE_MEMBERS = frozenset(dir(rpyc.Service))
 
 
-def attribute_name(obj, name):
-    """The attribute of `obj` a peer's `name` reaches, by RPyC's rule: an
+def member(obj, name):
+    """The member of `obj` a peer's `name` reaches, by RPyC's rule: an
     `exposed_` name or a safe one as itself (unless only its exposed
     spelling exists), any other as its exposed spelling; `AttributeError`
     where the policy allows neither."""
-    plain = name.startswith(PREFIX) or name in SAFE_ATTRS
+    if name in SAFE_ATTRS or name.startswith(PREFIX):
+        return getattr(obj, _plain_name(obj, name))
+    # Every call's path: the exposed spelling is the only one it may reach,
+    # read once.
     exposed = PREFIX + name
-    has_exposed = hasattr(obj, exposed) or _has_static(obj, exposed)
-    if plain and (not has_exposed or hasattr(obj, name)):
-        return name
-    if has_exposed:
-        return exposed
-    if plain:
-        return name
+    try:
+        return getattr(obj, exposed)
+    except AttributeError:
+        # A member that is there but raised says why itself.
+        if _has_static(obj, exposed):
+            raise
     raise AttributeError(f"cannot access {name!r}")
+
+
+def _plain_name(obj, name):
+    """The attribute an `exposed_` or safe `name` reaches: itself, unless
+    only its exposed spelling exists."""
+    exposed = PREFIX + name
+    if hasattr(obj, exposed) or _has_static(obj, exposed):
+        return name if hasattr(obj, name) else exposed
+    return name
 
 
 def _has_static(obj, name):
@@ -82,16 +93,24 @@ class Table:
         self._objects = {}
         # Handle 0 is the running connection's service object.
         self._roots = {}
+        # With one connection (always, in an instance of its own), its
+        # root: no need to ask the host which connection is running.
+        self._only_root = None
         self._next = 1
 
     def root(self, connection, service):
         self._roots[connection] = service
+        self._note_only_root()
 
     def forget_root(self, connection):
         """The connection has ended; once none is left, nothing is lent."""
         self._roots.pop(connection, None)
+        self._note_only_root()
         if not self._roots:
             self._objects.clear()
+
+    def _note_only_root(self):
+        self._only_root = next(iter(self._roots.values())) if len(self._roots) == 1 else None
 
     def lend(self, obj):
         """A new handle for `obj`, and its class as Python names it."""
@@ -102,12 +121,10 @@ class Table:
         return handle, f"{cls.__module__}.{cls.__name__}"
 
     def get(self, handle):
+        if handle == 0 and self._only_root is not None:
+            return self._only_root
         try:
             if handle == 0:
-                # With one connection (always, in an instance of its own),
-                # its root is the one: no need to ask the host which.
-                if len(self._roots) == 1:
-                    return next(iter(self._roots.values()))
                 return self._roots[guest.connection()]
             return self._objects[handle]
         except KeyError:
@@ -208,16 +225,15 @@ def _make_objects(table):
     class Objects(_Objects):
         @_answering
         def get_attr(self, handle, name):
-            obj = table.get(handle)
-            return guest.to_value(getattr(obj, attribute_name(obj, name)))
+            return guest.to_value(member(table.get(handle), name))
 
         def call(self, handle, method, args, kwargs):
             # `_answering` inlined: this is every call's path.
             try:
                 target = table.get(handle)
                 if method is not None:
-                    target = getattr(target, attribute_name(target, method))
-                args = map(_from_value, args)
+                    target = member(target, method)
+                args = _from_value(args)
                 if kwargs:
                     result = target(*args, **{name: _from_value(value) for name, value in kwargs})
                 else:

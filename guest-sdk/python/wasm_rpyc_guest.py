@@ -36,6 +36,7 @@ attributes are that connection's state.
 import builtins
 import functools
 import inspect
+import struct
 import typing
 import weakref
 
@@ -216,14 +217,18 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 # reference), when the service lends its other objects.
 _BY_VALUE = (type(None), bool, int, float, complex, str, bytes, tuple, frozenset)
 
-# The node of a lone value of each of these exact types (an int's depends
-# on its range): the common arguments and results, made without the walk.
-_SCALAR_NODES = {bool: types.Node_Boolean, float: types.Node_Float, str: types.Node_Str}
-
-# The nodes whose value is the Python value itself.
-_PLAIN_NODES = frozenset(
-    (types.Node_Boolean, types.Node_Int, types.Node_Float, types.Node_Str, types.Node_Bytes)
-)
+# The packed format of a `value` (documented on the record in the WIT): a
+# tag byte, then what the tag says, little-endian.
+_NONE, _FALSE, _TRUE, _INT, _BIG_INT, _FLOAT, _COMPLEX, _STR, _BYTES, _TUPLE, _FROZENSET, _NETREF, _OBJECT = range(13)
+_TAGGED_INT = struct.Struct("<Bq")
+_TAGGED_FLOAT = struct.Struct("<Bd")
+_TAGGED_COMPLEX = struct.Struct("<Bdd")
+_TAGGED_U32 = struct.Struct("<BI")
+_TAGGED_OBJECT = struct.Struct("<BQI")
+_S64, _F64, _U32, _U64 = (struct.Struct(f"<{code}") for code in "qdIQ")
+_TWO_F64 = struct.Struct("<dd")
+# A tuple of that many ints, by count: the common arguments, read at once.
+_INT_TUPLES = tuple(struct.Struct("<BI" + "Bq" * count) for count in range(9))
 
 # The service's own objects the peer holds, when it lends them (see
 # `lend_objects`).
@@ -240,81 +245,120 @@ def lend_objects(table):
 
 def to_value(obj):
     """A Python value as the dynamic `value` record."""
-    # The common case, one plain value, skips the walk.
-    kind = type(obj)
-    if kind is int:
-        if _LONG_MIN <= obj <= _LONG_MAX:
-            return types.Value([types.Node_Int(obj)], [])
-    elif kind in _SCALAR_NODES:
-        return types.Value([_SCALAR_NODES[kind](obj)], [])
-    nodes, netrefs = [], []
-    _add(obj, nodes, netrefs)
-    return types.Value(nodes, netrefs)
+    # The common case, a lone int, skips the walk.
+    if type(obj) is int and _LONG_MIN <= obj <= _LONG_MAX:
+        return types.Value(_TAGGED_INT.pack(_INT, obj), [])
+    packed, netrefs = bytearray(), []
+    _pack(obj, packed, netrefs)
+    return types.Value(bytes(packed), netrefs)
 
 
 # Module functions, not closures: a recursive closure is a reference cycle,
 # which would keep the peer's objects alive until the next collection.
-def _add(item, nodes, netrefs):
-    """Appends `item`'s node (the parent before its children); its index."""
-    at = len(nodes)
-    nodes.append(None)
+def _pack(item, packed, netrefs):
+    """Appends `item` (then its children) to `packed`."""
     if _lent is not None and type(item) not in _BY_VALUE and not isinstance(item, Netref):
-        node = types.Node_Object(types.GuestObject(*_lent.lend(item)))
+        handle, class_name = _lent.lend(item)
+        name = class_name.encode()
+        packed += _TAGGED_OBJECT.pack(_OBJECT, handle, len(name))
+        packed += name
     elif item is None:
-        node = types.Node_None_()
+        packed.append(_NONE)
     elif isinstance(item, bool):
-        node = types.Node_Boolean(item)
+        packed.append(_TRUE if item else _FALSE)
     elif isinstance(item, int):
-        node = types.Node_Int(item) if _LONG_MIN <= item <= _LONG_MAX else types.Node_BigInt(str(item))
+        if _LONG_MIN <= item <= _LONG_MAX:
+            packed += _TAGGED_INT.pack(_INT, item)
+        else:
+            _sized(packed, _BIG_INT, str(item).encode())
     elif isinstance(item, float):
-        node = types.Node_Float(item)
+        packed += _TAGGED_FLOAT.pack(_FLOAT, item)
     elif isinstance(item, complex):
-        node = types.Node_Complex((item.real, item.imag))
+        packed += _TAGGED_COMPLEX.pack(_COMPLEX, item.real, item.imag)
     elif isinstance(item, str):
-        node = types.Node_Str(item)
+        _sized(packed, _STR, item.encode())
     elif isinstance(item, (bytes, bytearray)):
-        node = types.Node_Bytes(bytes(item))
-    elif isinstance(item, (tuple, list)):
-        node = types.Node_Tuple([_add(child, nodes, netrefs) for child in item])
-    elif isinstance(item, (frozenset, set)):
-        node = types.Node_Frozenset([_add(child, nodes, netrefs) for child in item])
+        _sized(packed, _BYTES, item)
+    elif isinstance(item, (tuple, list, frozenset, set)):
+        packed += _TAGGED_U32.pack(_TUPLE if isinstance(item, (tuple, list)) else _FROZENSET, len(item))
+        for child in item:
+            _pack(child, packed, netrefs)
     elif isinstance(item, Netref):
         netrefs.append(item._take())
-        node = types.Node_Netref(len(netrefs) - 1)
+        packed += _TAGGED_U32.pack(_NETREF, len(netrefs) - 1)
     else:
         raise TypeError(f"a {type(item).__name__} cannot be sent to the peer")
-    nodes[at] = node
-    return at
+
+
+def _sized(packed, tag, data):
+    packed += _TAGGED_U32.pack(tag, len(data))
+    packed += data
 
 
 def from_value(value):
     """The Python value a dynamic `value` record holds."""
-    nodes = value.nodes
-    if len(nodes) == 1 and type(nodes[0]) in _PLAIN_NODES:
-        return nodes[0].value
-    return _get(value, 0, {})
+    packed = value.packed
+    size = len(packed)
+    # The common cases skip the walk: a lone int, a tuple of a few ints.
+    if size == 9 and packed[0] == _INT:
+        return _TAGGED_INT.unpack(packed)[1]
+    count, rest = divmod(size - 5, 9)
+    if not rest and 0 <= count < len(_INT_TUPLES) and packed[0] == _TUPLE:
+        fields = _INT_TUPLES[count].unpack(packed)
+        if fields[1] == count and fields[2::2].count(_INT) == count:
+            return fields[3::2]
+    try:
+        item, end = _unpack(packed, 0, value.netrefs, {})
+    except (IndexError, struct.error, UnicodeDecodeError) as error:
+        raise ValueError(f"a malformed packed value: {error}") from None
+    if end != len(packed):
+        raise ValueError(f"a malformed packed value: {len(packed) - end} bytes follow it")
+    return item
 
 
-def _get(value, at, held):
-    """The value of node `at`; `held` keeps one `Netref` per netref."""
-    node = value.nodes[at]
-    if isinstance(node, types.Node_None_):
-        return None
-    if isinstance(node, types.Node_BigInt):
-        return int(node.value)
-    if isinstance(node, types.Node_Complex):
-        return complex(*node.value)
-    if isinstance(node, types.Node_Tuple):
-        return tuple(_get(value, child, held) for child in node.value)
-    if isinstance(node, types.Node_Frozenset):
-        return frozenset(_get(value, child, held) for child in node.value)
-    if isinstance(node, types.Node_Object):
-        return _lent.get(node.value.handle)
-    if isinstance(node, types.Node_Netref):
-        if node.value not in held:
-            held[node.value] = Netref(value.netrefs[node.value])
-        return held[node.value]
-    return node.value
+def _unpack(packed, at, netrefs, held):
+    """The item at `at` and where the next begins; `held` keeps one
+    `Netref` per netref."""
+    tag = packed[at]
+    at += 1
+    if tag == _INT:
+        return _S64.unpack_from(packed, at)[0], at + 8
+    if tag == _STR or tag == _BYTES or tag == _BIG_INT:
+        end = at + 4 + _U32.unpack_from(packed, at)[0]
+        if end > len(packed):
+            raise IndexError("a length runs past the end")
+        data = packed[at + 4 : end]
+        if tag == _STR:
+            return data.decode(), end
+        return (data if tag == _BYTES else int(data)), end
+    if tag == _NONE:
+        return None, at
+    if tag == _TRUE or tag == _FALSE:
+        return tag == _TRUE, at
+    if tag == _FLOAT:
+        return _F64.unpack_from(packed, at)[0], at + 8
+    if tag == _TUPLE or tag == _FROZENSET:
+        count = _U32.unpack_from(packed, at)[0]
+        at += 4
+        items = []
+        for _ in range(count):
+            item, at = _unpack(packed, at, netrefs, held)
+            items.append(item)
+        return (tuple(items) if tag == _TUPLE else frozenset(items)), at
+    if tag == _NETREF:
+        index = _U32.unpack_from(packed, at)[0]
+        if index not in held:
+            held[index] = Netref(netrefs[index])
+        return held[index], at + 4
+    if tag == _OBJECT:
+        handle = _U64.unpack_from(packed, at)[0]
+        end = at + 12 + _U32.unpack_from(packed, at + 8)[0]
+        if end > len(packed):
+            raise IndexError("a class name runs past the end")
+        return _lent.get(handle), end
+    if tag == _COMPLEX:
+        return complex(*_TWO_F64.unpack_from(packed, at)), at + 16
+    raise IndexError(f"unknown tag {tag}")
 
 
 def _incoming(hint):

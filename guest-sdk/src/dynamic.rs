@@ -1,8 +1,9 @@
 //! [`Dynamic`]: the dynamic [`Value`] as a Rust tree.
 
-use crate::{GuestObject, Netref, Node, Value};
+use crate::packed::{Reader, Writer, tag};
+use crate::{Netref, Value};
 
-/// Any value a peer can send, as a tree (a [`Value`] is the same, flattened
+/// Any value a peer can send, as a tree (a [`Value`] is the same, packed
 /// for WIT). Convert with `Dynamic::from(value)` and `Value::from(dynamic)`.
 ///
 /// ```
@@ -44,80 +45,111 @@ pub enum Dynamic {
     Object(GuestObject),
 }
 
+/// One of the service's own objects, lent to the peer by reference.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuestObject {
+    /// The handle the service's `objects` export knows it by; 0 is the
+    /// connection's service object.
+    pub handle: u64,
+    /// Its class, dotted as Python names it (`builtins.list`); a peer
+    /// builds its proxy from it.
+    pub class_name: String,
+}
+
 impl From<Value> for Dynamic {
+    /// The tree the value holds; bytes that break the format (only a
+    /// faulty peer sends them) read as `None` where they break it.
     fn from(value: Value) -> Self {
         let mut netrefs: Vec<Option<Netref>> = value.netrefs.into_iter().map(Some).collect();
-        tree(&value.nodes, 0, &mut netrefs)
+        tree(&mut Reader::new(&value.packed), &mut netrefs).unwrap_or(Dynamic::None)
     }
 }
 
-/// The tree under `nodes[at]`. Children come after their parent; a node
-/// that breaks that (or is missing) reads as `None` rather than looping.
-fn tree(nodes: &[Node], at: u32, netrefs: &mut [Option<Netref>]) -> Dynamic {
-    let children = |ids: &[u32], netrefs: &mut [Option<Netref>]| -> Vec<Dynamic> {
-        ids.iter()
-            .map(|&child| match child > at {
-                true => tree(nodes, child, netrefs),
-                false => Dynamic::None,
-            })
-            .collect()
+/// The next item's tree.
+fn tree(reader: &mut Reader, netrefs: &mut [Option<Netref>]) -> Option<Dynamic> {
+    let items = |reader: &mut Reader, netrefs: &mut [Option<Netref>]| {
+        // Each item is at least a byte: a larger count is not believed.
+        let count = reader.u32()?.min(reader.left());
+        (0..count).map(|_| tree(reader, netrefs)).collect::<Option<Vec<_>>>()
     };
-    match nodes.get(at as usize) {
-        None | Some(Node::None) => Dynamic::None,
-        Some(Node::Boolean(b)) => Dynamic::Bool(*b),
-        Some(Node::Int(i)) => Dynamic::Int(*i),
-        Some(Node::BigInt(digits)) => Dynamic::BigInt(digits.clone()),
-        Some(Node::Float(x)) => Dynamic::Float(*x),
-        Some(Node::Complex((re, im))) => Dynamic::Complex(*re, *im),
-        Some(Node::Str(s)) => Dynamic::Str(s.clone()),
-        Some(Node::Bytes(b)) => Dynamic::Bytes(b.clone()),
-        Some(Node::Tuple(ids)) => Dynamic::Tuple(children(ids, netrefs)),
-        Some(Node::Frozenset(ids)) => Dynamic::FrozenSet(children(ids, netrefs)),
-        Some(Node::Netref(i)) => netrefs
-            .get_mut(*i as usize)
+    Some(match reader.u8()? {
+        tag::NONE => Dynamic::None,
+        tag::FALSE => Dynamic::Bool(false),
+        tag::TRUE => Dynamic::Bool(true),
+        tag::INT => Dynamic::Int(i64::from_le_bytes(reader.array()?)),
+        tag::BIG_INT => Dynamic::BigInt(reader.text()?.to_owned()),
+        tag::FLOAT => Dynamic::Float(f64::from_le_bytes(reader.array()?)),
+        tag::COMPLEX => {
+            let re = f64::from_le_bytes(reader.array()?);
+            Dynamic::Complex(re, f64::from_le_bytes(reader.array()?))
+        }
+        tag::STR => Dynamic::Str(reader.text()?.to_owned()),
+        tag::BYTES => Dynamic::Bytes(reader.sized()?.to_vec()),
+        tag::TUPLE => Dynamic::Tuple(items(reader, netrefs)?),
+        tag::FROZENSET => Dynamic::FrozenSet(items(reader, netrefs)?),
+        tag::NETREF => netrefs
+            .get_mut(reader.u32()?)
             .and_then(Option::take)
             .map_or(Dynamic::None, Dynamic::Netref),
-        Some(Node::Object(object)) => Dynamic::Object(object.clone()),
-    }
+        tag::OBJECT => {
+            let handle = u64::from_le_bytes(reader.array()?);
+            let class_name = reader.text()?.to_owned();
+            Dynamic::Object(GuestObject { handle, class_name })
+        }
+        _ => return None,
+    })
 }
 
 impl From<Dynamic> for Value {
     fn from(dynamic: Dynamic) -> Self {
-        let mut value = Value {
-            nodes: Vec::new(),
-            netrefs: Vec::new(),
-        };
-        flatten(dynamic, &mut value);
-        value
+        let (mut writer, mut netrefs) = (Writer::default(), Vec::new());
+        pack(dynamic, &mut writer, &mut netrefs);
+        Value {
+            packed: writer.finish(),
+            netrefs,
+        }
     }
 }
 
-/// Appends `dynamic` to `value` (the parent before its children); its index.
-fn flatten(dynamic: Dynamic, value: &mut Value) -> u32 {
-    let at = value.nodes.len();
-    value.nodes.push(Node::None);
-    let mut all = |items: Vec<Dynamic>| -> Vec<u32> {
-        items.into_iter().map(|item| flatten(item, value)).collect()
-    };
-    let node = match dynamic {
-        Dynamic::None => Node::None,
-        Dynamic::Bool(b) => Node::Boolean(b),
-        Dynamic::Int(i) => Node::Int(i),
-        Dynamic::BigInt(digits) => Node::BigInt(digits),
-        Dynamic::Float(x) => Node::Float(x),
-        Dynamic::Complex(re, im) => Node::Complex((re, im)),
-        Dynamic::Str(s) => Node::Str(s),
-        Dynamic::Bytes(b) => Node::Bytes(b),
-        Dynamic::Tuple(items) => Node::Tuple(all(items)),
-        Dynamic::FrozenSet(items) => Node::Frozenset(all(items)),
+/// Appends `dynamic`'s item (then its children's) to `writer`.
+fn pack(dynamic: Dynamic, writer: &mut Writer, netrefs: &mut Vec<Netref>) {
+    match dynamic {
+        Dynamic::None => writer.tag(tag::NONE),
+        Dynamic::Bool(b) => writer.tag(if b { tag::TRUE } else { tag::FALSE }),
+        Dynamic::Int(i) => writer.tag(tag::INT).raw(&i.to_le_bytes()),
+        Dynamic::BigInt(digits) => writer.tag(tag::BIG_INT).sized(digits.as_bytes()),
+        Dynamic::Float(x) => writer.tag(tag::FLOAT).raw(&x.to_le_bytes()),
+        Dynamic::Complex(re, im) => writer
+            .tag(tag::COMPLEX)
+            .raw(&re.to_le_bytes())
+            .raw(&im.to_le_bytes()),
+        Dynamic::Str(s) => writer.tag(tag::STR).sized(s.as_bytes()),
+        Dynamic::Bytes(b) => writer.tag(tag::BYTES).sized(&b),
+        Dynamic::Tuple(list) => items(tag::TUPLE, list, writer, netrefs),
+        Dynamic::FrozenSet(list) => items(tag::FROZENSET, list, writer, netrefs),
         Dynamic::Netref(netref) => {
-            value.netrefs.push(netref);
-            Node::Netref((value.netrefs.len() - 1) as u32)
+            netrefs.push(netref);
+            writer.tag(tag::NETREF).u32(netrefs.len() - 1)
         }
-        Dynamic::Object(object) => Node::Object(object),
+        Dynamic::Object(object) => writer
+            .tag(tag::OBJECT)
+            .raw(&object.handle.to_le_bytes())
+            .sized(object.class_name.as_bytes()),
     };
-    value.nodes[at] = node;
-    at as u32
+}
+
+/// A tuple's or frozenset's count, then its items.
+fn items<'w>(
+    tag: u8,
+    items: Vec<Dynamic>,
+    writer: &'w mut Writer,
+    netrefs: &mut Vec<Netref>,
+) -> &'w mut Writer {
+    writer.tag(tag).u32(items.len());
+    for item in items {
+        pack(item, writer, netrefs);
+    }
+    writer
 }
 
 impl From<&str> for Dynamic {
@@ -167,22 +199,25 @@ mod tests {
             Dynamic::Tuple(vec![Dynamic::from("a"), Dynamic::Bytes(vec![0, 1])]),
             Dynamic::FrozenSet(vec![Dynamic::Complex(1.0, -1.0), Dynamic::None]),
             Dynamic::BigInt("1".repeat(30)),
+            Dynamic::Object(GuestObject {
+                handle: 7,
+                class_name: "builtins.list".into(),
+            }),
+            Dynamic::Bool(false),
+            Dynamic::Float(0.5),
         ]);
         let shown = format!("{tree:?}");
         let value = Value::from(tree);
-        assert!(matches!(value.nodes[0], Node::Tuple(_)), "the root comes first");
+        assert_eq!(value.packed[..5], [9, 7, 0, 0, 0], "a tuple of 7 items");
         assert_eq!(format!("{:?}", Dynamic::from(value)), shown);
     }
 
     #[test]
-    fn a_child_that_points_back_reads_as_none() {
-        let looping = Value {
-            nodes: vec![Node::Tuple(vec![0, 1]), Node::Int(7)],
+    fn bytes_that_run_out_read_as_none() {
+        let cut = Value {
+            packed: vec![9, 200, 0, 0, 0, 3, 7],
             netrefs: Vec::new(),
         };
-        let Dynamic::Tuple(items) = Dynamic::from(looping) else {
-            panic!("a tuple");
-        };
-        assert!(matches!(items[..], [Dynamic::None, Dynamic::Int(7)]));
+        assert!(matches!(Dynamic::from(cut), Dynamic::None));
     }
 }

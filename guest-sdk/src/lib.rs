@@ -70,8 +70,9 @@
 pub use wasm_rpyc_guest_macros::service;
 
 mod dynamic;
+mod packed;
 
-pub use dynamic::Dynamic;
+pub use dynamic::{Dynamic, GuestObject};
 
 #[doc(hidden)]
 pub mod __private {
@@ -95,7 +96,7 @@ pub use bindings::wasm_rpyc::service::types;
 /// module to your bindings' `with:` as `wasm-rpyc:service/peer@0.1.0`, then
 /// `peer::call_root("foo", vec![], vec![])` calls the peer's `root.foo()`.
 pub use bindings::wasm_rpyc::service::peer;
-pub use types::{Error, GuestObject, Netref, Node, Value};
+pub use types::{Error, Netref, Value};
 
 impl Error {
     /// An exception of class `type_name` carrying `message`.
@@ -123,47 +124,43 @@ impl Error {
 }
 
 impl Value {
-    /// A value of one node and no netrefs.
-    fn leaf(node: Node) -> Self {
-        Value {
-            nodes: vec![node],
-            netrefs: Vec::new(),
-        }
+    /// A value of one item and no netrefs.
+    fn leaf(dynamic: Dynamic) -> Self {
+        Value::from(dynamic)
     }
 
     /// Python's `None`.
     pub fn none() -> Self {
-        Self::leaf(Node::None)
+        Self::leaf(Dynamic::None)
+    }
+
+    /// The reader of the item this value is, past its tag, if the tag is
+    /// `tag`.
+    fn item(&self, tag: u8) -> Option<packed::Reader<'_>> {
+        let mut reader = packed::Reader::new(&self.packed);
+        (reader.u8()? == tag).then_some(reader)
     }
 
     /// The string this value is, if it is one.
     pub fn as_str(&self) -> Option<&str> {
-        match self.nodes.first() {
-            Some(Node::Str(s)) => Some(s),
-            _ => None,
-        }
+        self.item(packed::tag::STR)?.text()
     }
 
     /// The integer this value is, if it is one that fits 64 bits.
     pub fn as_int(&self) -> Option<i64> {
-        match self.nodes.first() {
-            Some(Node::Int(i)) => Some(*i),
-            _ => None,
-        }
+        Some(i64::from_le_bytes(self.item(packed::tag::INT)?.array()?))
     }
 
     /// The float this value is, if it is one.
     pub fn as_float(&self) -> Option<f64> {
-        match self.nodes.first() {
-            Some(Node::Float(x)) => Some(*x),
-            _ => None,
-        }
+        Some(f64::from_le_bytes(self.item(packed::tag::FLOAT)?.array()?))
     }
 
     /// The bool this value is, if it is one.
     pub fn as_bool(&self) -> Option<bool> {
-        match self.nodes.first() {
-            Some(Node::Boolean(b)) => Some(*b),
+        match self.packed.first() {
+            Some(&packed::tag::TRUE) => Some(true),
+            Some(&packed::tag::FALSE) => Some(false),
             _ => None,
         }
     }
@@ -171,12 +168,8 @@ impl Value {
     /// The peer's object this value is, if it is one (a callback, an
     /// instance): the handle moves out of the value.
     pub fn into_netref(mut self) -> Option<Netref> {
-        match self.nodes.first() {
-            Some(Node::Netref(i)) if (*i as usize) < self.netrefs.len() => {
-                Some(self.netrefs.swap_remove(*i as usize))
-            }
-            _ => None,
-        }
+        let index = self.item(packed::tag::NETREF)?.u32()?;
+        (index < self.netrefs.len()).then(|| self.netrefs.swap_remove(index))
     }
 }
 
@@ -184,39 +177,36 @@ impl From<Netref> for Value {
     /// A value that is the peer's object: passed to the peer, it arrives as
     /// the object itself.
     fn from(netref: Netref) -> Self {
-        Value {
-            nodes: vec![Node::Netref(0)],
-            netrefs: vec![netref],
-        }
+        Self::leaf(Dynamic::Netref(netref))
     }
 }
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Self::leaf(Node::Str(s.to_owned()))
+        Self::leaf(Dynamic::from(s))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Self::leaf(Node::Str(s))
+        Self::leaf(Dynamic::Str(s))
     }
 }
 
 impl From<i64> for Value {
     fn from(i: i64) -> Self {
-        Self::leaf(Node::Int(i))
+        Self::leaf(Dynamic::Int(i))
     }
 }
 
 impl From<f64> for Value {
     fn from(x: f64) -> Self {
-        Self::leaf(Node::Float(x))
+        Self::leaf(Dynamic::Float(x))
     }
 }
 
 impl From<bool> for Value {
     fn from(b: bool) -> Self {
-        Self::leaf(Node::Boolean(b))
+        Self::leaf(Dynamic::Bool(b))
     }
 }

@@ -69,6 +69,22 @@ def test_arguments_bind_with_pythons_rules(conn):
         conn.root.add(1, 2, c=3)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        (1, 2),
+        tuple(range(8)),
+        tuple(range(12)),
+        (2**63 - 1, -(2**63), 2**63, -(2**100)),
+        (1, True, 2.0, None, "s", b"b", (3, 4), frozenset({5}), 1 - 2j),
+    ],
+)
+def test_positional_arguments_of_every_kind_arrive_as_sent(conn, args):
+    # `greet(name, greeting, *rest)` gives them back: ints alone, many of
+    # them, past 64 bits and mixed with every other kind.
+    assert conn.root.greet(*args) == (args[1], args[0], args[2:], ())
+
+
 def test_a_returned_dict_is_read_by_reference(conn):
     d = conn.root.items()
     assert isinstance(d, dict)

@@ -78,9 +78,9 @@ pub(crate) trait Lend {
     /// `value` lent as the resource `ty` for the call only (`borrow<...>`).
     fn borrow(&mut self, value: Value, ty: &ResourceType) -> Result<Val, Mismatch>;
 
-    /// The `guest-object` record naming `object`, one of the objects the
-    /// guest serves, passed back to it.
-    fn object(&mut self, object: &ServiceObject) -> Result<Val, Mismatch>;
+    /// The guest's handle for `object`, one of the objects it serves,
+    /// passed back to it.
+    fn object(&mut self, object: &ServiceObject) -> Result<u64, Mismatch>;
 }
 
 /// Takes the resources a guest hands over (it needs the guest's store).

@@ -118,12 +118,9 @@ impl Lend for StoreLend<'_, '_> {
         }
     }
 
-    fn object(&mut self, object: &ServiceObject) -> Result<Val, Mismatch> {
+    fn object(&mut self, object: &ServiceObject) -> Result<u64, Mismatch> {
         match self.store.data().objects.get(object) {
-            Some(GuestObject::Served(handle)) => Ok(Val::Record(vec![
-                ("handle".into(), Val::U64(handle)),
-                ("class-name".into(), Val::String(object.class.clone())),
-            ])),
+            Some(GuestObject::Served(handle)) => Ok(handle),
             _ => Err(Mismatch::new(
                 "one of the service's live objects (this one was lost when the service trapped)",
                 &Value::Local(Local::Service(object.clone())),

@@ -42,10 +42,14 @@ const PYTHON_SDK: [(&str, &str); 5] = [
 ];
 
 /// The JavaScript SDK, by its file name.
-const JS_SDK: [(&str, &str); 3] = [
+const JS_SDK: [(&str, &str); 4] = [
     (
         "wasm-rpyc-arguments.js",
         include_str!("../../../../guest-sdk/js/wasm-rpyc-arguments.js"),
+    ),
+    (
+        "wasm-rpyc-packed.js",
+        include_str!("../../../../guest-sdk/js/wasm-rpyc-packed.js"),
     ),
     (
         "wasm-rpyc-guest.js",

@@ -1,17 +1,33 @@
-//! The shared dynamic `value` record: any value (netrefs included) as a
-//! flat list of nodes, parents before children, that every guest language
-//! builds and reads without a serialization library.
+//! The shared dynamic `value` record: any value packed into one byte
+//! string (the format is documented on the record in `wit/service.wit`),
+//! with the peer's objects beside it as `netref` handles. A guest lifts a
+//! byte string at once, where a list of parts costs it an object each.
 
 use wasmtime::component::{Type, Val};
-
-use std::collections::HashMap;
 
 use super::{Keep, Lend, Mismatch, Unreturnable};
 use crate::local::Local;
 use crate::value::{MAX_DEPTH, Value};
 
 /// The field names of the shared dynamic `value` record.
-const DYNAMIC_VALUE_FIELDS: [&str; 2] = ["nodes", "netrefs"];
+const DYNAMIC_VALUE_FIELDS: [&str; 2] = ["packed", "netrefs"];
+
+/// The tag byte of each kind of item in a packed value.
+mod tag {
+    pub(super) const NONE: u8 = 0;
+    pub(super) const FALSE: u8 = 1;
+    pub(super) const TRUE: u8 = 2;
+    pub(super) const INT: u8 = 3;
+    pub(super) const BIG_INT: u8 = 4;
+    pub(super) const FLOAT: u8 = 5;
+    pub(super) const COMPLEX: u8 = 6;
+    pub(super) const STR: u8 = 7;
+    pub(super) const BYTES: u8 = 8;
+    pub(super) const TUPLE: u8 = 9;
+    pub(super) const FROZENSET: u8 = 10;
+    pub(super) const NETREF: u8 = 11;
+    pub(super) const OBJECT: u8 = 12;
+}
 
 /// Whether `ty` is the shared dynamic `value` record (recognised by shape:
 /// component types carry no names).
@@ -22,113 +38,125 @@ pub(crate) fn is_dynamic_value(ty: &Type) -> bool {
     record.fields().map(|f| f.name).eq(DYNAMIC_VALUE_FIELDS)
 }
 
-/// Flattens `value` into the `value` record's nodes; the peer's objects
-/// become `netref` handles in its `netrefs`.
+/// Packs `value` into the `value` record; the peer's objects become
+/// `netref` handles in its `netrefs`.
 pub(super) fn to_val(value: Value, lend: &mut dyn Lend) -> Result<Val, Mismatch> {
-    let mut flat = Flat {
-        nodes: Vec::new(),
+    let mut packing = Packing {
+        packed: Vec::new(),
         netrefs: Vec::new(),
         lend,
     };
-    flat.push(value)?;
+    packing.push(value)?;
     Ok(Val::Record(vec![
-        ("nodes".into(), Val::List(flat.nodes)),
-        ("netrefs".into(), Val::List(flat.netrefs)),
+        (
+            "packed".into(),
+            Val::List(packing.packed.into_iter().map(Val::U8).collect()),
+        ),
+        ("netrefs".into(), Val::List(packing.netrefs)),
     ]))
 }
 
-/// A value being flattened.
-struct Flat<'a> {
-    nodes: Vec<Val>,
+/// A value being packed.
+struct Packing<'a> {
+    packed: Vec<u8>,
     netrefs: Vec<Val>,
     lend: &'a mut dyn Lend,
 }
 
-fn node(case: &str, payload: Val) -> Val {
-    Val::Variant(case.into(), Some(Box::new(payload)))
-}
-
-impl Flat<'_> {
-    /// Appends `value`'s node, then its children's, fixing up the indices.
+impl Packing<'_> {
+    /// Appends `value`'s item, then its children's.
     fn push(&mut self, value: Value) -> Result<(), Mismatch> {
-        let (case, items) = match value {
-            Value::Tuple(items) => ("tuple", items),
-            Value::FrozenSet(items) => ("frozenset", items),
+        match value {
+            Value::None => self.packed.push(tag::NONE),
+            Value::Bool(b) => self.packed.push(if b { tag::TRUE } else { tag::FALSE }),
+            Value::Int(i) => match i64::try_from(i) {
+                Ok(i) => {
+                    self.packed.push(tag::INT);
+                    self.packed.extend(i.to_le_bytes());
+                }
+                Err(_) => self.text(tag::BIG_INT, &i.to_string()),
+            },
+            Value::BigInt(s) => self.text(tag::BIG_INT, &s),
+            Value::Float(x) => {
+                self.packed.push(tag::FLOAT);
+                self.packed.extend(x.to_le_bytes());
+            }
+            Value::Complex(re, im) => {
+                self.packed.push(tag::COMPLEX);
+                self.packed.extend(re.to_le_bytes());
+                self.packed.extend(im.to_le_bytes());
+            }
+            Value::Str(s) => self.text(tag::STR, &s),
+            Value::Bytes(b) => {
+                self.tagged(tag::BYTES, b.len());
+                self.packed.extend(b);
+            }
+            Value::Tuple(items) => self.items(tag::TUPLE, items)?,
+            Value::FrozenSet(items) => self.items(tag::FROZENSET, items)?,
             Value::Remote(object) => {
-                let index = u32::try_from(self.netrefs.len()).expect("netrefs are bounded");
+                let index = self.netrefs.len();
                 self.netrefs.push(self.lend.lend(object)?);
-                self.nodes.push(node("netref", Val::U32(index)));
-                return Ok(());
+                self.tagged(tag::NETREF, index);
             }
             Value::Local(Local::Service(object)) => {
-                self.nodes.push(node("object", self.lend.object(&object)?));
-                return Ok(());
+                let handle = self.lend.object(&object)?;
+                self.packed.push(tag::OBJECT);
+                self.packed.extend(handle.to_le_bytes());
+                self.length_of(&object.class);
             }
-            leaf => {
-                self.nodes.push(leaf_node(leaf)?);
-                return Ok(());
+            other @ (Value::Slice(_)
+            | Value::NotImplemented
+            | Value::Ellipsis
+            | Value::Object(_)
+            | Value::Local(_)) => {
+                return Err(Mismatch::new(
+                    "a value a service can receive (not a slice, NotImplemented, Ellipsis or one of its own netrefs)",
+                    &other,
+                ));
             }
-        };
-        let at = self.nodes.len();
-        self.nodes.push(Val::Bool(false));
-        let mut children = Vec::with_capacity(items.len());
-        for item in items {
-            children.push(Val::U32(
-                u32::try_from(self.nodes.len()).expect("nodes fit a frame"),
-            ));
-            self.push(item)?;
         }
-        self.nodes[at] = node(case, Val::List(children));
         Ok(())
+    }
+
+    fn items(&mut self, tag: u8, items: Vec<Value>) -> Result<(), Mismatch> {
+        self.tagged(tag, items.len());
+        items.into_iter().try_for_each(|item| self.push(item))
+    }
+
+    fn text(&mut self, tag: u8, text: &str) {
+        self.packed.push(tag);
+        self.length_of(text);
+    }
+
+    fn length_of(&mut self, text: &str) {
+        self.u32(text.len());
+        self.packed.extend(text.as_bytes());
+    }
+
+    /// `tag`, then `n` as a u32 (a length, a count or an index).
+    fn tagged(&mut self, tag: u8, n: usize) {
+        self.packed.push(tag);
+        self.u32(n);
+    }
+
+    fn u32(&mut self, n: usize) {
+        // Every length is of something that fits a frame, far below 4 GiB.
+        let n = u32::try_from(n).expect("lengths fit a frame");
+        self.packed.extend(n.to_le_bytes());
     }
 }
 
-fn leaf_node(value: Value) -> Result<Val, Mismatch> {
-    Ok(match value {
-        Value::None => Val::Variant("none".into(), None),
-        Value::Bool(b) => node("boolean", Val::Bool(b)),
-        Value::Int(i) => match i64::try_from(i) {
-            Ok(i) => node("int", Val::S64(i)),
-            Err(_) => node("big-int", Val::String(i.to_string())),
-        },
-        Value::BigInt(s) => node("big-int", Val::String(s)),
-        Value::Float(x) => node("float", Val::Float64(x)),
-        Value::Complex(re, im) => node(
-            "complex",
-            Val::Tuple(vec![Val::Float64(re), Val::Float64(im)]),
-        ),
-        Value::Str(s) => node("str", Val::String(s)),
-        Value::Bytes(b) => node("bytes", Val::List(b.into_iter().map(Val::U8).collect())),
-        Value::Tuple(_)
-        | Value::FrozenSet(_)
-        | Value::Remote(_)
-        | Value::Local(Local::Service(_)) => {
-            unreachable!("containers and objects are pushed by `push`")
-        }
-        other @ (Value::Slice(_)
-        | Value::NotImplemented
-        | Value::Ellipsis
-        | Value::Object(_)
-        | Value::Local(_)) => {
-            return Err(Mismatch::new(
-                "a value a service can receive (not a slice, NotImplemented, Ellipsis or one of its own netrefs)",
-                &other,
-            ));
-        }
-    })
-}
-
-/// Rebuilds the value from the nodes a guest handed over, checking that
-/// every child index points after its parent and inside the list; its
-/// netrefs and the guest's objects go to `keep` (all of them, used or not).
+/// Unpacks the value a guest handed over, checking every length against
+/// what is left; its netrefs and the guest's objects go to `keep` (the
+/// netrefs all of them, used or not).
 pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Unreturnable> {
     let Val::Record(fields) = val else {
         unreachable!("called for records only")
     };
-    let (mut nodes, mut netrefs) = (None, Vec::new());
+    let (mut packed, mut netrefs) = (None, Vec::new());
     for (name, field) in fields {
         match (name.as_str(), field) {
-            ("nodes", Val::List(list)) => nodes = Some(list),
+            ("packed", Val::List(list)) => packed = Some(bytes(list)?),
             ("netrefs", Val::List(list)) => {
                 for item in list {
                     let Val::Resource(netref) = item else {
@@ -143,128 +171,150 @@ pub(super) fn from_val(val: Val, keep: &mut dyn Keep) -> Result<Value, Unreturna
         }
     }
     let netrefs: Vec<Value> = netrefs.into_iter().collect::<Result<_, _>>()?;
-    let nodes = nodes.ok_or_else(|| Unreturnable::Malformed("a value without nodes".into()))?;
-    if nodes.is_empty() {
-        return Err(Unreturnable::Malformed("a value with no nodes".into()));
-    }
-    let mut objects = HashMap::new();
-    for (at, node) in nodes.iter().enumerate() {
-        if let Val::Variant(case, Some(payload)) = node
-            && case == "object"
-        {
-            let (handle, class) = guest_object(payload)?;
-            objects.insert(at, keep.object(handle, class)?);
-        }
-    }
-    let built = Built {
-        nodes: &nodes,
+    let packed =
+        packed.ok_or_else(|| Unreturnable::Malformed("a value without its packed bytes".into()))?;
+    let mut unpacking = Unpacking {
+        packed: &packed,
+        at: 0,
         netrefs: &netrefs,
-        objects: &objects,
+        keep,
     };
-    built.build(0, 0, &mut nodes.len())
-}
-
-/// The handle and class of a `guest-object` record.
-fn guest_object(record: &Val) -> Result<(u64, String), Unreturnable> {
-    if let Val::Record(fields) = record
-        && let [(_, Val::U64(handle)), (_, Val::String(class))] = fields.as_slice()
-    {
-        return Ok((*handle, class.clone()));
+    let value = unpacking.item(0)?;
+    if unpacking.at != packed.len() {
+        return Err(Unreturnable::Malformed(format!(
+            "{} bytes follow the packed value",
+            packed.len() - unpacking.at
+        )));
     }
-    Err(Unreturnable::Malformed(
-        "an object that is not a guest-object".into(),
-    ))
+    Ok(value)
 }
 
-/// The parts of a value being rebuilt.
-struct Built<'a> {
-    nodes: &'a [Val],
+fn bytes(list: Vec<Val>) -> Result<Vec<u8>, Unreturnable> {
+    list.into_iter()
+        .map(|b| match b {
+            Val::U8(b) => Ok(b),
+            _ => Err(Unreturnable::Malformed(
+                "packed bytes that are not u8".into(),
+            )),
+        })
+        .collect()
+}
+
+/// A packed value being read.
+struct Unpacking<'a> {
+    packed: &'a [u8],
+    /// The next byte to read.
+    at: usize,
     netrefs: &'a [Value],
-    /// The guest's objects, by the index of their node.
-    objects: &'a HashMap<usize, Value>,
+    keep: &'a mut dyn Keep,
 }
 
-impl Built<'_> {
-    /// Builds node `at`. Every build spends one unit of `budget` (the node
-    /// count), so nodes shared between parents cannot multiply the work.
-    fn build(&self, at: usize, depth: usize, budget: &mut usize) -> Result<Value, Unreturnable> {
-        let nodes = self.nodes;
+impl Unpacking<'_> {
+    /// The item at `at`, `depth` tuples deep.
+    fn item(&mut self, depth: usize) -> Result<Value, Unreturnable> {
         if depth > MAX_DEPTH {
             return Err(Unreturnable::Malformed(format!(
-                "nodes nest deeper than {MAX_DEPTH} levels"
+                "items nest deeper than {MAX_DEPTH} levels"
             )));
         }
-        *budget = budget
-            .checked_sub(1)
-            .ok_or_else(|| Unreturnable::Malformed("nodes are referenced more than once".into()))?;
-        let mut children = |list: &Val| -> Result<Vec<Value>, Unreturnable> {
-            let Val::List(indices) = list else {
-                return Err(Unreturnable::Malformed("children are not a list".into()));
-            };
-            indices
-                .iter()
-                .map(|index| match index {
-                    Val::U32(i) if (*i as usize) > at && (*i as usize) < nodes.len() => {
-                        self.build(*i as usize, depth + 1, budget)
+        let start = self.at;
+        Ok(match self.take::<1>()?[0] {
+            tag::NONE => Value::None,
+            tag::FALSE => Value::Bool(false),
+            tag::TRUE => Value::Bool(true),
+            tag::INT => Value::Int(i64::from_le_bytes(self.take()?).into()),
+            tag::BIG_INT => {
+                let s = self.text()?;
+                match s.parse::<i128>() {
+                    Ok(i) => Value::Int(i),
+                    Err(_) if is_decimal(&s) => Value::BigInt(s),
+                    Err(_) => {
+                        return Err(Unreturnable::Malformed(format!(
+                            "big-int {s:?} is not decimal"
+                        )));
                     }
-                    other => Err(Unreturnable::Malformed(format!(
-                        "node {at} names child {other:?}, not a later node"
-                    ))),
-                })
-                .collect()
-        };
-        let Val::Variant(case, payload) = &nodes[at] else {
-            return Err(Unreturnable::Malformed(format!("node {at} is not a node")));
-        };
-        Ok(match (case.as_str(), payload.as_deref()) {
-            ("none", None) => Value::None,
-            ("boolean", Some(Val::Bool(b))) => Value::Bool(*b),
-            ("int", Some(Val::S64(i))) => Value::Int((*i).into()),
-            ("big-int", Some(Val::String(s))) => match s.parse::<i128>() {
-                Ok(i) => Value::Int(i),
-                Err(_) if is_decimal(s) => Value::BigInt(s.clone()),
-                Err(_) => {
-                    return Err(Unreturnable::Malformed(format!(
-                        "big-int {s:?} is not decimal"
-                    )));
                 }
-            },
-            ("float", Some(Val::Float64(x))) => Value::Float(*x),
-            ("complex", Some(Val::Tuple(parts))) => match parts.as_slice() {
-                [Val::Float64(re), Val::Float64(im)] => Value::Complex(*re, *im),
-                _ => {
-                    return Err(Unreturnable::Malformed(
-                        "a complex that is not two f64".into(),
-                    ));
+            }
+            tag::FLOAT => Value::Float(f64::from_le_bytes(self.take()?)),
+            tag::COMPLEX => {
+                let re = f64::from_le_bytes(self.take()?);
+                Value::Complex(re, f64::from_le_bytes(self.take()?))
+            }
+            tag::STR => Value::Str(self.text()?),
+            tag::BYTES => {
+                let length = self.length()?;
+                Value::Bytes(self.slice(length)?.to_vec())
+            }
+            tag::TUPLE => Value::Tuple(self.items(depth)?),
+            tag::FROZENSET => Value::FrozenSet(self.items(depth)?),
+            tag::NETREF => {
+                let index = self.length()?;
+                match self.netrefs.get(index) {
+                    Some(netref) => netref.clone(),
+                    None => {
+                        return Err(Unreturnable::Malformed(format!(
+                            "byte {start} names netref {index}, not one given"
+                        )));
+                    }
                 }
-            },
-            ("str", Some(Val::String(s))) => Value::Str(s.clone()),
-            ("bytes", Some(Val::List(bytes))) => Value::Bytes(
-                bytes
-                    .iter()
-                    .map(|b| match b {
-                        Val::U8(b) => Ok(*b),
-                        _ => Err(Unreturnable::Malformed("bytes that are not u8".into())),
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-            ("tuple", Some(list)) => Value::Tuple(children(list)?),
-            ("frozenset", Some(list)) => Value::FrozenSet(children(list)?),
-            ("netref", Some(Val::U32(i))) => match self.netrefs.get(*i as usize) {
-                Some(netref) => netref.clone(),
-                None => {
-                    return Err(Unreturnable::Malformed(format!(
-                        "node {at} names netref {i}, not one given"
-                    )));
-                }
-            },
-            ("object", Some(_)) => self.objects[&at].clone(),
-            (case, _) => {
+            }
+            tag::OBJECT => {
+                let handle = u64::from_le_bytes(self.take()?);
+                let class = self.text()?;
+                self.keep.object(handle, class)?
+            }
+            other => {
                 return Err(Unreturnable::Malformed(format!(
-                    "node {at} has unknown case {case}"
+                    "byte {start} has unknown tag {other}"
                 )));
             }
         })
+    }
+
+    /// A tuple's or frozenset's items. Each is at least a byte, so a count
+    /// past what is left is refused before anything is allocated.
+    fn items(&mut self, depth: usize) -> Result<Vec<Value>, Unreturnable> {
+        let count = self.length()?;
+        if count > self.packed.len() - self.at {
+            return Err(Unreturnable::Malformed(format!(
+                "{count} items cannot fit the {} bytes left",
+                self.packed.len() - self.at
+            )));
+        }
+        (0..count).map(|_| self.item(depth + 1)).collect()
+    }
+
+    fn text(&mut self) -> Result<String, Unreturnable> {
+        let length = self.length()?;
+        let start = self.at;
+        String::from_utf8(self.slice(length)?.to_vec())
+            .map_err(|_| Unreturnable::Malformed(format!("the text at byte {start} is not UTF-8")))
+    }
+
+    fn length(&mut self) -> Result<usize, Unreturnable> {
+        Ok(u32::from_le_bytes(self.take()?) as usize)
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], Unreturnable> {
+        Ok(self.slice(N)?.try_into().expect("N bytes"))
+    }
+
+    fn slice(&mut self, length: usize) -> Result<&[u8], Unreturnable> {
+        let packed = self.packed;
+        let end = self
+            .at
+            .checked_add(length)
+            .filter(|&end| end <= packed.len())
+            .ok_or_else(|| {
+                Unreturnable::Malformed(format!(
+                    "{length} bytes at byte {} run past the end ({})",
+                    self.at,
+                    packed.len()
+                ))
+            })?;
+        let slice = &packed[self.at..end];
+        self.at = end;
+        Ok(slice)
     }
 }
 
@@ -281,7 +331,8 @@ mod tests {
     use crate::held::PeerObject;
     use crate::local::ServiceObject;
 
-    /// Lends the peer's objects as their index in `lent`.
+    /// Lends the peer's objects as their index in `lent`, and the guest's
+    /// objects as their handle plus 100.
     #[derive(Default)]
     struct Indexed {
         lent: Vec<PeerObject>,
@@ -301,15 +352,12 @@ mod tests {
             Err(Mismatch::new("no resource", &value))
         }
 
-        fn object(&mut self, object: &ServiceObject) -> Result<Val, Mismatch> {
-            Ok(Val::Record(vec![
-                ("handle".into(), Val::U64(object.handle + 100)),
-                ("class-name".into(), Val::String(object.class.clone())),
-            ]))
+        fn object(&mut self, object: &ServiceObject) -> Result<u64, Mismatch> {
+            Ok(object.handle + 100)
         }
     }
 
-    /// Takes no netrefs (the values rebuilt here hold none); a guest's
+    /// Takes no netrefs (the values unpacked here hold none); a guest's
     /// object becomes a service object of the same handle.
     struct NoNetrefs;
 
@@ -330,6 +378,44 @@ mod tests {
         }
     }
 
+    fn record(packed: &[u8], netrefs: Vec<Val>) -> Val {
+        Val::Record(vec![
+            (
+                "packed".into(),
+                Val::List(packed.iter().copied().map(Val::U8).collect()),
+            ),
+            ("netrefs".into(), Val::List(netrefs)),
+        ])
+    }
+
+    fn packed(value: Value, lend: &mut Indexed) -> (Vec<u8>, Vec<Val>) {
+        let Val::Record(fields) = to_val(value, lend).unwrap() else {
+            panic!("not a record")
+        };
+        let [(_, Val::List(packed)), (_, Val::List(netrefs))] = <[_; 2]>::try_from(fields).unwrap()
+        else {
+            panic!("not the value record")
+        };
+        (bytes(packed).unwrap(), netrefs)
+    }
+
+    #[test]
+    fn values_pack_as_the_wit_documents() {
+        let (bytes, _) = packed(
+            Value::Tuple(vec![Value::Int(4), Value::Int(7)]),
+            &mut Indexed::default(),
+        );
+        let expected = [
+            [9, 2, 0, 0, 0].as_slice(),
+            &[3, 4, 0, 0, 0, 0, 0, 0, 0],
+            &[3, 7, 0, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        let (bytes, _) = packed(Value::Str("ab".into()), &mut Indexed::default());
+        assert_eq!(bytes, [7, 2, 0, 0, 0, b'a', b'b']);
+    }
+
     #[test]
     fn the_guests_objects_travel_as_their_handles() {
         let object = |handle| {
@@ -339,40 +425,25 @@ mod tests {
             }))
         };
         let value = Value::Tuple(vec![Value::Int(1), object(7)]);
-        let val = to_val(value, &mut Indexed::default()).unwrap();
-        let Val::Record(fields) = &val else { panic!() };
-        let Val::List(nodes) = &fields[0].1 else {
-            panic!()
-        };
-        let handle = Val::Record(vec![
-            ("handle".into(), Val::U64(107)),
-            ("class-name".into(), Val::String("builtins.list".into())),
-        ]);
-        assert_eq!(nodes[2], node("object", Some(handle)));
-        let back = from_val(val, &mut NoNetrefs).unwrap();
+        let (bytes, netrefs) = packed(value, &mut Indexed::default());
+        let tail = [
+            [12].as_slice(),
+            &107u64.to_le_bytes(),
+            &[13, 0, 0, 0],
+            b"builtins.list",
+        ]
+        .concat();
+        assert!(bytes.ends_with(&tail), "{bytes:?}");
+        let back = from_val(record(&bytes, netrefs), &mut NoNetrefs).unwrap();
         assert_eq!(back, Value::Tuple(vec![Value::Int(1), object(107)]));
     }
 
-    fn record(nodes: Vec<Val>) -> Val {
-        Val::Record(vec![
-            ("nodes".into(), Val::List(nodes)),
-            ("netrefs".into(), Val::List(Vec::new())),
-        ])
-    }
-
-    fn node(case: &str, payload: Option<Val>) -> Val {
-        Val::Variant(case.into(), payload.map(Box::new))
-    }
-
-    fn children(indices: &[u32]) -> Option<Val> {
-        Some(Val::List(indices.iter().map(|&i| Val::U32(i)).collect()))
-    }
-
     #[test]
-    fn nested_values_flatten_and_come_back_unchanged() {
+    fn nested_values_pack_and_come_back_unchanged() {
         let value = Value::Tuple(vec![
             Value::None,
             Value::Bool(true),
+            Value::Bool(false),
             Value::Int(-7),
             Value::Int(i128::from(i64::MAX) + 1),
             Value::BigInt("123456789012345678901234567890123456789012".into()),
@@ -382,8 +453,11 @@ mod tests {
             Value::Bytes(vec![0, 255]),
             Value::FrozenSet(vec![Value::Tuple(vec![]), Value::Str("x".into())]),
         ]);
-        let val = to_val(value.clone(), &mut Indexed::default()).unwrap();
-        assert_eq!(from_val(val, &mut NoNetrefs).unwrap(), value);
+        let (bytes, netrefs) = packed(value.clone(), &mut Indexed::default());
+        assert_eq!(
+            from_val(record(&bytes, netrefs), &mut NoNetrefs).unwrap(),
+            value
+        );
     }
 
     #[test]
@@ -394,16 +468,10 @@ mod tests {
         );
         let value = Value::Tuple(vec![Value::Remote(a.clone()), Value::Remote(b.clone())]);
         let mut lend = Indexed::default();
-        let Val::Record(fields) = to_val(value, &mut lend).unwrap() else {
-            panic!("not a record")
-        };
+        let (bytes, netrefs) = packed(value, &mut lend);
         assert_eq!(lend.lent, [a, b]);
-        assert_eq!(fields[1].1, Val::List(vec![Val::U32(0), Val::U32(1)]));
-        let Val::List(nodes) = &fields[0].1 else {
-            panic!("no nodes")
-        };
-        assert_eq!(nodes[1], node("netref", Some(Val::U32(0))));
-        assert_eq!(nodes[2], node("netref", Some(Val::U32(1))));
+        assert_eq!(netrefs, [Val::U32(0), Val::U32(1)]);
+        assert_eq!(bytes, [9, 2, 0, 0, 0, 11, 0, 0, 0, 0, 11, 1, 0, 0, 0]);
     }
 
     #[test]
@@ -422,43 +490,32 @@ mod tests {
     }
 
     #[test]
-    fn malformed_nodes_are_refused_with_a_reason() {
-        let cases = [
-            (record(vec![]), "no nodes"),
-            (
-                record(vec![node("tuple", children(&[0]))]),
-                "not a later node",
-            ),
-            (
-                record(vec![node("tuple", children(&[5]))]),
-                "not a later node",
-            ),
-            (
-                record(vec![node("tuple", children(&[1, 1])), node("none", None)]),
-                "referenced more than once",
-            ),
-            (record(vec![node("sausage", None)]), "unknown case sausage"),
-            (
-                record(vec![node("netref", Some(Val::U32(0)))]),
-                "not one given",
-            ),
-            (
-                record(vec![node("big-int", Some(Val::String("12a".into())))]),
-                "not decimal",
-            ),
+    fn malformed_packing_is_refused_with_a_reason() {
+        let cases: [(&[u8], &str); 9] = [
+            (&[], "run past the end"),
+            (&[3, 1, 2], "run past the end"),
+            (&[9, 2, 0, 0, 0, 3, 1], "run past the end"),
+            (&[9, 200, 0, 0, 0, 0], "cannot fit"),
+            (&[0, 0], "1 bytes follow"),
+            (&[42], "unknown tag 42"),
+            (&[11, 0, 0, 0, 0], "not one given"),
+            (&[4, 3, 0, 0, 0, b'1', b'2', b'a'], "not decimal"),
+            (&[7, 1, 0, 0, 0, 0xff], "not UTF-8"),
         ];
-        for (val, reason) in cases {
-            let Unreturnable::Malformed(message) = from_val(val, &mut NoNetrefs).unwrap_err()
+        for (bytes, reason) in cases {
+            let Unreturnable::Malformed(message) =
+                from_val(record(bytes, vec![]), &mut NoNetrefs).unwrap_err()
             else {
                 panic!("refused, not malformed")
             };
             assert!(message.contains(reason), "{message} (wanted: {reason})");
         }
-        let deep: Vec<Val> = (0..=MAX_DEPTH as u32 + 1)
-            .map(|i| node("tuple", children(&[i + 1])))
-            .chain([node("none", None)])
+        let deep: Vec<u8> = (0..=MAX_DEPTH + 1)
+            .flat_map(|_| [9, 1, 0, 0, 0])
+            .chain([0])
             .collect();
-        let Unreturnable::Malformed(message) = from_val(record(deep), &mut NoNetrefs).unwrap_err()
+        let Unreturnable::Malformed(message) =
+            from_val(record(&deep, vec![]), &mut NoNetrefs).unwrap_err()
         else {
             panic!("refused, not malformed")
         };
