@@ -289,9 +289,11 @@ async fn replace_from_file(watched: &Watched, registrar: Option<&Registrar>) {
         }
     };
     let before = watched.slot.current().aliases().to_vec();
-    tracing::info!(service = %component.aliases()[0], file = %path.display(), methods = ?component.methods(), "replaced: new connections get the new version");
     let aliases = component.aliases().to_vec();
-    watched.slot.replace(component);
+    watched.slot.replace(component.clone());
+    // Said once it is true: a client that reads the line and connects
+    // gets the new version.
+    tracing::info!(service = %aliases[0], file = %path.display(), methods = ?component.methods(), "replaced: new connections get the new version");
     let Some(registrar) = registrar.filter(|_| aliases != before) else {
         return;
     };
