@@ -49,16 +49,27 @@ PREFIX = "exposed_"
 _BASE_MEMBERS = frozenset(dir(rpyc.Service))
 
 
+# The exposed spelling of the ordinary names peers have asked for (at most
+# `_EXPOSED_NAMES_KEPT`; a peer naming more costs only the cache's misses).
+_exposed_names = {}
+_EXPOSED_NAMES_KEPT = 1024
+
+
 def member(obj, name):
     """The member of `obj` a peer's `name` reaches, by RPyC's rule: an
     `exposed_` name or a safe one as itself (unless only its exposed
     spelling exists), any other as its exposed spelling; `AttributeError`
     where the policy allows neither."""
-    if name in SAFE_ATTRS or name.startswith(PREFIX):
-        return getattr(obj, _plain_name(obj, name))
+    exposed = _exposed_names.get(name)
+    if exposed is None:
+        if name in SAFE_ATTRS or name.startswith(PREFIX):
+            return getattr(obj, _plain_name(obj, name))
+        # Interned, a name's lookups hit the type's attribute cache.
+        exposed = sys.intern(PREFIX + name)
+        if len(_exposed_names) < _EXPOSED_NAMES_KEPT:
+            _exposed_names[name] = exposed
     # Every call's path: the exposed spelling is the only one it may reach,
     # read once.
-    exposed = PREFIX + name
     try:
         return getattr(obj, exposed)
     except AttributeError:

@@ -227,8 +227,12 @@ _TAGGED_U32 = struct.Struct("<BI")
 _TAGGED_OBJECT = struct.Struct("<BQI")
 _S64, _F64, _U32, _U64 = (struct.Struct(f"<{code}") for code in "qdIQ")
 _TWO_F64 = struct.Struct("<dd")
-# A tuple of that many ints, by count: the common arguments, read at once.
-_INT_TUPLES = tuple(struct.Struct("<BI" + "Bq" * count) for count in range(9))
+# A tuple of up to 8 ints (the common arguments), read at once: by its
+# packed size, its layout and what its tag bytes then read.
+_INT_TUPLES = {
+    5 + 9 * count: (struct.Struct("<BI" + "Bq" * count), (_TUPLE, count) + (_INT,) * count)
+    for count in range(9)
+}
 
 # The service's own objects the peer holds, when it lends them (see
 # `lend_objects`).
@@ -302,10 +306,11 @@ def from_value(value):
     # The common cases skip the walk: a lone int, a tuple of a few ints.
     if size == 9 and packed[0] == _INT:
         return _TAGGED_INT.unpack(packed)[1]
-    count, rest = divmod(size - 5, 9)
-    if not rest and 0 <= count < len(_INT_TUPLES) and packed[0] == _TUPLE:
-        fields = _INT_TUPLES[count].unpack(packed)
-        if fields[1] == count and fields[2::2].count(_INT) == count:
+    ints = _INT_TUPLES.get(size)
+    if ints is not None:
+        layout, tags = ints
+        fields = layout.unpack(packed)
+        if fields[:2] + fields[2::2] == tags:
             return fields[3::2]
     try:
         item, end = _unpack(packed, 0, value.netrefs, {})
