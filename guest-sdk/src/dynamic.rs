@@ -57,8 +57,9 @@ pub struct GuestObject {
 }
 
 impl From<Value> for Dynamic {
-    /// The tree the value holds; bytes that break the format (only a
-    /// faulty peer sends them) read as `None` where they break it.
+    /// The tree the value holds. The host sends well-formed bytes; bytes
+    /// that break the format make the whole value `None` (a count past
+    /// the bytes left is cut to them).
     fn from(value: Value) -> Self {
         let mut netrefs: Vec<Option<Netref>> = value.netrefs.into_iter().map(Some).collect();
         tree(&mut Reader::new(&value.packed), &mut netrefs).unwrap_or(Dynamic::None)

@@ -225,15 +225,13 @@ impl Unpacking<'_> {
             tag::INT => Value::Int(i64::from_le_bytes(self.take()?).into()),
             tag::BIG_INT => {
                 let s = self.text()?;
-                match s.parse::<i128>() {
-                    Ok(i) => Value::Int(i),
-                    Err(_) if is_decimal(&s) => Value::BigInt(s),
-                    Err(_) => {
-                        return Err(Unreturnable::Malformed(format!(
-                            "big-int {s:?} is not decimal"
-                        )));
-                    }
+                // Checked first: Rust's parse also takes a leading `+`.
+                if !is_decimal(&s) {
+                    return Err(Unreturnable::Malformed(format!(
+                        "big-int {s:?} is not decimal"
+                    )));
                 }
+                s.parse::<i128>().map_or(Value::BigInt(s), Value::Int)
             }
             tag::FLOAT => Value::Float(f64::from_le_bytes(self.take()?)),
             tag::COMPLEX => {
@@ -491,7 +489,7 @@ mod tests {
 
     #[test]
     fn malformed_packing_is_refused_with_a_reason() {
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 10] = [
             (&[], "run past the end"),
             (&[3, 1, 2], "run past the end"),
             (&[9, 2, 0, 0, 0, 3, 1], "run past the end"),
@@ -500,6 +498,7 @@ mod tests {
             (&[42], "unknown tag 42"),
             (&[11, 0, 0, 0, 0], "not one given"),
             (&[4, 3, 0, 0, 0, b'1', b'2', b'a'], "not decimal"),
+            (&[4, 2, 0, 0, 0, b'+', b'5'], "not decimal"),
             (&[7, 1, 0, 0, 0, 0xff], "not UTF-8"),
         ];
         for (bytes, reason) in cases {
