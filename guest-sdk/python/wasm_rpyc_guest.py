@@ -316,8 +316,8 @@ def from_value(value):
         item, end = _unpack(packed, 0, value.netrefs, {})
     except (IndexError, struct.error, UnicodeDecodeError) as error:
         raise ValueError(f"a malformed packed value: {error}") from None
-    if end != len(packed):
-        raise ValueError(f"a malformed packed value: {len(packed) - end} bytes follow it")
+    if end != size:
+        raise ValueError(f"a malformed packed value: {size - end} bytes follow it")
     return item
 
 

@@ -71,7 +71,9 @@ fn tree(reader: &mut Reader, netrefs: &mut [Option<Netref>]) -> Option<Dynamic> 
     let items = |reader: &mut Reader, netrefs: &mut [Option<Netref>]| {
         // Each item is at least a byte: a larger count is not believed.
         let count = reader.u32()?.min(reader.left());
-        (0..count).map(|_| tree(reader, netrefs)).collect::<Option<Vec<_>>>()
+        (0..count)
+            .map(|_| tree(reader, netrefs))
+            .collect::<Option<Vec<_>>>()
     };
     Some(match reader.u8()? {
         tag::NONE => Dynamic::None,

@@ -124,14 +124,9 @@ impl Error {
 }
 
 impl Value {
-    /// A value of one item and no netrefs.
-    fn leaf(dynamic: Dynamic) -> Self {
-        Value::from(dynamic)
-    }
-
     /// Python's `None`.
     pub fn none() -> Self {
-        Self::leaf(Dynamic::None)
+        Self::from(Dynamic::None)
     }
 
     /// The reader of the item this value is, past its tag, if the tag is
@@ -177,36 +172,36 @@ impl From<Netref> for Value {
     /// A value that is the peer's object: passed to the peer, it arrives as
     /// the object itself.
     fn from(netref: Netref) -> Self {
-        Self::leaf(Dynamic::Netref(netref))
+        Self::from(Dynamic::Netref(netref))
     }
 }
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Self::leaf(Dynamic::from(s))
+        Self::from(Dynamic::from(s))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Self::leaf(Dynamic::Str(s))
+        Self::from(Dynamic::Str(s))
     }
 }
 
 impl From<i64> for Value {
     fn from(i: i64) -> Self {
-        Self::leaf(Dynamic::Int(i))
+        Self::from(Dynamic::Int(i))
     }
 }
 
 impl From<f64> for Value {
     fn from(x: f64) -> Self {
-        Self::leaf(Dynamic::Float(x))
+        Self::from(Dynamic::Float(x))
     }
 }
 
 impl From<bool> for Value {
     fn from(b: bool) -> Self {
-        Self::leaf(Dynamic::Bool(b))
+        Self::from(Dynamic::Bool(b))
     }
 }

@@ -21,7 +21,10 @@ const SHARED_WIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit");
 const EXPOSED_PREFIX: &str = "exposed_";
 
 /// The hooks a service may define, as Rust and WIT name them.
-const HOOKS: [(&str, &str); 2] = [("on_connect", "on-connect"), ("on_disconnect", "on-disconnect")];
+const HOOKS: [(&str, &str); 2] = [
+    ("on_connect", "on-connect"),
+    ("on_disconnect", "on-disconnect"),
+];
 
 /// Makes an impl block a service: see `wasm_rpyc_guest::service`.
 #[proc_macro_attribute]
@@ -77,9 +80,17 @@ fn expand(aliases: Vec<String>, block: ItemImpl) -> syn::Result<TokenStream2> {
         ));
     }
     let Type::Path(self_path) = &*block.self_ty else {
-        return Err(Error::new(block.self_ty.span(), "#[service] needs a named type"));
+        return Err(Error::new(
+            block.self_ty.span(),
+            "#[service] needs a named type",
+        ));
     };
-    let name = &self_path.path.segments.last().expect("a path has a segment").ident;
+    let name = &self_path
+        .path
+        .segments
+        .last()
+        .expect("a path has a segment")
+        .ident;
     let exports = exports_of(&block)?;
     if exports.iter().all(|e| !e.wit_name.starts_with("exposed-")) {
         return Err(Error::new(
@@ -96,8 +107,8 @@ fn expand(aliases: Vec<String>, block: ItemImpl) -> syn::Result<TokenStream2> {
     let mut wit = world(&exports);
     let forwards = exports.iter().map(|e| forward(name, e, has_state));
     // A connection's state goes when it ends, hook or no hook.
-    let forget_at_disconnect = (has_state && !exports.iter().any(|e| e.wit_name == "on-disconnect"))
-        .then(|| {
+    let forget_at_disconnect =
+        (has_state && !exports.iter().any(|e| e.wit_name == "on-disconnect")).then(|| {
             wit.insert_str(wit.len() - 1, "export on-disconnect: func();\n");
             quote! {
                 fn on_disconnect() {
@@ -190,10 +201,16 @@ fn export(method: &ImplItemFn) -> syn::Result<Option<Export<'_>>> {
         None => return Ok(None),
     };
     if let Some(token) = sig.asyncness {
-        return Err(Error::new(token.span(), "a service's methods are not async"));
+        return Err(Error::new(
+            token.span(),
+            "a service's methods are not async",
+        ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(Error::new(sig.generics.span(), "a service's methods are not generic"));
+        return Err(Error::new(
+            sig.generics.span(),
+            "a service's methods are not generic",
+        ));
     }
     let mut has_receiver = false;
     let mut params = Vec::new();
@@ -229,7 +246,9 @@ fn export(method: &ImplItemFn) -> syn::Result<Option<Export<'_>>> {
             _ => return Err(Error::new(ty.span(), wit_type::SUPPORTED)),
         },
     };
-    if hook.is_some() && (!params.is_empty() || !matches!(result.as_deref(), None | Some("result<_, error>"))) {
+    if hook.is_some()
+        && (!params.is_empty() || !matches!(result.as_deref(), None | Some("result<_, error>")))
+    {
         return Err(Error::new(
             sig.span(),
             "a hook takes no arguments and returns nothing or `Result<(), Error>`",
@@ -279,7 +298,10 @@ fn world(exports: &[Export<'_>]) -> String {
 /// the service has one).
 fn forward(name: &Ident, export: &Export<'_>, has_state: bool) -> TokenStream2 {
     let method = &export.method.sig.ident;
-    let params = export.params.iter().map(|Param { name, ty, .. }| quote!(#name: #ty));
+    let params = export
+        .params
+        .iter()
+        .map(|Param { name, ty, .. }| quote!(#name: #ty));
     let args = export.params.iter().map(|param| param.name);
     let output = &export.method.sig.output;
     let wit_method = format_ident!("{}", export.wit_name.replace('-', "_"));
@@ -310,8 +332,12 @@ fn kebab(ident: &Ident) -> syn::Result<String> {
     let words: Vec<&str> = name.split('_').collect();
     let valid = words.iter().all(|word| {
         word.starts_with(|c: char| c.is_ascii_alphabetic())
-            && (word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                || word.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+            && (word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                || word
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
     });
     if !valid {
         return Err(Error::new(
@@ -373,7 +399,10 @@ mod tests {
             ("impl S { fn exposed_f() -> &Netref {} }", "#[service] maps"),
             ("impl S { fn exposed_f_1() {} }", "WIT cannot spell"),
             ("impl S { async fn exposed_f() {} }", "not async"),
-            ("impl S { fn on_connect(x: u8) {} }", "a hook takes no arguments"),
+            (
+                "impl S { fn on_connect(x: u8) {} }",
+                "a hook takes no arguments",
+            ),
             ("impl S { fn helper() {} }", "at least one method"),
             ("impl<T> S<T> { fn exposed_f() {} }", "plain `impl Name"),
         ] {

@@ -19,7 +19,11 @@ pub(crate) fn wit(ty: &Type) -> Option<String> {
                 ("Vec", [item]) => Some(format!("list<{}>", wit(item)?)),
                 ("Option", [item]) => Some(format!("option<{}>", wit(item)?)),
                 ("Result", [ok, err]) => {
-                    let ok = if is_unit(ok) { "_".to_owned() } else { wit(ok)? };
+                    let ok = if is_unit(ok) {
+                        "_".to_owned()
+                    } else {
+                        wit(ok)?
+                    };
                     Some(format!("result<{ok}, {}>", wit(err)?))
                 }
                 _ => None,
@@ -91,8 +95,14 @@ mod tests {
     #[test]
     fn maps_scalars_containers_and_shared_types() {
         assert_eq!(wit_of("i64").as_deref(), Some("s64"));
-        assert_eq!(wit_of("Vec<Option<String>>").as_deref(), Some("list<option<string>>"));
-        assert_eq!(wit_of("Result<(), Error>").as_deref(), Some("result<_, error>"));
+        assert_eq!(
+            wit_of("Vec<Option<String>>").as_deref(),
+            Some("list<option<string>>")
+        );
+        assert_eq!(
+            wit_of("Result<(), Error>").as_deref(),
+            Some("result<_, error>")
+        );
         assert_eq!(
             wit_of("Result<(u8, f64), wasm_rpyc_guest::Error>").as_deref(),
             Some("result<tuple<u8, f64>, error>")
@@ -103,7 +113,14 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_map() {
-        for ty in ["usize", "&str", "HashMap<String, i64>", "&mut Netref", "()", "Point"] {
+        for ty in [
+            "usize",
+            "&str",
+            "HashMap<String, i64>",
+            "&mut Netref",
+            "()",
+            "Point",
+        ] {
             assert_eq!(wit_of(ty), None, "{ty}");
         }
     }

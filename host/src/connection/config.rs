@@ -41,9 +41,9 @@ pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an idle connection polls for the next request, counted from its
 /// last reply, before it sleeps (see [`Config::read_spin`]); while it
 /// serves a call it polls too, for at most a millisecond. A server's
-/// default: a request that follows
-/// within it is read without waking a sleeping core. Idle clients do not
-/// poll (a client awaiting a reply does: [`DEFAULT_REPLY_SPIN`]).
+/// default: a request that follows within it is read without waking a
+/// sleeping core. Idle clients do not poll (a client awaiting a reply
+/// does: [`DEFAULT_REPLY_SPIN`]).
 pub const DEFAULT_SERVER_READ_SPIN: Duration = Duration::from_micros(100);
 
 /// How long a connection that awaits a reply polls for it before it sleeps
