@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 
 rustup target add wasm32-wasip2
+# Builds the host too (once: it is not built again below).
 bash services/build.sh
-cargo build --release -p wasm-rpyc
 "$target/release/wasm-rpyc" serve &
 bundled=$!
 "$target/release/wasm-rpyc" serve --shared --port 18879 \

@@ -7,11 +7,8 @@ const GUESTS: &[&str] = &["testbed", "nothing-exposed", "sandbox", "sdk-service"
 fn main() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = here.join("..");
-    let files = wasm_rpyc_guest_build::build(
-        &here.join("guests"),
-        GUESTS,
-        &[&root.join("wit"), &root.join("guest-sdk")],
-    );
+    let watch = wasm_rpyc_guest_build::shared_sources(&root);
+    let files = wasm_rpyc_guest_build::build(&here.join("guests"), GUESTS, &watch);
     for (guest, file) in GUESTS.iter().zip(files) {
         let var = format!("GUEST_{}", guest.to_uppercase().replace('-', "_"));
         println!("cargo:rustc-env={var}={}", file.display());

@@ -12,13 +12,19 @@ use std::process::Command;
 pub const GUEST_TARGET: &str = "wasm32-wasip2";
 
 /// Builds `packages` of the guest workspace whose manifest is
-/// `workspace/Cargo.toml` and returns each package's component file. Tells
-/// cargo to rerun the calling build script when any of `watch` changes.
+/// `workspace/Cargo.toml` (each package in the folder of its name) and
+/// returns each package's component file. Tells cargo to rerun the calling
+/// build script when the workspace's manifest or lock file, a package's
+/// folder or any of `watch` changes: nothing else, so what other tools
+/// write beside the sources (`node_modules`, `__pycache__`, `target`)
+/// never rebuilds the caller.
 ///
 /// # Panics
 /// When the build fails: a build script has no better way to report it.
-pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBuf> {
-    for path in watch.iter().copied().chain([workspace]) {
+pub fn build(workspace: &Path, packages: &[&str], watch: &[PathBuf]) -> Vec<PathBuf> {
+    let manifests = [workspace.join("Cargo.toml"), workspace.join("Cargo.lock")];
+    let folders = packages.iter().map(|package| workspace.join(package));
+    for path in manifests.into_iter().chain(folders).chain(watch.iter().cloned()) {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let target_dir = guest_target_dir();
@@ -76,6 +82,21 @@ pub fn build(workspace: &Path, packages: &[&str], watch: &[&Path]) -> Vec<PathBu
             file
         })
         .collect()
+}
+
+/// What every guest is built from besides its own workspace, under the
+/// repository's `root`: the shared WIT package and the Rust guest SDK's
+/// sources (not its Python or JavaScript parts, nor its target folder).
+pub fn shared_sources(root: &Path) -> Vec<PathBuf> {
+    let sdk = root.join("guest-sdk");
+    vec![
+        root.join("wit"),
+        sdk.join("Cargo.toml"),
+        sdk.join("Cargo.lock"),
+        sdk.join("src"),
+        sdk.join("macros").join("Cargo.toml"),
+        sdk.join("macros").join("src"),
+    ]
 }
 
 /// `<target>/guests`, where `<target>` is the outer build's target directory.

@@ -108,6 +108,25 @@ impl CompileCache {
     pub(crate) fn wasmtime(&self) -> Cache {
         self.cache.clone()
     }
+
+    /// Removes this process's own cleanup lock once it has expired, before
+    /// a compile that may store. wasmtime's cleanup takes its turn by
+    /// creating `.cleanup.wip-<pid>` and leaves it as the proof of a recent
+    /// cleanup; it only ever deletes other processes' expired locks, so a
+    /// process's second cleanup finds its own old lock, logs "Failed to
+    /// create lock file ... File exists" and skips the cleanup (the size
+    /// bound then holds only while another process cleans).
+    pub(crate) fn release_own_expired_lock(&self) {
+        let lock = self
+            .directory()
+            .join(format!(".cleanup.wip-{}", std::process::id()));
+        let expired = std::fs::metadata(&lock)
+            .and_then(|metadata| metadata.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= CLEANUP_INTERVAL));
+        if expired {
+            let _ = std::fs::remove_file(&lock);
+        }
+    }
 }
 
 /// Creates `directory` and its missing parents, the last private.
@@ -166,6 +185,50 @@ mod tests {
         }
         assert_eq!((cache.hits(), cache.misses()), (0, 0));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// A component of its own (the number tells them apart), so each
+    /// compile misses the cache and stores.
+    fn component(number: u32) -> Vec<u8> {
+        wat::parse_str(format!(
+            "(component (core module (func (export \"f{number}\"))))"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_cache_is_cleaned_at_every_interval_not_only_once() {
+        let path = scratch("cleanup");
+        let cache = CompileCache::open(&path, DEFAULT_COMPILE_CACHE_BYTES).unwrap();
+        let mut config = wasmtime::Config::new();
+        config.cache(Some(cache.wasmtime()));
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let lock = path.join(format!(".cleanup.wip-{}", std::process::id()));
+        let lock_time = || std::fs::metadata(&lock).and_then(|m| m.modified()).ok();
+        // Each store asks wasmtime's worker thread for a cleanup; wait for
+        // the worker (generously) rather than guess how long it takes.
+        let cleaned_since = |since: std::time::SystemTime| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while std::time::Instant::now() < deadline {
+                if lock_time().is_some_and(|time| time >= since) {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            false
+        };
+        for number in 0..2 {
+            // File times are coarser than the clock: a lock made by this
+            // cleanup is at most a tick older than now, one made by the
+            // previous cleanup more than the interval.
+            let started = std::time::SystemTime::now() - CLEANUP_INTERVAL / 2;
+            cache.release_own_expired_lock();
+            wasmtime::component::Component::new(&engine, component(number)).unwrap();
+            assert!(cleaned_since(started), "compile {number} was followed by no cleanup");
+            // Past the interval, the next store is due a cleanup again.
+            std::thread::sleep(CLEANUP_INTERVAL + std::time::Duration::from_millis(100));
+        }
+        std::fs::remove_dir_all(path).unwrap();
     }
 
     #[cfg(unix)]

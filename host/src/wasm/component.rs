@@ -153,8 +153,12 @@ impl ServiceComponent {
         // Compiling takes from milliseconds to seconds (hashing a large
         // component, milliseconds): off the async threads.
         let (engine, owned) = (runtime.engine().clone(), bytes.to_vec());
+        let cache = runtime.compile_cache().cloned();
         let compiling = move || {
             let digest = digest.unwrap_or_else(|| Sha256::digest(&owned).into());
+            if let Some(cache) = cache {
+                cache.release_own_expired_lock();
+            }
             let started = Instant::now();
             let compiled = Component::new(&engine, owned);
             if let Some(metrics) = metrics::recording() {

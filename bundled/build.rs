@@ -1,0 +1,36 @@
+//! Builds the example services (`services/`) for `wasm32-wasip2` and writes
+//! the table `src/lib.rs` embeds.
+
+use std::env;
+use std::fmt::Write;
+use std::path::Path;
+
+/// The bundled examples: package, service name, default port.
+const EXAMPLES: &[(&str, &str, u16)] = &[
+    ("calculator", "calculator", 18861),
+    ("my-service", "my-service", 18862),
+    ("decoupled", "decoupled", 18863),
+    ("callback", "callback", 18864),
+];
+
+fn main() {
+    let out = env::var("OUT_DIR").expect("set by cargo");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let packages: Vec<&str> = EXAMPLES.iter().map(|(package, ..)| *package).collect();
+    let mut watch = wasm_rpyc_guest_build::shared_sources(&root);
+    watch.push(root.join("services").join("wit"));
+    let files = wasm_rpyc_guest_build::build(&root.join("services"), &packages, &watch);
+    let mut code = String::from(
+        "/// The example services: (name, default port, component bytes).\npub static EXAMPLES: &[(&str, u16, &[u8])] = &[\n",
+    );
+    for ((_, name, port), file) in EXAMPLES.iter().zip(files) {
+        writeln!(
+            code,
+            "    ({name:?}, {port}, include_bytes!({:?})),",
+            file.display().to_string()
+        )
+        .unwrap();
+    }
+    code.push_str("];\n");
+    std::fs::write(Path::new(&out).join("bundled.rs"), code).expect("OUT_DIR is writable");
+}
