@@ -42,11 +42,13 @@ if [ ! -d "$checkout/.git" ]; then
   )
 fi
 # cargo-deny keeps each database in a folder named by its URL under db-path:
-# point the default URL's folder at the checkout.
+# point the default URL's folder at the checkout. Offline, it reads the
+# crates (of every platform) that cargo has fetched.
 config="$dbs/deny.toml"
 days=$(( ($(date +%s) - $(date -d "$date" +%s)) / 86400 + 1 ))
 sed -e "/^\[advisories\]/a db-path = \"$(realpath "$dbs")/by-url\"\nmaximum-db-staleness = \"P${days}D\"" deny.toml > "$config"
-url_folder=$(cargo deny --log-level debug --offline check --config "$config" advisories 2>&1 \
+cargo fetch --locked --quiet
+url_folder=$(cargo deny --log-level debug --offline --config "$config" check advisories 2>&1 \
   | grep -oE "Opening advisory database at '[^']+'" | head -n 1 | cut -d"'" -f2 || true)
 if [ -z "$url_folder" ]; then
   echo "cargo-deny did not say where it opens the advisory database" >&2
@@ -57,4 +59,4 @@ if [ ! -e "$url_folder" ]; then
   ln -s "$(realpath "$checkout")" "$url_folder"
 fi
 echo "advisories: the snapshot of $date (GitHub is out of reach)"
-cargo deny --offline check --config "$config"
+cargo deny --offline --config "$config" check
