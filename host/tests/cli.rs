@@ -7,8 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-/// How long the server may take to start, or to log after a signal.
-const PATIENCE: Duration = Duration::from_secs(20);
+/// How long the server may take to start (compiling its components), or to
+/// exit after a signal (a grace of 5 s for its connections): seconds, and
+/// far more on a loaded machine. Only a server that never does waits it out.
+const PATIENCE: Duration = Duration::from_secs(120);
 
 use wasm_rpyc::bundled::EXAMPLES;
 

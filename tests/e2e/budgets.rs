@@ -9,8 +9,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wasm_rpyc::protocol::native::NativeCodec;
 use wasm_rpyc::protocol::{Codec, Message, ROOT, Request};
-use wasm_rpyc::{Error, Limits, Runtime, ServerConfig, Value, connect};
-use wasm_rpyc_tests::{TESTBED, calculator, capture_logs, guest, serve_with};
+use wasm_rpyc::wasm::EPOCH_TICK;
+use wasm_rpyc::{Connection, Error, Limits, Runtime, ServerConfig, Value, connect};
+use wasm_rpyc_tests::{
+    PATIENCE, SETTLE, TESTBED, calculator, capture_logs, connect_patiently, guest, serve_with,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -25,9 +28,10 @@ fn exception(error: Error) -> wasm_rpyc::Exception {
         .unwrap_or_else(|| panic!("a remote exception, not {error}"))
 }
 
-/// Waits up to 5 s for `done`.
+/// Waits up to [`SETTLE`] for `done`.
 async fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..250 {
+    let deadline = Instant::now() + SETTLE;
+    while Instant::now() < deadline {
         if done() {
             return true;
         }
@@ -78,14 +82,12 @@ async fn growth_past_the_hosts_memory_budget_is_a_memory_error() {
 
     // Memory given back is there for others.
     first.close().await;
-    let mut allocated = None;
-    for _ in 0..50 {
-        allocated = second.root().call::<u32>("allocate", (30,)).await.ok();
-        if allocated.is_some() {
-            break;
-        }
+    let deadline = Instant::now() + SETTLE;
+    let mut allocated = second.root().call::<u32>("allocate", (30,)).await.ok();
+    while allocated.is_none() && Instant::now() < deadline {
         // The first connection's instance goes as its task ends.
         tokio::time::sleep(Duration::from_millis(20)).await;
+        allocated = second.root().call::<u32>("allocate", (30,)).await.ok();
     }
     assert_eq!(allocated, Some(30));
     assert!(runtime.memory_in_use() <= 48 * MIB);
@@ -158,7 +160,9 @@ async fn a_call_past_its_deadline_fails_and_its_instance_goes() {
     );
     assert_eq!(error.type_name, "TimeoutError", "{error}");
     assert!(error.message.contains("deadline"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // At the 300 ms deadline, not after the minute of the sleep (nor the
+    // client's 30 s): a loaded machine may take seconds to act on it.
+    assert!(started.elapsed() < Duration::from_secs(20));
     // A fresh instance: its counter starts again.
     assert_eq!(conn.root().call::<u32>("counter", ()).await.unwrap(), 1);
     assert_eq!(conn.root().call::<u32>("sleep", (10,)).await.unwrap(), 10);
@@ -216,7 +220,8 @@ async fn a_full_service_refuses_with_a_reason_while_others_serve() {
     // client's close does not wait for that).
     a.close().await;
     let mut sum = None;
-    for _ in 0..100 {
+    let deadline = Instant::now() + SETTLE;
+    while Instant::now() < deadline {
         let conn = connect(full.addr).await.unwrap();
         match conn.root().call::<i64>("add", (1, 2)).await {
             Ok(added) => {
@@ -270,7 +275,8 @@ async fn one_address_cannot_take_every_slot() {
     held.pop().unwrap().close().await;
     // The address's count goes down once that connection has ended.
     let mut served = false;
-    for _ in 0..100 {
+    let deadline = Instant::now() + SETTLE;
+    while Instant::now() < deadline {
         let conn = connect(host.addr).await.unwrap();
         if conn.root().call::<i64>("add", (1, 2)).await.ok() == Some(3) {
             served = true;
@@ -338,10 +344,14 @@ async fn a_peer_that_does_not_read_its_replies_is_no_longer_read() {
     let mut buf = Vec::new();
     let mut replies = 0;
     let mut chunk = vec![0; 1 << 16];
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // 50 MiB through the guest, a byte at a time: minutes on a loaded
+    // machine at worst.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while replies < CALLS {
-        assert!(Instant::now() < deadline, "{replies} replies of {CALLS}");
-        let read = reader.read(&mut chunk).await.unwrap();
+        let read = tokio::time::timeout_at(deadline, reader.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("{replies} replies of {CALLS}"))
+            .unwrap();
         assert!(read > 0, "closed after {replies} replies");
         buf.extend_from_slice(&chunk[..read]);
         while let Some((message, used)) = codec.decode(&buf).unwrap() {
@@ -360,6 +370,18 @@ async fn a_peer_that_does_not_read_its_replies_is_no_longer_read() {
     sending.await.unwrap();
 }
 
+/// The median time of 50 short calls on `conn`.
+async fn median_short_call(conn: &Connection) -> Duration {
+    let mut took = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        assert_eq!(conn.root().call::<i64>("add", (4, 7)).await.unwrap(), 11);
+        took.push(started.elapsed());
+    }
+    took.sort();
+    took[took.len() / 2]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_calls_do_not_starve_short_ones() {
     let mut limits = Limits::default();
@@ -367,38 +389,39 @@ async fn long_calls_do_not_starve_short_ones() {
     let runtime = runtime_with(limits);
     let burned = serve_with(guest(&runtime, TESTBED).await, ServerConfig::default()).await;
     let other = serve_with(calculator(&runtime).await, ServerConfig::default()).await;
+    let conn = connect(other.addr).await.unwrap();
+    assert_eq!(conn.root().call::<i64>("add", (1, 1)).await.unwrap(), 2);
+    // The short calls alone first: what they take on this machine as it is
+    // (tens of microseconds on an idle one; on a loaded one, milliseconds of
+    // the scheduler's delays).
+    let alone = median_short_call(&conn).await;
     let mut burners = Vec::new();
     for _ in 0..3 {
         let conn = connect(burned.addr).await.unwrap();
         burners.push(tokio::spawn(async move {
-            conn.root().call::<u32>("work", (1500,)).await.unwrap()
+            conn.root().call::<u32>("work", (3000,)).await.unwrap()
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // Three guests burn CPU for 1.5 s of wall-clock time each, taking turns
-    // on one core of the two (long calls get one fewer than all). Short
-    // calls to another service are answered meanwhile, without waiting for
-    // a long call's 10 ms slice: before the CPU turns, their median was tens
-    // of milliseconds; now it is tens of microseconds.
-    let conn = connect(other.addr).await.unwrap();
-    let mut took = Vec::new();
-    for _ in 0..50 {
-        let started = Instant::now();
-        assert_eq!(conn.root().call::<i64>("add", (4, 7)).await.unwrap(), 11);
-        took.push(started.elapsed());
-    }
+    // Three guests burn CPU for 3 s of wall-clock time each, taking turns on
+    // one core of the two (long calls get one fewer than all). Short calls
+    // to another service are answered meanwhile, without waiting for a long
+    // call's 10 ms slice: before the CPU turns, their median was tens of
+    // milliseconds; now it is what it is without the long calls. A loaded
+    // machine adds its own delays to both medians alike, so the long calls
+    // are held to adding less than one of their slices, not to a bound of
+    // the clock.
+    let beside = median_short_call(&conn).await;
     assert!(
         burners.iter().all(|burner| !burner.is_finished()),
         "the short calls waited for the long ones"
     );
-    took.sort();
     assert!(
-        took[took.len() / 2] < Duration::from_millis(5),
-        "the median short call took {:?}",
-        took[took.len() / 2]
+        beside < alone + EPOCH_TICK,
+        "the median short call took {beside:?} beside the long calls, {alone:?} alone"
     );
     for burner in burners {
-        assert_eq!(burner.await.unwrap(), 1500);
+        assert_eq!(burner.await.unwrap(), 3000);
     }
 }
 
@@ -436,32 +459,45 @@ fn threads_named(name: &str) -> (Duration, Vec<i64>) {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_guest_computing_runs_off_the_sockets_threads_at_low_priority() {
+    // Its blocking threads (which compile the guest) have the name too: kept
+    // alive through a spin of seconds, their CPU time stays in both counts
+    // rather than leave the second as an idle one ends.
     let sockets = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("budget-sockets")
+        .thread_keep_alive(Duration::from_secs(3600))
         .enable_all()
         .build()
         .unwrap();
     sockets.block_on(async {
-        let runtime = runtime_with(Limits::default());
+        // A fifth of a second of CPU time, whatever the machine's load: the
+        // guest spins until its budget (CPU time, on the guest threads) is
+        // spent. A loop for a time of the clock would get little CPU on a
+        // busy machine, at the guest threads' lowest priority; this one
+        // takes as long of the clock as it must (seconds, then: the client
+        // waits patiently).
+        let mut limits = Limits::default();
+        limits.call_cpu_budget = Duration::from_millis(200);
+        let runtime = runtime_with(limits);
         let host = serve_with(guest(&runtime, TESTBED).await, ServerConfig::default()).await;
-        let conn = connect(host.addr).await.unwrap();
+        let conn = connect_patiently(host.addr).await;
         assert_eq!(conn.root().call::<i32>("echo_s32", (7,)).await.unwrap(), 7);
         let (before, _) = threads_named("budget-sockets");
-        // Half a second of computing: after its first slice (one epoch tick,
-        // 10 ms) the call moves to the guest threads.
-        assert_eq!(conn.root().call::<u32>("work", (500,)).await.unwrap(), 500);
+        // After its first slice (one epoch tick, 10 ms) the call moves to the
+        // guest threads.
+        let error = exception(conn.root().call::<()>("spin", ()).await.unwrap_err());
+        assert!(error.message.contains("used up its CPU budget"), "{error}");
         let (after, _) = threads_named("budget-sockets");
         assert!(
             after - before < Duration::from_millis(150),
             "the sockets' threads computed for {:?}",
             after - before
         );
-        // The guest threads run at nice 19: on a busy machine they get less
-        // than the half second, but they did the computing.
+        // The guest threads, at nice 19, did the computing: all of the
+        // budget but the first slice.
         let (computed, niceness) = threads_named("wasm-rpyc-guest");
         assert!(
-            computed >= Duration::from_millis(50) && computed > 2 * (after - before),
+            computed >= Duration::from_millis(100) && computed > 2 * (after - before),
             "the guest threads computed for {computed:?}"
         );
         assert!(

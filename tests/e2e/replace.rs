@@ -4,14 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connect;
 use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
-use wasm_rpyc_tests::{SDK_SERVICE, TESTBED, calculator, guest, runtime, serve};
+use wasm_rpyc_tests::{SDK_SERVICE, SETTLE, TESTBED, calculator, guest, runtime, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_component_serves_new_connections_and_drops_no_call() {
@@ -20,9 +20,11 @@ async fn a_replaced_component_serves_new_connections_and_drops_no_call() {
     let host = serve(slot.clone()).await;
     let addr = host.addr;
     let stop = Arc::new(AtomicBool::new(false));
+    // How many clients have met the old version on a fresh connection.
+    let met_old = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..8 {
-        let stop = Arc::clone(&stop);
+        let (stop, met_old) = (Arc::clone(&stop), Arc::clone(&met_old));
         clients.push(tokio::spawn(async move {
             let kept = connect(addr).await.unwrap();
             let (mut calls, mut fresh_names) = (0u32, Vec::<String>::new());
@@ -40,12 +42,21 @@ async fn a_replaced_component_serves_new_connections_and_drops_no_call() {
                     let fresh = connect(addr).await.expect("no connect fails");
                     let name: String = fresh.root().call("get_service_name", ()).await.unwrap();
                     fresh_names.push(name);
+                    if fresh_names.len() == 1 {
+                        met_old.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
             (calls, fresh_names)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every client meets the old version first (each would take 300 ms on
+    // an idle machine; a loaded one may take far longer).
+    let deadline = Instant::now() + SETTLE;
+    while met_old.load(Ordering::Relaxed) < 8 {
+        assert!(Instant::now() < deadline, "the clients never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     slot.replace(guest(&runtime, TESTBED).await);
     assert_eq!(slot.current().aliases()[0], "TESTBED");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -68,9 +79,10 @@ async fn serves_testbed(addr: SocketAddr) -> bool {
     fresh.root().call::<i32>("echo_s32", (3,)).await.is_ok()
 }
 
-/// Waits (at most 10 s) until a fresh connection finds the testbed or not.
+/// Waits (at most [`SETTLE`]: following the file compiles it, seconds on a
+/// loaded machine) until a fresh connection finds the testbed or not.
 async fn until_serving_testbed(addr: SocketAddr, wanted: bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + SETTLE;
     while serves_testbed(addr).await != wanted {
         assert!(
             Instant::now() < deadline,

@@ -1,22 +1,29 @@
 //! Graceful shutdown: the listener stops accepting, a call in progress
 //! finishes and gets its reply, `on-disconnect` runs, and the server's task
-//! ends within the grace period.
+//! ends once its connections have, within the grace period.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasm_rpyc::{Server, ServerConfig, connect};
-use wasm_rpyc_tests::{TESTBED, capture_logs, guest, runtime};
+use tokio::sync::Notify;
+use wasm_rpyc::{Function, Server, ServerConfig, Value, connect};
+use wasm_rpyc_tests::{SETTLE, TESTBED, capture_logs, guest, runtime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_in_progress_finishes_then_the_server_stops() {
     let logs = capture_logs();
-    let server = Server::bind(
-        "127.0.0.1:0",
-        guest(&runtime(), TESTBED).await,
-        ServerConfig::default(),
-    )
-    .await
-    .unwrap();
+    // A name of its own: its log lines are told from other tests' servers'.
+    let component = guest(&runtime(), TESTBED)
+        .await
+        .with_aliases(&["shutdown-test".into()]);
+    let mut config = ServerConfig::default();
+    // Far longer than anything here takes, even on a loaded machine: a
+    // server that waited out its grace, rather than stopping once its
+    // connections ended, is told apart.
+    config.shutdown_grace = Duration::from_secs(60);
+    let server = Server::bind("127.0.0.1:0", component, config)
+        .await
+        .unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.run(async move {
@@ -29,24 +36,53 @@ async fn a_call_in_progress_finishes_then_the_server_stops() {
         .call::<()>("set_tag", (tag.as_str(),))
         .await
         .unwrap();
+    // A call in progress that says so: the service calls this client back,
+    // and the callback answers only once the server has begun to stop.
+    // (Guessing how long a call takes to reach the service fails on a
+    // loaded machine.)
+    let (entered, answer) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let callback = {
+        let (entered, answer) = (Arc::clone(&entered), Arc::clone(&answer));
+        Function::new(move |_| {
+            let (entered, answer) = (Arc::clone(&entered), Arc::clone(&answer));
+            async move {
+                entered.notify_one();
+                answer.notified().await;
+                Ok(Value::Int(600))
+            }
+        })
+    };
     let root = conn.root();
-    let working = tokio::spawn(async move { root.call::<u32>("work", (600,)).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let working =
+        tokio::spawn(async move { root.call::<i64>("call_with", (&callback, &callback)).await });
+    tokio::time::timeout(SETTLE, entered.notified())
+        .await
+        .expect("the call reached the service");
 
     let started = Instant::now();
     stop.send(()).unwrap();
+    // The server logs that it stops just before it closes its connections.
+    let stopping = ["shutting down", "service=SHUTDOWN-TEST"];
+    logs.wait_for_all(&stopping).await;
+    assert_eq!(logs.count_all(&stopping), 1, "the server began to stop");
+    answer.notify_one();
     let result = working.await.unwrap();
     assert_eq!(result.unwrap(), 600, "the call in progress got its reply");
-    tokio::time::timeout(Duration::from_secs(5), serving)
+    tokio::time::timeout(Duration::from_secs(30), serving)
         .await
-        .expect("the server stopped within the grace period")
+        .expect("the server stopped once its connection ended, within the grace period")
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(
         logs.count(&format!("on-disconnect {tag}")),
         1,
         "on-disconnect ran"
     );
-    assert!(conn.is_closed());
+    // The client sees the close once its task has read it.
+    let deadline = Instant::now() + SETTLE;
+    while !conn.is_closed() {
+        assert!(Instant::now() < deadline, "the connection was not closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(connect(addr).await.is_err(), "no longer accepting");
 }

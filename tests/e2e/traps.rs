@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use wasm_rpyc::{Function, Limits, Runtime, Value, connect};
-use wasm_rpyc_tests::{TESTBED, guest, runtime, serve};
+use wasm_rpyc_tests::{TESTBED, connect_patiently, guest, runtime, serve};
 
 #[tokio::test]
 async fn a_panic_is_an_exception_and_the_next_call_gets_a_fresh_instance() {
@@ -59,7 +59,10 @@ async fn a_runaway_loop_is_stopped_at_its_cpu_budget_without_stalling_others() {
     limits.call_cpu_budget = Duration::from_millis(300);
     let runtime = Runtime::new(limits).unwrap();
     let host = serve(guest(&runtime, TESTBED).await).await;
-    let spinner = connect(host.addr).await.unwrap();
+    // The budget is CPU time, which a loaded machine hands the guests (at
+    // the lowest priority) slowly: the spin may take far longer than 300 ms
+    // of the clock, even past the client's default 30 s.
+    let spinner = connect_patiently(host.addr).await;
     let other = connect(host.addr).await.unwrap();
 
     let started = Instant::now();
@@ -73,15 +76,12 @@ async fn a_runaway_loop_is_stopped_at_its_cpu_budget_without_stalling_others() {
     }
     let (result, took, spinner) = spin.await.unwrap();
     let e = result.unwrap_err();
-    assert_eq!(
-        e.exception().expect("a remote exception").type_name,
-        "TimeoutError",
-        "{e}"
-    );
-    assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
-        "stopped after {took:?}"
-    );
+    let exception = e.exception().expect("a remote exception");
+    assert_eq!(exception.type_name, "TimeoutError", "{e}");
+    // Stopped by its CPU budget, not by the call's deadline (a minute of the
+    // clock): the clock says nothing of the CPU a loaded machine gave it.
+    assert!(exception.message.contains("used up its CPU budget"), "{e}");
+    assert!(took >= Duration::from_millis(250), "stopped after {took:?}");
     assert_eq!(
         spinner.root().call::<i32>("echo_s32", (7,)).await.unwrap(),
         7

@@ -21,10 +21,13 @@ GUESTS = TARGET / "guests" / "wasm32-wasip2" / "release"
 POLYGLOT = TARGET / "polyglot"
 # Every host the tests start keeps its compile cache here, not in the
 # user's cache directory (mkdtemp makes it private, as the host requires).
-os.environ["WASM_RPYC_CACHE_DIR"] = tempfile.mkdtemp(prefix="wasm-rpyc-test-cache-")
-atexit.register(shutil.rmtree, os.environ["WASM_RPYC_CACHE_DIR"], ignore_errors=True)
-# `serve module.py` keeps what it builds beside it.
-atexit.register(shutil.rmtree, os.environ["WASM_RPYC_CACHE_DIR"] + "-builds", ignore_errors=True)
+# pytest-xdist's workers inherit it from the process that made it, so each
+# component is compiled once for all of them; that process removes it.
+if "WASM_RPYC_CACHE_DIR" not in os.environ:
+    os.environ["WASM_RPYC_CACHE_DIR"] = tempfile.mkdtemp(prefix="wasm-rpyc-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["WASM_RPYC_CACHE_DIR"], ignore_errors=True)
+    # `serve module.py` keeps what it builds beside it.
+    atexit.register(shutil.rmtree, os.environ["WASM_RPYC_CACHE_DIR"] + "-builds", ignore_errors=True)
 
 
 class Host:
@@ -46,10 +49,22 @@ class Host:
         ports = []
         # With --allow-deploy, the DEPLOY service starts after the components.
         expected = len(components) + ("--allow-deploy" in args)
-        # Compiling a Python or JavaScript service (12-18 MB) takes seconds.
-        deadline = time.monotonic() + 300
+        # Compiling a Python or JavaScript service (12-18 MB) takes seconds,
+        # and minutes on a loaded machine (`serve module.py` builds the
+        # module first): minutes for each. A host that exits meanwhile is
+        # reported at once, not at the deadline.
+        deadline = time.monotonic() + 300 * max(len(components), 1)
         while len(ports) < expected:
-            line = self.log.get(timeout=max(deadline - time.monotonic(), 0))
+            try:
+                line = self.log.get(timeout=1)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the host exited with {self.process.returncode} "
+                                       f"after serving {len(ports)} of {expected}") from None
+                if time.monotonic() > deadline:
+                    self.process.kill()
+                    raise TimeoutError(f"the host served {len(ports)} of {expected} before the deadline") from None
+                continue
             match = re.search(r"serving service=\S+ address=[\d.]+:(\d+)", line)
             if match:
                 ports.append(int(match[1]))
@@ -65,8 +80,10 @@ class Host:
         return self.process.poll() is None
 
     def stop(self):
+        # Its connections get a grace of 5 s to finish their calls; a loaded
+        # machine takes longer to wind up and exit.
         self.process.terminate()
-        self.process.wait(timeout=10)
+        self.process.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +117,12 @@ def callback_port(host):
 @pytest.fixture
 def my_service_port(host):
     return host.ports["my_service"]
+
+
+# The config of an rpyc connection whose calls wait for a reply that takes a
+# compile of a large component (deploying a Python or JavaScript service:
+# seconds of a core, minutes on a loaded machine) or a guest computing at the
+# lowest priority until its CPU budget is spent (CPU time, which a loaded
+# machine hands out slowly): rpyc's own default is 30 s. Past the host's
+# deadline of a call (60 s), so that the host's answer comes first.
+PATIENT = {"sync_request_timeout": 600}

@@ -23,7 +23,8 @@ def small():
 
 
 def connect(host, name):
-    return rpyc.connect("localhost", host.ports[name], config={"sync_request_timeout": 10})
+    # rpyc's default: the host's deadline of a call (5 s) comes well before.
+    return rpyc.connect("localhost", host.ports[name], config={"sync_request_timeout": 30})
 
 
 def attempt(call, *args):
@@ -34,8 +35,9 @@ def attempt(call, *args):
         return None
 
 
-def eventually(probe, timeout=10):
-    """What `probe` returns once it is truthy, asking until `timeout`."""
+def eventually(probe, timeout=60):
+    """What `probe` returns once it is truthy, asking until `timeout` (what
+    it waits for happens at once, but a loaded machine may take seconds)."""
     deadline = time.monotonic() + timeout
     while not (found := probe()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -67,7 +69,9 @@ def test_a_sleeping_call_is_cut_at_its_deadline(small):
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="deadline"):
         conn.root.sleep(60_000)
-    assert time.monotonic() - started < 15
+    # At the 5 s deadline, not after the minute of the sleep (nor rpyc's
+    # 30 s): the bound leaves a loaded machine seconds to act on it.
+    assert time.monotonic() - started < 20
     assert conn.root.counter() == 1, "a fresh instance"
     conn.close()
 
@@ -98,7 +102,9 @@ def test_arguments_past_the_memory_budget_are_a_memory_error(small):
 
 
 def test_a_twelve_mib_byte_string_round_trips(testbed_port):
-    conn = rpyc.connect("localhost", testbed_port, config={"sync_request_timeout": 30})
+    # 12 MiB each way through rpyc's encoding and the guest: seconds, and
+    # more on a loaded machine.
+    conn = rpyc.connect("localhost", testbed_port, config={"sync_request_timeout": 120})
     data = bytes(range(256)) * (12 * 4096)
     assert conn.root.echo_bytes(data) == data
     assert len(conn.root.bytes_of(12 << 20)) == 12 << 20
@@ -108,10 +114,10 @@ def test_a_twelve_mib_byte_string_round_trips(testbed_port):
 def test_a_flood_of_output_is_cut(small):
     conn = connect(small, "testbed")
     conn.root.shout(10_000, 1000)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     lines = []
     while time.monotonic() < deadline:
-        line = small.log.get(timeout=10)
+        line = small.log.get(timeout=60)
         lines.append(line)
         if "output dropped" in line:
             break

@@ -94,7 +94,8 @@ def test_32_clients_on_32_threads_at_once(calculator_port):
     def client(n):
         try:
             conn = rpyc.connect("localhost", calculator_port)
-            start.wait(timeout=10)
+            # 32 threads connecting: seconds on a loaded machine.
+            start.wait(timeout=120)
             for i in range(50):
                 assert conn.root.mul(n, i) == n * i
             conn.close()
@@ -105,8 +106,9 @@ def test_32_clients_on_32_threads_at_once(calculator_port):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=300)
     assert not errors, errors
+    assert not any(t.is_alive() for t in threads), "a client never finished"
 
 
 def test_the_client_spends_one_inspect_per_connection_and_none_on_methods(calculator_port):

@@ -59,7 +59,9 @@ def test_a_call_back_into_the_waiting_service_fails_at_once_and_pings_are_served
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="the service is busy"):
         conn.root.bar()
-    assert time.monotonic() - started < 5, "no deadlock waiting for a timeout"
+    # At once, not after the 30 s a call waits for its peer (the bound
+    # leaves a loaded machine seconds).
+    assert time.monotonic() - started < 15, "no deadlock waiting for a timeout"
     assert conn.root.get_service_name() == "SERVER", "the connection goes on"
     conn.close()
 

@@ -4,7 +4,7 @@ component in the sandbox and returns its root."""
 import pytest
 import rpyc
 
-from conftest import GUESTS, POLYGLOT, Host
+from conftest import GUESTS, PATIENT, POLYGLOT, Host
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,9 @@ def component(name):
 
 @pytest.fixture
 def conn(host):
-    connection = rpyc.connect("localhost", host.deploy_port)
+    # A deploy compiles the component: a Python one for seconds, minutes on
+    # a loaded machine; and a spin lasts until its budget of CPU time.
+    connection = rpyc.connect("localhost", host.deploy_port, config=PATIENT)
     yield connection
     connection.close()
 

@@ -22,7 +22,9 @@ def put(source, served):
     os.replace(staging, served)
 
 
-def wait_for_log(host, text, timeout=60):
+def wait_for_log(host, text, timeout=300):
+    """The line the host logs with `text`, once it does (after a compile:
+    seconds, more on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -76,6 +78,17 @@ class Load:
                     self.failures.append(repr(error))
         kept.close()
 
+    def met(self, version, calls=0):
+        """Waits until a fresh connection has met `version` and the load has
+        made `calls` calls (a loaded machine is slow to get going)."""
+        deadline = time.monotonic() + 120
+        while True:
+            with self.lock:
+                if version in self.fresh_versions and self.calls >= calls:
+                    return
+            assert time.monotonic() < deadline, (version, self.calls, self.failures[:3])
+            time.sleep(0.05)
+
     def finish(self):
         self.stop.set()
         for thread in self.threads:
@@ -90,10 +103,12 @@ def test_watch_replaces_the_component_under_load_without_a_failed_call(tmp_path)
         port = host.ports["service"]
         before = rpyc.connect("localhost", port)
         load = Load(port)
-        time.sleep(1)
+        # The load runs on the old version first, then across the
+        # replacement and on the new one.
+        load.met("CALCULATOR")
         put(V2, served)
         wait_for_log(host, "replaced: new connections get the new version")
-        time.sleep(2)
+        load.met("TESTBED", calls=load.calls + 100)
         after = rpyc.connect("localhost", port)
         load.finish()
         assert load.failures == [], load.failures[:5]
@@ -153,12 +168,13 @@ def test_watch_rebuilds_a_served_module_and_a_broken_edit_changes_nothing(tmp_pa
         conn = rpyc.connect("localhost", port)
         assert conn.root.answer() == 1
         module.write_text(MODULE.format(answer=2))
-        wait_for_log(host, "replaced: new connections get the new version", timeout=120)
+        # Building the module, then compiling it: minutes on a loaded machine.
+        wait_for_log(host, "replaced: new connections get the new version", timeout=900)
         assert rpyc.connect("localhost", port).root.answer() == 2
         assert conn.root.answer() == 1, "an open connection keeps its version"
 
         module.write_text("import rpyc\n\nclass Broken(rpyc.Service)\n")
-        line = wait_for_log(host, "not rebuilt: still serving the previous version", timeout=120)
+        line = wait_for_log(host, "not rebuilt: still serving the previous version", timeout=900)
         assert "counter.py:3: SyntaxError" in line, line
         assert rpyc.connect("localhost", port).root.answer() == 2
         assert host.alive()

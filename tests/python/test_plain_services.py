@@ -34,8 +34,9 @@ def conn(plain_host):
 
 
 def build(source, *args, env=None):
+    # componentize-py, or cargo: minutes on a loaded machine.
     return subprocess.run(
-        [str(BINARY), "build", str(source), *args], capture_output=True, text=True, timeout=300,
+        [str(BINARY), "build", str(source), *args], capture_output=True, text=True, timeout=900,
         env={**os.environ, **(env or {})},
     )
 

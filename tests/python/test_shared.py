@@ -12,7 +12,7 @@ import time
 import pytest
 import rpyc
 
-from conftest import POLYGLOT, Host
+from conftest import PATIENT, POLYGLOT, Host
 
 PLAIN = pathlib.Path(__file__).parent / "plain"
 
@@ -48,7 +48,7 @@ class Client:
     def login(self, name, password):
         return self.conn.root.login(name, password, self.hear)
 
-    def wait_for(self, line, timeout=10):
+    def wait_for(self, line, timeout=60):
         with self.received:
             assert self.received.wait_for(lambda: line in self.lines, timeout), (line, self.lines)
 
@@ -129,7 +129,9 @@ def test_a_client_that_vanishes_mid_broadcast_holds_nobody_up(clients, shared_ho
     alice_token.say("the end")
     for client in (alice, bob):
         client.wait_for("[alice] the end")
-    assert time.monotonic() - started < 10
+    # Not held up by Carol until the 30 s the host waits for a peer's answer
+    # (the bound leaves a loaded machine seconds).
+    assert time.monotonic() - started < 20
     alice.wait_for("* carol has left")
 
 
@@ -181,14 +183,16 @@ def test_a_connections_objects_go_when_it_ends_and_a_fault_makes_them_stale():
         assert b.root.finalised() == ()
         # A ends: the box it held is released, and finalised in the guest.
         a.close()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while b.root.finalised() != (1,):
             assert time.monotonic() < deadline, b.root.finalised()
             time.sleep(0.05)
         # A fault discards the instance: B's box is stale, and the fresh
         # instance ran B's on_connect again.
         # (c's own call comes after its on_connect; b's might not.)
-        c = rpyc.connect("127.0.0.1", port)
+        # Its spin lasts until its budget of CPU time, which a loaded machine
+        # hands the guests (at the lowest priority) slowly.
+        c = rpyc.connect("127.0.0.1", port, config=PATIENT)
         assert c.root.connects() == 3
         with pytest.raises(TimeoutError):
             c.root.spin()

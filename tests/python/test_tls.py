@@ -69,8 +69,12 @@ def test_replies_written_together_reach_the_client(pki):
     try:
         port = host.ports["calculator"]
         for _ in range(30):
+            # A reply the client misses waits unread in its TLS buffer: the
+            # call fails at this timeout rather than rpyc's 30 s (a reply
+            # takes microseconds on an idle machine, seconds at worst on a
+            # loaded one).
             conn = rpyc.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem"),
-                                    config={"sync_request_timeout": 5})
+                                    config={"sync_request_timeout": 15})
             for _ in range(10):
                 assert conn.root.add(4, 7) == 11
                 with pytest.raises(ZeroDivisionError):

@@ -6,9 +6,41 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use wasm_rpyc::{Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory, bundled};
+use wasm_rpyc::connection::Config;
+use wasm_rpyc::deploy::DeployLimits;
+use wasm_rpyc::{
+    Connection, Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory,
+    VoidService, bundled,
+};
+
+/// How long the tests wait for what another task or process does at once (a
+/// connection's end seen by the host, a release, a log line): far longer
+/// than it takes even on a loaded machine, so that only a real failure
+/// waits it out.
+pub const SETTLE: Duration = Duration::from_secs(60);
+
+/// How long a test's call waits for its reply when it compiles a large
+/// component (a Python component is 18 MB: seconds of a core, minutes on a
+/// loaded machine) or computes at the guests' lowest priority (a guest's CPU
+/// budget is CPU time, which a loaded machine hands out slowly): past the
+/// host's own deadline of a call (60 s), so the host's answer always comes
+/// first.
+pub const PATIENCE: Duration = Duration::from_secs(600);
+
+/// Connects to `addr` with calls that wait up to [`PATIENCE`] for their
+/// replies (the client's default, 30 s, is RPyC's), and frames large enough
+/// for the largest component DEPLOY takes.
+pub async fn connect_patiently(addr: SocketAddr) -> Connection {
+    let mut config = Config::default();
+    config.call_timeout = PATIENCE;
+    config.max_frame = DeployLimits::default().max_frame();
+    wasm_rpyc::connect_with(addr, VoidService::default(), config)
+        .await
+        .expect("connects")
+}
 
 /// The test guest that echoes every WIT type, raises, traps and counts hooks.
 pub const TESTBED: &str = env!("GUEST_TESTBED");
@@ -145,21 +177,30 @@ pub struct Logs {
 impl Logs {
     /// How many logged lines contain `text`.
     pub fn count(&self, text: &str) -> usize {
+        self.count_all(&[text])
+    }
+
+    /// How many logged lines contain every one of `parts` (a message and a
+    /// field, say, whatever their order).
+    pub fn count_all(&self, parts: &[&str]) -> usize {
         let lines = self.lines.lock().expect("log buffer poisoned");
         String::from_utf8_lossy(&lines)
             .lines()
-            .filter(|l| l.contains(text))
+            .filter(|l| parts.iter().all(|part| l.contains(part)))
             .count()
     }
 
-    /// Waits up to 2 s for a line containing `text` (one logged by another
-    /// task, say when a connection ends).
+    /// Waits up to [`SETTLE`] for a line containing `text` (one logged by
+    /// another task, say when a connection ends); the caller then counts.
     pub async fn wait_for(&self, text: &str) {
-        for _ in 0..100 {
-            if self.count(text) > 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.wait_for_all(&[text]).await;
+    }
+
+    /// Waits up to [`SETTLE`] for a line containing every one of `parts`.
+    pub async fn wait_for_all(&self, parts: &[&str]) {
+        let deadline = Instant::now() + SETTLE;
+        while self.count_all(parts) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
