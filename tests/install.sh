@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine with Rust, skipping what
-# is there: the wasm and Windows targets and clippy (rustup), Debian's
+# is there: the wasm and Windows targets, clippy and rustfmt (rustup), Debian's
 # openssl (the TLS tests' certificates), nats-server (the fleet's tests),
 # iproute2 (hosts cut off in network namespaces) and mingw-w64 (the Windows
 # check) and a venv with rpyc and pytest (.venv). services/build.sh installs
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2 x86_64-pc-windows-gnu
-rustup component add clippy
+rustup component add clippy rustfmt
 
 missing=()
 command -v openssl > /dev/null || missing+=(openssl)

@@ -16,12 +16,13 @@ step "install what the tests need" bash tests/install.sh || { steps_summary; exi
 
 # The host, then the Python and JavaScript example services the suites
 # serve (built with it; the Rust ones are built into it).
-step "build the host" cargo build --release -p wasm-rpyc
+step "build the host" cargo build --release -p wasm-rpyc --timings
 step "build the example services" bash services/build.sh
 # The supply chain compiles cargo-deny the first time: beside the lints,
 # which wait on cargo's lock for a while.
 step_background "supply chain (cargo deny check)" bash tests/supply-chain.sh
-# Lints: clippy clean, every public item documented.
+# Lints: rustfmt's layout; clippy clean, every public item documented.
+step "format" cargo fmt --all -- --check
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 # Beyond Linux: the host crate checked for Windows (mingw-w64 compiles the C
 # parts of its dependencies). macOS is not checked: those C parts need the
@@ -32,6 +33,6 @@ step "Rust workspace tests" cargo test --release --workspace
 # The Rust guest SDK, natively: the #[service] attribute's tests and the doc examples.
 step "Rust guest SDK tests" cargo test --release --manifest-path guest-sdk/Cargo.toml --workspace
 # One worker per core, each file's tests on one worker (they share its hosts).
-step "Python tests" .venv/bin/python -m pytest -q -rfE -n auto --dist loadfile tests/python
+step "Python tests" .venv/bin/python -m pytest -q -rfE --durations=15 -n auto --dist loadfile tests/python
 
 steps_summary

@@ -24,7 +24,11 @@ pub const GUEST_TARGET: &str = "wasm32-wasip2";
 pub fn build(workspace: &Path, packages: &[&str], watch: &[PathBuf]) -> Vec<PathBuf> {
     let manifests = [workspace.join("Cargo.toml"), workspace.join("Cargo.lock")];
     let folders = packages.iter().map(|package| workspace.join(package));
-    for path in manifests.into_iter().chain(folders).chain(watch.iter().cloned()) {
+    for path in manifests
+        .into_iter()
+        .chain(folders)
+        .chain(watch.iter().cloned())
+    {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let target_dir = guest_target_dir();

@@ -206,7 +206,10 @@ fn a_config_file_with_a_mistake_is_refused_naming_its_line() {
         ),
         (
             format!("{service}cpu-budget = -1\n"),
-            &["line 4", "-1 is not a positive number of seconds"],
+            &[
+                "line 4",
+                "-1 is not a positive number of seconds up to 31622400 (a year)",
+            ],
         ),
         (
             format!("{service}max-frame = 5000\n"),

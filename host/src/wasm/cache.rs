@@ -224,7 +224,10 @@ mod tests {
             let started = std::time::SystemTime::now() - CLEANUP_INTERVAL / 2;
             cache.release_own_expired_lock();
             wasmtime::component::Component::new(&engine, component(number)).unwrap();
-            assert!(cleaned_since(started), "compile {number} was followed by no cleanup");
+            assert!(
+                cleaned_since(started),
+                "compile {number} was followed by no cleanup"
+            );
             // Past the interval, the next store is due a cleanup again.
             std::thread::sleep(CLEANUP_INTERVAL + std::time::Duration::from_millis(100));
         }

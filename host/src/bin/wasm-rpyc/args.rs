@@ -158,8 +158,8 @@ pub(crate) struct PingArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
     /// Give up after this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
-    pub(crate) timeout: f64,
+    #[arg(long, value_name = "SECONDS", default_value_t = PositiveSeconds::of(std::time::Duration::from_secs(5)))]
+    pub(crate) timeout: PositiveSeconds,
 }
 
 #[derive(Args)]

@@ -1,18 +1,13 @@
 //! `wasm-rpyc ping`: is a service answering?
 
-use std::time::Duration;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use wasm_rpyc::tls;
 
 use crate::args::PingArgs;
 
 /// `wasm-rpyc ping`: connects, asks the service its name and prints it.
 pub(crate) async fn ping(args: PingArgs) -> Result<()> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        bail!("--timeout must be a positive number of seconds");
-    }
-    let limit = Duration::from_secs_f64(args.timeout);
+    let limit = args.timeout.duration();
     let address = args.address.as_str();
     // A bad certificate file is this side's error, not the service's.
     let tls = match &args.tls_ca {

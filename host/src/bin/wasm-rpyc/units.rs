@@ -23,6 +23,11 @@ pub(crate) struct Seconds(f64);
 #[serde(try_from = "u64")]
 pub(crate) struct FrameMib(usize);
 
+/// The most seconds a flag or key may give (a year): far past any sane
+/// budget, deadline or grace, and small enough that a time that far ahead
+/// is always representable.
+pub(crate) const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
 /// The largest frame limit: frame lengths are 32-bit on the wire.
 pub(crate) const MAX_FRAME_MIB: usize = 4095;
 
@@ -61,10 +66,12 @@ impl TryFrom<f64> for PositiveSeconds {
     type Error = String;
 
     fn try_from(seconds: f64) -> Result<Self, String> {
-        if seconds.is_finite() && seconds > 0.0 {
+        if seconds > 0.0 && seconds <= MAX_SECONDS {
             Ok(PositiveSeconds(seconds))
         } else {
-            Err(format!("{seconds} is not a positive number of seconds"))
+            Err(format!(
+                "{seconds} is not a positive number of seconds up to {MAX_SECONDS} (a year)"
+            ))
         }
     }
 }
@@ -73,10 +80,12 @@ impl TryFrom<f64> for Seconds {
     type Error = String;
 
     fn try_from(seconds: f64) -> Result<Self, String> {
-        if seconds.is_finite() && seconds >= 0.0 {
+        if (0.0..=MAX_SECONDS).contains(&seconds) {
             Ok(Seconds(seconds))
         } else {
-            Err(format!("{seconds} is not a number of seconds"))
+            Err(format!(
+                "{seconds} is not a number of seconds from 0 to {MAX_SECONDS} (a year)"
+            ))
         }
     }
 }
@@ -156,6 +165,16 @@ mod tests {
         assert!("nan".parse::<PositiveSeconds>().is_err());
         assert_eq!("0".parse::<Seconds>().unwrap().duration(), Duration::ZERO);
         assert!("-1".parse::<Seconds>().is_err());
+        for past in ["1e300", "inf", "31622401"] {
+            let error = past.parse::<PositiveSeconds>().unwrap_err();
+            assert!(error.contains("up to 31622400 (a year)"), "{error}");
+            let error = past.parse::<Seconds>().unwrap_err();
+            assert!(error.contains("from 0 to 31622400 (a year)"), "{error}");
+        }
+        assert_eq!(
+            "31622400".parse::<Seconds>().unwrap().duration(),
+            Duration::from_secs(31_622_400)
+        );
         assert_eq!("16".parse::<FrameMib>().unwrap().bytes(), 16 << 20);
         assert!("0".parse::<FrameMib>().is_err());
         assert!(
