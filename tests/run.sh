@@ -18,8 +18,8 @@ step "install what the tests need" bash tests/install.sh || { steps_summary; exi
 # serve (built with it; the Rust ones are built into it).
 step "build the host" cargo build --release -p wasm-rpyc --timings
 step "build the example services" bash services/build.sh
-# The supply chain compiles cargo-deny the first time: beside the lints,
-# which wait on cargo's lock for a while.
+# The supply chain compiles cargo-deny the first time (minutes, in a target
+# folder of its own): beside the lints and the Windows check.
 step_background "supply chain (cargo deny check)" bash tests/supply-chain.sh
 # Lints: rustfmt's layout; clippy clean, every public item documented.
 step "format" cargo fmt --all -- --check

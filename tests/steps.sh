@@ -9,6 +9,7 @@ STEP_NAMES=()
 STEP_RESULTS=()
 STEP_SECONDS=()
 STEP_LOGS=()
+STEPS_BACKGROUND=()
 STEPS_STARTED=$SECONDS
 
 # step NAME COMMAND...: runs COMMAND in the foreground and records it.
@@ -38,7 +39,6 @@ step_background() {
   ) &
   STEPS_BACKGROUND+=("$!|$name|$log")
 }
-STEPS_BACKGROUND=()
 
 # steps_wait: waits for the background steps, prints their output, records them.
 steps_wait() {

@@ -74,12 +74,7 @@ pub mod well_known;
 /// The example services (the seed's), compiled from `services/` at build
 /// time; empty without the `bundled` feature.
 pub mod bundled {
-    #[cfg(feature = "bundled")]
-    pub use wasm_rpyc_bundled::EXAMPLES;
-
-    /// The example services: (name, default port, component bytes).
-    #[cfg(not(feature = "bundled"))]
-    pub static EXAMPLES: &[(&str, u16, &[u8])] = &[];
+    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }
 
 pub use client::{
