@@ -16,7 +16,8 @@ use wasmtime::{Cache, CacheConfig};
 /// wasmtime's cleanup deletes the entries used least recently.
 pub const DEFAULT_COMPILE_CACHE_BYTES: u64 = 1 << 30;
 
-/// How often, at most, the cache's size is brought back under its bound.
+/// How long another host's cleanup keeps this one from cleaning: each host
+/// cleans after its own compiles (see `release_own_cleanup_lock`).
 const CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The on-disk cache of compiled components of one engine.
@@ -73,8 +74,6 @@ impl CompileCache {
         config
             .with_directory(&directory)
             .with_files_total_size_soft_limit(max_bytes)
-            // Checked after a store at most this often: peers that deploy
-            // many components overshoot the size by a second's compiles.
             .with_cleanup_interval(CLEANUP_INTERVAL);
         let cache = Cache::new(config).map_err(|source| CacheError::Config {
             path: directory.clone(),
@@ -109,23 +108,20 @@ impl CompileCache {
         self.cache.clone()
     }
 
-    /// Removes this process's own cleanup lock once it has expired, before
-    /// a compile that may store. wasmtime's cleanup takes its turn by
-    /// creating `.cleanup.wip-<pid>` and leaves it as the proof of a recent
-    /// cleanup; it only ever deletes other processes' expired locks, so a
-    /// process's second cleanup finds its own old lock, logs "Failed to
-    /// create lock file ... File exists" and skips the cleanup (the size
-    /// bound then holds only while another process cleans).
-    pub(crate) fn release_own_expired_lock(&self) {
+    /// Removes this process's own cleanup lock, before a compile that may
+    /// store. wasmtime's cleanup takes its turn by creating
+    /// `.cleanup.wip-<pid>` and leaves it as the proof of a recent cleanup;
+    /// it only ever deletes other processes' expired locks, so a process's
+    /// next cleanup (after a compile of seconds, say) finds its own old
+    /// lock, logs "Failed to create lock file ... File exists" and skips the
+    /// cleanup (the size bound then holds only while another process
+    /// cleans). Without it, the store that ends the compile cleans, unless
+    /// another process has just done so.
+    pub(crate) fn release_own_cleanup_lock(&self) {
         let lock = self
             .directory()
             .join(format!(".cleanup.wip-{}", std::process::id()));
-        let expired = std::fs::metadata(&lock)
-            .and_then(|metadata| metadata.modified())
-            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= CLEANUP_INTERVAL));
-        if expired {
-            let _ = std::fs::remove_file(&lock);
-        }
+        let _ = std::fs::remove_file(lock);
     }
 }
 
@@ -197,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_is_cleaned_at_every_interval_not_only_once() {
+    fn a_compile_that_outlasts_the_interval_is_still_followed_by_a_cleanup() {
         let path = scratch("cleanup");
         let cache = CompileCache::open(&path, DEFAULT_COMPILE_CACHE_BYTES).unwrap();
         let mut config = wasmtime::Config::new();
@@ -218,18 +214,20 @@ mod tests {
             false
         };
         for number in 0..2 {
+            cache.release_own_cleanup_lock();
+            // A compile that outlasts the interval (a Python component's
+            // takes seconds): a lock left by the cleanup before it has
+            // expired by the time it stores.
+            std::thread::sleep(CLEANUP_INTERVAL + std::time::Duration::from_millis(100));
             // File times are coarser than the clock: a lock made by this
-            // cleanup is at most a tick older than now, one made by the
-            // previous cleanup more than the interval.
-            let started = std::time::SystemTime::now() - CLEANUP_INTERVAL / 2;
-            cache.release_own_expired_lock();
+            // compile's cleanup is at most a tick older than now, one made
+            // by the previous cleanup more than the interval.
+            let since = std::time::SystemTime::now() - CLEANUP_INTERVAL / 2;
             wasmtime::component::Component::new(&engine, component(number)).unwrap();
             assert!(
-                cleaned_since(started),
+                cleaned_since(since),
                 "compile {number} was followed by no cleanup"
             );
-            // Past the interval, the next store is due a cleanup again.
-            std::thread::sleep(CLEANUP_INTERVAL + std::time::Duration::from_millis(100));
         }
         std::fs::remove_dir_all(path).unwrap();
     }

@@ -157,7 +157,7 @@ impl ServiceComponent {
         let compiling = move || {
             let digest = digest.unwrap_or_else(|| Sha256::digest(&owned).into());
             if let Some(cache) = cache {
-                cache.release_own_expired_lock();
+                cache.release_own_cleanup_lock();
             }
             let started = Instant::now();
             let compiled = Component::new(&engine, owned);
