@@ -12,7 +12,8 @@ use wasm_rpyc::protocol::{Codec, Message, ROOT, Request};
 use wasm_rpyc::wasm::EPOCH_TICK;
 use wasm_rpyc::{Connection, Error, Limits, Runtime, ServerConfig, Value, connect};
 use wasm_rpyc_tests::{
-    PATIENCE, SETTLE, TESTBED, calculator, capture_logs, connect_patiently, guest, serve_with,
+    PATIENCE, SETTLE, TESTBED, calculator, capture_logs, connect_patiently, eventually, guest,
+    serve_with,
 };
 
 const MIB: usize = 1 << 20;
@@ -26,18 +27,6 @@ fn exception(error: Error) -> wasm_rpyc::Exception {
         .exception()
         .cloned()
         .unwrap_or_else(|| panic!("a remote exception, not {error}"))
-}
-
-/// Waits up to [`SETTLE`] for `done`.
-async fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + SETTLE;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
 }
 
 #[tokio::test]

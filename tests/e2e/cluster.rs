@@ -12,7 +12,7 @@ use wasm_rpyc::Error;
 use wasm_rpyc::cluster::{
     CONNECT_TIMEOUT, Cluster, ClusterConfig, ClusterError, Fleet, Offer, ServiceRecord, keep_member,
 };
-use wasm_rpyc_tests::{SETTLE, TESTBED, guest, runtime, serve};
+use wasm_rpyc_tests::{SETTLE, TESTBED, eventually, guest, runtime, serve};
 
 /// A nats-server with JetStream on a free port; killed when dropped.
 struct Nats {
@@ -167,11 +167,7 @@ async fn a_host_that_leaves_is_no_longer_offered() {
             .unwrap()
             .len()
     };
-    let deadline = Instant::now() + SETTLE;
-    while listed(&cluster) != 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(listed(&cluster), 1);
+    assert!(eventually(|| listed(&cluster) == 1).await, "listed once");
     // An object of a host lives as long as the host: when it goes, a call
     // says the connection is closed.
     let connection = cluster.connect_by_service("TESTBED").await.unwrap();
@@ -194,11 +190,10 @@ async fn a_host_that_leaves_is_no_longer_offered() {
     assert!(matches!(gone, Error::Closed), "{gone}");
     serving.cancel();
     // Deleted as it leaves (or aged out, had NATS not answered the delete).
-    let deadline = Instant::now() + SETTLE;
-    while listed(&cluster) != 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(listed(&cluster), 0, "gone once its record is deleted");
+    assert!(
+        eventually(|| listed(&cluster) == 0).await,
+        "gone once its record is deleted"
+    );
     assert!(matches!(
         cluster.connect_by_service("TESTBED").await,
         Err(Error::Cluster(ClusterError::NotServed { .. }))

@@ -10,7 +10,7 @@ use wasm_rpyc::protocol::native::{NativeCodec, PREAMBLE};
 use wasm_rpyc::protocol::{Codec, Message, ROOT, Request};
 use wasm_rpyc::{ServerConfig, Value, connect};
 use wasm_rpyc_tests::{
-    Host, SETTLE, TESTBED, calculator, connect_patiently, guest, runtime, serve_with,
+    Host, SETTLE, TESTBED, calculator, connect_patiently, eventually, guest, runtime, serve_with,
 };
 
 /// Panics raised anywhere in the host's own code during these tests.
@@ -277,14 +277,10 @@ async fn a_client_that_vanishes_mid_call_harms_no_one() {
     assert_eq!(conn.root().call::<i32>("echo_s32", (5,)).await.unwrap(), 5);
     // The vanished client's instance goes once its spin ends (cancelled, or
     // at its budget): wait for that rather than guess how long it takes.
-    let deadline = Instant::now() + SETTLE;
-    while runtime.usage().instances > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the spinning instance outlived its client"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        eventually(|| runtime.usage().instances <= 1).await,
+        "the spinning instance outlived its client"
+    );
     assert_eq!(conn.root().call::<i32>("echo_s32", (6,)).await.unwrap(), 6);
     assert!(HOST_PANICS.lock().unwrap().is_empty());
 }
@@ -313,14 +309,10 @@ async fn an_idle_connection_is_closed_but_a_busy_one_is_not() {
     // One that then says nothing is closed (a half-open socket looks the
     // same): after 300 ms, and at once on an idle machine; a loaded one may
     // take longer to notice.
-    let deadline = Instant::now() + SETTLE;
-    while !busy.is_closed() {
-        assert!(
-            Instant::now() < deadline,
-            "the idle connection was not closed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        eventually(|| busy.is_closed()).await,
+        "the idle connection was not closed"
+    );
     let mut silent = TcpStream::connect(host.addr).await.unwrap();
     silent.write_all(&PREAMBLE).await.unwrap();
     expect_closed(&mut silent).await;

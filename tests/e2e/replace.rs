@@ -11,7 +11,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use wasm_rpyc::connect;
 use wasm_rpyc::replace::{Loader, Replaceable, Watched, WatchedFile, keep_current};
-use wasm_rpyc_tests::{SDK_SERVICE, SETTLE, TESTBED, calculator, guest, runtime, serve};
+use wasm_rpyc_tests::{
+    SDK_SERVICE, SETTLE, TESTBED, calculator, eventually, guest, runtime, serve,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_component_serves_new_connections_and_drops_no_call() {
@@ -52,11 +54,10 @@ async fn a_replaced_component_serves_new_connections_and_drops_no_call() {
     }
     // Every client meets the old version first (each would take 300 ms on
     // an idle machine; a loaded one may take far longer).
-    let deadline = Instant::now() + SETTLE;
-    while met_old.load(Ordering::Relaxed) < 8 {
-        assert!(Instant::now() < deadline, "the clients never got going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        eventually(|| met_old.load(Ordering::Relaxed) >= 8).await,
+        "the clients never got going"
+    );
     slot.replace(guest(&runtime, TESTBED).await);
     assert_eq!(slot.current().aliases()[0], "TESTBED");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use wasm_rpyc::wasm::CallQueue;
 use wasm_rpyc::{Connection, Error, Exception, Function, ServiceComponent, Value, connect};
-use wasm_rpyc_tests::{Host, SETTLE, TESTBED, guest, runtime, serve};
+use wasm_rpyc_tests::{HeldCallback, Host, TESTBED, guest, runtime, serve};
 
 async fn shared_testbed() -> Host {
     serve(guest(&runtime(), TESTBED).await.shared()).await
@@ -138,27 +138,12 @@ async fn calls_wait_their_turn_within_the_queues_bounds() {
     // it go: it waits on a callback that tells the test it has begun (a
     // sleeping call would have to outlast a guess of how long the others
     // take to queue, which a loaded machine can exceed).
-    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let holding = {
-        let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
-        Function::new(move |_| {
-            let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
-            async move {
-                entered.notify_one();
-                release.notified().await;
-                Ok(Value::Str("let go".into()))
-            }
-        })
-    };
+    let holding = HeldCallback::new(Value::Str("let go".into()));
     let holder = conns[0].root();
-    let held = tokio::spawn(async move {
-        holder
-            .call::<String>("call_with", (&holding, &holding))
-            .await
-    });
-    tokio::time::timeout(SETTLE, entered.notified())
-        .await
-        .expect("the first call entered the instance");
+    let lent = holding.function.clone();
+    let held =
+        tokio::spawn(async move { holder.call::<String>("call_with", (&lent, &lent)).await });
+    holding.entered().await;
     // Two calls at once: whichever comes first waits (one may), and times
     // out; the other is refused at once.
     let calls: Vec<_> = conns[1..]
@@ -179,7 +164,7 @@ async fn calls_wait_their_turn_within_the_queues_bounds() {
     assert_eq!(refused.type_name, "RuntimeError", "{refused}");
     assert!(refused.message.contains("1 calls wait"), "{refused}");
     assert_eq!(timed_out.type_name, "TimeoutError", "{timed_out}");
-    release.notify_one();
+    holding.release();
     assert_eq!(held.await.unwrap().unwrap(), "let go");
     assert_eq!(counter(&conns[2]).await, 1);
 }

@@ -2,12 +2,10 @@
 //! finishes and gets its reply, `on-disconnect` runs, and the server's task
 //! ends once its connections have, within the grace period.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
-use wasm_rpyc::{Function, Server, ServerConfig, Value, connect};
-use wasm_rpyc_tests::{SETTLE, TESTBED, capture_logs, guest, runtime};
+use wasm_rpyc::{Server, ServerConfig, Value, connect};
+use wasm_rpyc_tests::{HeldCallback, TESTBED, capture_logs, eventually, guest, runtime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_in_progress_finishes_then_the_server_stops() {
@@ -40,24 +38,11 @@ async fn a_call_in_progress_finishes_then_the_server_stops() {
     // and the callback answers only once the server has begun to stop.
     // (Guessing how long a call takes to reach the service fails on a
     // loaded machine.)
-    let (entered, answer) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let callback = {
-        let (entered, answer) = (Arc::clone(&entered), Arc::clone(&answer));
-        Function::new(move |_| {
-            let (entered, answer) = (Arc::clone(&entered), Arc::clone(&answer));
-            async move {
-                entered.notify_one();
-                answer.notified().await;
-                Ok(Value::Int(600))
-            }
-        })
-    };
+    let callback = HeldCallback::new(Value::Int(600));
     let root = conn.root();
-    let working =
-        tokio::spawn(async move { root.call::<i64>("call_with", (&callback, &callback)).await });
-    tokio::time::timeout(SETTLE, entered.notified())
-        .await
-        .expect("the call reached the service");
+    let lent = callback.function.clone();
+    let working = tokio::spawn(async move { root.call::<i64>("call_with", (&lent, &lent)).await });
+    callback.entered().await;
 
     let started = Instant::now();
     stop.send(()).unwrap();
@@ -65,7 +50,7 @@ async fn a_call_in_progress_finishes_then_the_server_stops() {
     let stopping = ["shutting down", "service=SHUTDOWN-TEST"];
     logs.wait_for_all(&stopping).await;
     assert_eq!(logs.count_all(&stopping), 1, "the server began to stop");
-    answer.notify_one();
+    callback.release();
     let result = working.await.unwrap();
     assert_eq!(result.unwrap(), 600, "the call in progress got its reply");
     tokio::time::timeout(Duration::from_secs(30), serving)
@@ -79,10 +64,9 @@ async fn a_call_in_progress_finishes_then_the_server_stops() {
         "on-disconnect ran"
     );
     // The client sees the close once its task has read it.
-    let deadline = Instant::now() + SETTLE;
-    while !conn.is_closed() {
-        assert!(Instant::now() < deadline, "the connection was not closed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        eventually(|| conn.is_closed()).await,
+        "the connection was not closed"
+    );
     assert!(connect(addr).await.is_err(), "no longer accepting");
 }

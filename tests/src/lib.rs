@@ -8,12 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use wasm_rpyc::connection::Config;
 use wasm_rpyc::deploy::DeployLimits;
 use wasm_rpyc::{
-    Connection, Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory,
-    VoidService, bundled,
+    Connection, Function, Limits, Runtime, Server, ServerConfig, ServiceComponent, ServiceFactory,
+    Value, VoidService, bundled,
 };
 
 /// How long the tests wait for what another task or process does at once (a
@@ -40,6 +40,65 @@ pub async fn connect_patiently(addr: SocketAddr) -> Connection {
     wasm_rpyc::connect_with(addr, VoidService::default(), config)
         .await
         .expect("connects")
+}
+
+/// Waits up to [`SETTLE`] for `done`, asking every 20 ms; whether it came.
+pub async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + SETTLE;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+/// A callback that holds the call it is lent to: it tells the test when a
+/// service calls it, and answers only once the test lets it go. A call in
+/// progress that says so, where a sleeping one would need a guess of how
+/// long a call takes to arrive (which a loaded machine exceeds).
+pub struct HeldCallback {
+    /// The callback to lend.
+    pub function: Function,
+    entered: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+impl HeldCallback {
+    /// A callback that answers `answer` once let go.
+    pub fn new(answer: Value) -> Self {
+        let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let function = {
+            let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+            Function::new(move |_| {
+                let (entered, release, answer) =
+                    (Arc::clone(&entered), Arc::clone(&release), answer.clone());
+                async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    Ok(answer)
+                }
+            })
+        };
+        HeldCallback {
+            function,
+            entered,
+            release,
+        }
+    }
+
+    /// Waits up to [`SETTLE`] for a service to call it.
+    pub async fn entered(&self) {
+        tokio::time::timeout(SETTLE, self.entered.notified())
+            .await
+            .expect("the call reached the callback");
+    }
+
+    /// Lets the call go: the callback answers.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 /// The test guest that echoes every WIT type, raises, traps and counts hooks.
