@@ -48,15 +48,17 @@ config="$dbs/deny.toml"
 days=$(( ($(date +%s) - $(date -d "$date" +%s)) / 86400 + 1 ))
 sed -e "/^\[advisories\]/a db-path = \"$(realpath "$dbs")/by-url\"\nmaximum-db-staleness = \"P${days}D\"" deny.toml > "$config"
 cargo fetch --locked --quiet
-url_folder=$(cargo deny --log-level debug --offline --config "$config" check advisories 2>&1 \
-  | grep -oE "Opening advisory database at '[^']+'" | head -n 1 | cut -d"'" -f2 || true)
+# The folder's name is a hash of the URL: cargo-deny says it the first time.
+url_folder=$(compgen -G "$dbs/by-url/advisory-db-*" | head -n 1 || true)
+if [ -z "$url_folder" ]; then
+  url_folder=$(cargo deny --log-level debug --offline --config "$config" check advisories 2>&1 \
+    | grep -oE "Opening advisory database at '[^']+'" | head -n 1 | cut -d"'" -f2 || true)
+fi
 if [ -z "$url_folder" ]; then
   echo "cargo-deny did not say where it opens the advisory database" >&2
   exit 1
 fi
-if [ ! -e "$url_folder" ]; then
-  mkdir -p "$(dirname "$url_folder")"
-  ln -s "$(realpath "$checkout")" "$url_folder"
-fi
+mkdir -p "$(dirname "$url_folder")"
+ln -sfn "$(realpath "$checkout")" "$url_folder"
 echo "advisories: the snapshot of $date (GitHub is out of reach)"
 cargo deny --offline --config "$config" check
