@@ -412,6 +412,32 @@ export function serve(module, moduleName, name) {
         }
       }),
       describe: (handle, what) => answering(() => toValue(describe(table.get(handle), what))),
+      // RPyC's default policy, which a JavaScript service keeps: no
+      // attribute is set or deleted, nothing pickled.
+      setAttr: (handle, name) => answering(() => {
+        table.get(handle);
+        throw attributeError(name);
+      }),
+      delAttr: (handle, name) => answering(() => {
+        table.get(handle);
+        throw attributeError(name);
+      }),
+      pickle: (handle) => answering(() => {
+        table.get(handle);
+        throw new ServiceError('ValueError', 'pickling is disabled');
+      }),
+      buffIter: (handle, count) => answering(() => {
+        const obj = table.get(handle);
+        if (!isIterator(obj)) throw new ServiceError('TypeError', 'the object is not iterable');
+        const items = [];
+        while (items.length < count) {
+          const { value, done } = obj.next();
+          if (done) break;
+          items.push(value);
+        }
+        return toValue(tuple(...items));
+      }),
+      exitContext: (handle) => answering(() => toValue(callMethod(table.get(handle), '__exit__', [null, null, null], []))),
       release: (handle) => table.release(handle),
     },
   };

@@ -6,7 +6,8 @@ is imported (at build time, so its mistakes are reported then), its
 `rpyc.Service` subclass found, and every connection gets its own service
 object, made at `on-connect`. Each attribute, call and question the peer
 asks of one of the service's objects arrives through the `objects`
-interface and is answered here under RPyC's default access policy; values
+interface and is answered here under the connection's access policy (RPyC's
+default, unless the service changes `conn._config`); values
 brine cannot carry (lists, dicts, instances, functions, generators) go to
 the peer by reference, and come back as themselves.
 """
@@ -14,86 +15,26 @@ the peer by reference, and come back as themselves.
 import importlib
 import importlib.util
 import inspect
+import itertools
 import os
 import sys
 import traceback
 
 import rpyc
 import wasm_rpyc_guest as guest
+import wasm_rpyc_policy as policy
 import wit_world
 from componentize_py_types import Err
+from rpyc.core.protocol import DEFAULT_CONFIG
 from wit_world.exports import Objects as _Objects
 from wit_world.exports import objects
 from wit_world.imports import types
 
 __all__ = ["serve"]
 
-# RPyC's `DEFAULT_CONFIG["safe_attrs"]`: what a peer may reach on any object
-# besides its `exposed_` names.
-SAFE_ATTRS = frozenset(
-    """__abs__ __add__ __and__ __bool__ __cmp__ __contains__ __delitem__ __delslice__
-    __div__ __divmod__ __doc__ __eq__ __float__ __floordiv__ __ge__ __getitem__
-    __getslice__ __gt__ __hash__ __hex__ __iadd__ __iand__ __idiv__ __ifloordiv__
-    __ilshift__ __imod__ __imul__ __index__ __int__ __invert__ __ior__ __ipow__
-    __irshift__ __isub__ __iter__ __itruediv__ __ixor__ __le__ __len__ __long__
-    __lshift__ __lt__ __mod__ __mul__ __ne__ __neg__ __new__ __nonzero__ __oct__
-    __or__ __pos__ __pow__ __radd__ __rand__ __rdiv__ __rdivmod__ __repr__
-    __rfloordiv__ __rlshift__ __rmod__ __rmul__ __ror__ __rpow__ __rrshift__
-    __rshift__ __rsub__ __rtruediv__ __rxor__ __setitem__ __setslice__ __str__
-    __sub__ __truediv__ __xor__ next __length_hint__ __enter__ __exit__ __next__
-    __format__""".split()
-)
-PREFIX = "exposed_"
-
 # The members every `rpyc.Service` has: the host answers those itself.
 _BASE_MEMBERS = frozenset(dir(rpyc.Service))
-
-
-# The exposed spelling of the ordinary names peers have asked for (at most
-# `_EXPOSED_NAMES_KEPT`; a peer naming more costs only the cache's misses).
-_exposed_names = {}
-_EXPOSED_NAMES_KEPT = 1024
-
-
-def member(obj, name):
-    """The member of `obj` a peer's `name` reaches, by RPyC's rule: an
-    `exposed_` name or a safe one as itself (unless only its exposed
-    spelling exists), any other as its exposed spelling; `AttributeError`
-    where the policy allows neither."""
-    exposed = _exposed_names.get(name)
-    if exposed is None:
-        if name in SAFE_ATTRS or name.startswith(PREFIX):
-            return getattr(obj, _plain_name(obj, name))
-        # Interned, a name's lookups hit the type's attribute cache.
-        exposed = sys.intern(PREFIX + name)
-        if len(_exposed_names) < _EXPOSED_NAMES_KEPT:
-            _exposed_names[name] = exposed
-    # Every call's path: the exposed spelling is the only one it may reach,
-    # read once.
-    try:
-        return getattr(obj, exposed)
-    except AttributeError:
-        # A member that is there but raised says why itself.
-        if _has_static(obj, exposed):
-            raise
-    raise AttributeError(f"cannot access {name!r}")
-
-
-def _plain_name(obj, name):
-    """The attribute an `exposed_` or safe `name` reaches: itself, unless
-    only its exposed spelling exists."""
-    exposed = PREFIX + name
-    if hasattr(obj, exposed) or _has_static(obj, exposed):
-        return name if hasattr(obj, name) else exposed
-    return name
-
-
-def _has_static(obj, name):
-    try:
-        inspect.getattr_static(obj, name)
-    except AttributeError:
-        return False
-    return True
+_PREFIX = DEFAULT_CONFIG["exposed_prefix"]
 
 
 class Table:
@@ -102,15 +43,16 @@ class Table:
 
     def __init__(self):
         self._objects = {}
-        # Handle 0 is the running connection's service object.
+        # Handle 0 is the running connection's service object; each
+        # connection's (service, configuration), by its number.
         self._roots = {}
         # With one connection (always, in an instance of its own), its
         # root: no need to ask the host which connection is running.
         self._only_root = None
         self._next = 1
 
-    def root(self, connection, service):
-        self._roots[connection] = service
+    def root(self, connection, service, config):
+        self._roots[connection] = service, config
         self._note_only_root()
 
     def forget_root(self, connection):
@@ -129,17 +71,25 @@ class Table:
         self._next += 1
         self._objects[handle] = obj
         cls = type(obj)
-        return handle, f"{cls.__module__}.{cls.__name__}"
+        # A class made by `type()` where no `__name__` is set has no module.
+        module = getattr(cls, "__module__", None) or "builtins"
+        return handle, f"{module}.{cls.__name__}"
 
     def get(self, handle):
         if handle == 0 and self._only_root is not None:
-            return self._only_root
+            return self._only_root[0]
         try:
             if handle == 0:
-                return self._roots[guest.connection()]
+                return self._roots[guest.connection()][0]
             return self._objects[handle]
         except KeyError:
             raise ReferenceError(f"the service holds no object {handle}") from None
+
+    def config(self):
+        """The running connection's configuration."""
+        if self._only_root is not None:
+            return self._only_root[1]
+        return self._roots[guest.connection()][1]
 
     def release(self, handle):
         if handle:
@@ -154,6 +104,8 @@ class Connection:
 
     def __init__(self, number):
         self._number = number
+        # RPyC's `conn._config`: what the peer may reach, by RPyC's keys.
+        self._config = policy.Config()
 
     @property
     def root(self):
@@ -188,17 +140,28 @@ def _answering(method):
     return export
 
 
-def _exposed_callables(obj):
-    names = []
+def _exposed_callables(obj, config):
+    """The names the peer calls the object's routines and classes by: its
+    `exposed_` ones without the prefix, and, where the configuration lets
+    the peer reach public names as themselves (classic mode's
+    `allow_all_attrs`, `allow_public_attrs`), its public ones."""
+    public = config["allow_all_attrs"] or config["allow_public_attrs"]
+    names = {}
     for name in dir(obj):
-        if not name.startswith(PREFIX) or name in _BASE_MEMBERS:
+        if name in _BASE_MEMBERS:
+            continue
+        if name.startswith(_PREFIX) and config["allow_exposed_attrs"]:
+            called = name[len(_PREFIX):]
+        elif public and not name.startswith("_"):
+            called = name
+        else:
             continue
         try:
             member = inspect.getattr_static(obj, name)
         except AttributeError:
             continue
         if isinstance(member, (staticmethod, classmethod)) or inspect.isroutine(member) or inspect.isclass(member):
-            names.append(name[len(PREFIX):])
+            names[called] = None
     return tuple(names)
 
 
@@ -215,7 +178,7 @@ def _methods(obj):
     )
 
 
-def _describe(obj, what):
+def _describe(obj, what, config):
     if what == objects.Description.REPR:
         return repr(obj)
     if what == objects.Description.STR:
@@ -226,7 +189,7 @@ def _describe(obj, what):
         return tuple(dir(obj))
     if what == objects.Description.METHODS:
         return _methods(obj)
-    return _exposed_callables(obj)
+    return _exposed_callables(obj, config)
 
 
 _from_value, _to_value = guest.from_value, guest.to_value
@@ -236,14 +199,14 @@ def _make_objects(table):
     class Objects(_Objects):
         @_answering
         def get_attr(self, handle, name):
-            return guest.to_value(member(table.get(handle), name))
+            return guest.to_value(policy.get_attr(table.get(handle), name, table.config()))
 
         def call(self, handle, method, args, kwargs):
             # `_answering` inlined: this is every call's path.
             try:
                 target = table.get(handle)
                 if method is not None:
-                    target = member(target, method)
+                    target = policy.get_attr(target, method, table.config())
                 args = _from_value(args)
                 if kwargs:
                     result = target(*args, **{name: _from_value(value) for name, value in kwargs})
@@ -256,12 +219,45 @@ def _make_objects(table):
 
         @_answering
         def describe(self, handle, what):
-            return guest.to_value(_describe(table.get(handle), what))
+            return guest.to_value(_describe(table.get(handle), what, table.config()))
+
+        @_answering
+        def set_attr(self, handle, name, value):
+            policy.set_attr(table.get(handle), name, guest.from_value(value), table.config())
+
+        @_answering
+        def del_attr(self, handle, name):
+            policy.del_attr(table.get(handle), name, table.config())
+
+        @_answering
+        def pickle(self, handle, protocol):
+            return guest.to_value(policy.dumps(table.get(handle), protocol, table.config()))
+
+        @_answering
+        def buff_iter(self, handle, count):
+            return guest.to_value(tuple(itertools.islice(table.get(handle), count)))
+
+        @_answering
+        def exit_context(self, handle, exception):
+            exit = policy.get_attr(table.get(handle), "__exit__", table.config())
+            return guest.to_value(_exit(exit, guest.from_value(exception)))
 
         def release(self, handle):
             table.release(handle)
 
     return Objects
+
+
+def _exit(exit, exception):
+    """Calls a context manager's `exit` as RPyC's server does: an exception
+    the block raised (the class, as RPyC's client sends it) is raised here
+    first, and `exit` told of what that raised."""
+    if exception is None:
+        return exit(None, None, None)
+    try:
+        raise exception
+    except BaseException as raised:
+        return exit(type(raised), raised, raised.__traceback__)
 
 
 def _hook(hook, conn):
@@ -289,8 +285,8 @@ def _make_world(cls, table):
         def on_connect(self):
             number = guest.connection()
             service = cls()
-            table.root(number, service)
             conn = Connection(number)
+            table.root(number, service, conn._config)
             state[number] = service, conn
             # The seed's services reach the peer as `self._conn.root`.
             try:

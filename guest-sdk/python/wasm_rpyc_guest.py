@@ -143,7 +143,13 @@ class Netref:
 
 def _forwarded(name):
     def method(self, *args):
-        return self.call_method(name, *args)
+        try:
+            return self.call_method(name, *args)
+        except AttributeError:
+            # The peer's object has no such method: to Python (`len`,
+            # `iter`, `dict(obj)`'s length hint), a type that lacks it.
+            pass
+        raise TypeError(f"the peer's {self._held().class_name()} object has no {name}")
 
     method.__name__ = name
     return method
@@ -215,11 +221,16 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 # The types brine carries by value (exactly these: a subclass travels by
 # reference), when the service lends its other objects.
-_BY_VALUE = (type(None), bool, int, float, complex, str, bytes, tuple, frozenset)
+_BY_VALUE = (
+    type(None), bool, int, float, complex, str, bytes, tuple, frozenset, slice, type(NotImplemented), type(...),
+)
 
 # The packed format of a `value` (documented on the record in the WIT): a
 # tag byte, then what the tag says, little-endian.
-_NONE, _FALSE, _TRUE, _INT, _BIG_INT, _FLOAT, _COMPLEX, _STR, _BYTES, _TUPLE, _FROZENSET, _NETREF, _OBJECT = range(13)
+(
+    _NONE, _FALSE, _TRUE, _INT, _BIG_INT, _FLOAT, _COMPLEX, _STR, _BYTES, _TUPLE, _FROZENSET, _NETREF, _OBJECT,
+    _SLICE, _NOT_IMPLEMENTED, _ELLIPSIS,
+) = range(16)
 _TAGGED_INT = struct.Struct("<Bq")
 _TAGGED_FLOAT = struct.Struct("<Bd")
 _TAGGED_COMPLEX = struct.Struct("<Bdd")
@@ -261,7 +272,12 @@ def to_value(obj):
 # which would keep the peer's objects alive until the next collection.
 def _pack(item, packed, netrefs):
     """Appends `item` (then its children) to `packed`."""
-    if _lent is not None and type(item) not in _BY_VALUE and not isinstance(item, Netref):
+    if type(item) is Netref:
+        # Before the containers: a netref of the peer's list passes
+        # `isinstance(item, list)`, and goes back as itself.
+        netrefs.append(item._take())
+        packed += _TAGGED_U32.pack(_NETREF, len(netrefs) - 1)
+    elif _lent is not None and type(item) not in _BY_VALUE:
         handle, class_name = _lent.lend(item)
         name = class_name.encode()
         packed += _TAGGED_OBJECT.pack(_OBJECT, handle, len(name))
@@ -287,9 +303,14 @@ def _pack(item, packed, netrefs):
         packed += _TAGGED_U32.pack(_TUPLE if isinstance(item, (tuple, list)) else _FROZENSET, len(item))
         for child in item:
             _pack(child, packed, netrefs)
-    elif isinstance(item, Netref):
-        netrefs.append(item._take())
-        packed += _TAGGED_U32.pack(_NETREF, len(netrefs) - 1)
+    elif isinstance(item, slice):
+        packed.append(_SLICE)
+        for part in (item.start, item.stop, item.step):
+            _pack(part, packed, netrefs)
+    elif item is NotImplemented:
+        packed.append(_NOT_IMPLEMENTED)
+    elif item is Ellipsis:
+        packed.append(_ELLIPSIS)
     else:
         raise TypeError(f"a {type(item).__name__} cannot be sent to the peer")
 
@@ -363,6 +384,15 @@ def _unpack(packed, at, netrefs, held):
         return _lent.get(handle), end
     if tag == _COMPLEX:
         return complex(*_TWO_F64.unpack_from(packed, at)), at + 16
+    if tag == _SLICE:
+        start, at = _unpack(packed, at, netrefs, held)
+        stop, at = _unpack(packed, at, netrefs, held)
+        step, at = _unpack(packed, at, netrefs, held)
+        return slice(start, stop, step), at
+    if tag == _NOT_IMPLEMENTED:
+        return NotImplemented, at
+    if tag == _ELLIPSIS:
+        return Ellipsis, at
     raise IndexError(f"unknown tag {tag}")
 
 

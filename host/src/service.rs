@@ -98,9 +98,14 @@ pub trait Service: Send + 'static {
         let _ = object;
         let error = match request {
             ObjectRequest::GetAttr(name)
+            | ObjectRequest::SetAttr { name, .. }
+            | ObjectRequest::DelAttr(name)
             | ObjectRequest::Call {
                 method: Some(name), ..
             } => Exception::no_attribute(&name),
+            ObjectRequest::Pickle { .. } => pickling_disabled(),
+            ObjectRequest::BuffIter(_) => not_iterable(),
+            ObjectRequest::ExitContext(_) => Exception::no_attribute("__exit__"),
             _ => Exception::type_error("the service serves no objects"),
         };
         async { Err(error) }
@@ -130,6 +135,25 @@ pub enum ObjectRequest {
     },
     /// What the peer asks to know of the object.
     Describe(Description),
+    /// `setattr(obj, name, value)`.
+    SetAttr {
+        /// The attribute.
+        name: String,
+        /// Its new value.
+        value: Value,
+    },
+    /// `delattr(obj, name)`.
+    DelAttr(String),
+    /// `pickle.dumps(obj, protocol)`, a byte string.
+    Pickle {
+        /// The pickle protocol the peer reads.
+        protocol: u32,
+    },
+    /// Up to this many items of an iterator, as a tuple.
+    BuffIter(u32),
+    /// The end of `with obj:`, told of the exception the block raised
+    /// (`None` when it ended normally): `obj.__exit__`'s result.
+    ExitContext(Value),
 }
 
 /// What a peer asks to know of an object.
@@ -161,6 +185,16 @@ impl Description {
             Description::ExposedCallables => "exposed-callables",
         }
     }
+}
+
+/// RPyC's answer to pickling an object when its policy refuses it.
+pub(crate) fn pickling_disabled() -> Exception {
+    Exception::value_error("pickling is disabled")
+}
+
+/// The answer to reading items of an object that is not an iterator.
+pub(crate) fn not_iterable() -> Exception {
+    Exception::type_error("the object is not iterable")
 }
 
 /// RPyC's `VoidService`: exposes nothing. Clients serve it by default.

@@ -32,8 +32,9 @@ if "WASM_RPYC_CACHE_DIR" not in os.environ:
 
 class Host:
     """A running `wasm-rpyc serve`: the port of each component, by file stem
-    (it serves them in the order given and logs each as it starts), and the
-    DEPLOY service's with `--allow-deploy`."""
+    (it serves them in the order given and logs each as it starts), classic
+    mode's with `--classic` (before the components), and the DEPLOY
+    service's with `--allow-deploy`."""
 
     def __init__(self, *components, args=()):
         for component in components:
@@ -48,12 +49,13 @@ class Host:
         threading.Thread(target=self._read_log, daemon=True).start()
         ports = []
         # With --allow-deploy, the DEPLOY service starts after the components.
-        expected = len(components) + ("--allow-deploy" in args)
+        classic = "--classic" in args
+        expected = len(components) + classic + ("--allow-deploy" in args)
         # Compiling a Python or JavaScript service (12-18 MB) takes seconds,
         # and minutes on a loaded machine (`serve module.py` builds the
         # module first): minutes for each. A host that exits meanwhile is
         # reported at once, not at the deadline.
-        deadline = time.monotonic() + 300 * max(len(components), 1)
+        deadline = time.monotonic() + 300 * max(len(components) + classic, 1)
         while len(ports) < expected:
             try:
                 line = self.log.get(timeout=1)
@@ -68,9 +70,10 @@ class Host:
             match = re.search(r"serving service=\S+ address=[\d.]+:(\d+)", line)
             if match:
                 ports.append(int(match[1]))
+        self.classic_port = ports.pop(0) if classic else None
         self.ports = {component.stem: port for component, port in zip(components, ports)}
         self.ports_in_order = ports
-        self.deploy_port = ports[-1] if expected > len(components) else None
+        self.deploy_port = ports[-1] if len(ports) > len(components) else None
 
     def _read_log(self):
         for line in self.process.stderr:

@@ -10,50 +10,13 @@ so). `wasm-rpyc build module.py` bundles it in place of RPyC.
 import functools
 import inspect
 
-__all__ = ["Service", "VoidService", "exposed", "service", "async_", "connect", "SlaveService"]
+from rpyc.core.service import ClassicService, Service, SlaveService, VoidService
+
+__all__ = [
+    "Service", "VoidService", "SlaveService", "ClassicService", "exposed", "service", "async_", "connect",
+]
 
 EXPOSED_PREFIX = "exposed_"
-
-
-class Service:
-    """The base class of a service, as RPyC's: `exposed_` members are what
-    the peer may reach; `ALIASES` names the service (else the class name
-    without `Service`, upper-cased); `on_connect(conn)` and
-    `on_disconnect(conn)` run once per connection, and `conn.root` is the
-    peer's service. One object is made per connection."""
-
-    __slots__ = ()
-    ALIASES = ()
-
-    def on_connect(self, conn):
-        """Called when the connection is established."""
-
-    def on_disconnect(self, conn):
-        """Called once the connection has ended (no calls to the peer then)."""
-
-    @classmethod
-    def get_service_aliases(cls):
-        """The service's names, upper-cased."""
-        if cls.ALIASES:
-            return tuple(str(alias).upper() for alias in cls.ALIASES)
-        name = cls.__name__.upper()
-        if name.endswith("SERVICE"):
-            name = name[: -len("SERVICE")]
-        return (name,)
-
-    @classmethod
-    def get_service_name(cls):
-        """The service's proper name: its first alias."""
-        return cls.get_service_aliases()[0]
-
-    exposed_get_service_aliases = get_service_aliases
-    exposed_get_service_name = get_service_name
-
-
-class VoidService(Service):
-    """A service that exposes nothing."""
-
-    __slots__ = ()
 
 
 def _mark(prefix, obj):
@@ -105,10 +68,3 @@ def _hosted(what):
 def connect(*args, **kwargs):
     """Not available in a service: the host makes the connections."""
     _hosted("rpyc.connect")
-
-
-class SlaveService(Service):
-    """RPyC's classic service cannot run inside a component."""
-
-    def __init__(self):
-        _hosted("SlaveService")

@@ -20,7 +20,9 @@ use crate::local::{Local, ServiceObject};
 use crate::metrics;
 use crate::peer::{Peer, PeerLink};
 use crate::protocol::{Holder, Message, ObjectId, ObjectRef, Request, Seq};
-use crate::service::{Description, Exposed, ObjectRequest, Service};
+use crate::service::{
+    Description, Exposed, ObjectRequest, Service, not_iterable, pickling_disabled,
+};
 use crate::value::Value;
 
 /// Runs `service` for one connection: `on_connect`, every request until the
@@ -175,6 +177,12 @@ impl ServiceCall {
                     ObjectRequest::GetAttr(name) => name.clone(),
                     ObjectRequest::Call { method, .. } => method.clone().unwrap_or_default(),
                     ObjectRequest::Describe(description) => description.wit_name().to_owned(),
+                    ObjectRequest::SetAttr { name, .. } | ObjectRequest::DelAttr(name) => {
+                        name.clone()
+                    }
+                    ObjectRequest::Pickle { .. } => "__reduce_ex__".to_owned(),
+                    ObjectRequest::BuffIter(_) => "__next__".to_owned(),
+                    ObjectRequest::ExitContext(_) => "__exit__".to_owned(),
                 };
                 format!("{class}.{what}")
             }
@@ -271,13 +279,58 @@ impl Answers<'_> {
                 }
                 None => self.compare(target, &other, &op),
             },
-            Request::SetAttr { target, name, .. } | Request::DelAttr { target, name } => {
-                self.lent(target).and(Err(Exception::no_attribute(&name)))
+            Request::SetAttr {
+                target,
+                name,
+                mut value,
+            } => {
+                self.shared.resolve_locals(std::iter::once(&mut value));
+                return self.served_or(
+                    target,
+                    &name,
+                    ObjectRequest::SetAttr {
+                        name: name.clone(),
+                        value,
+                    },
+                );
             }
-            Request::BuffIter { target, .. } => self
-                .lent(target)
-                .and(Err(Exception::type_error("the object is not iterable"))),
-            Request::Pickle { .. } => Err(Exception::value_error("pickling is disabled")),
+            Request::DelAttr { target, name } => {
+                return self.served_or(target, &name, ObjectRequest::DelAttr(name.clone()));
+            }
+            Request::BuffIter { target, count } => match self.served_object(target) {
+                Some(object) => {
+                    let count = u32::try_from(count).unwrap_or(u32::MAX);
+                    return Answer::Service(ServiceCall::Object {
+                        object,
+                        request: ObjectRequest::BuffIter(count),
+                    });
+                }
+                None => self.lent(target).and(Err(not_iterable())),
+            },
+            Request::CtxExit {
+                target,
+                mut exception,
+            } => match self.served_object(target) {
+                Some(object) => {
+                    self.shared.resolve_locals(std::iter::once(&mut exception));
+                    return Answer::Service(ServiceCall::Object {
+                        object,
+                        request: ObjectRequest::ExitContext(exception),
+                    });
+                }
+                None => self
+                    .lent(target)
+                    .and(Err(Exception::no_attribute("__exit__"))),
+            },
+            Request::Pickle { target, protocol } => match self.served_object(target) {
+                Some(object) => {
+                    return Answer::Service(ServiceCall::Object {
+                        object,
+                        request: ObjectRequest::Pickle { protocol },
+                    });
+                }
+                None => self.lent(target).and(Err(pickling_disabled())),
+            },
             Request::Unsupported { operation } => Err(Exception::not_implemented_error(format!(
                 "{operation} is not supported by wasm-rpyc"
             ))),
@@ -340,6 +393,16 @@ impl Answers<'_> {
                 request: ObjectRequest::Describe(description),
             }),
             None => Answer::Reply(otherwise(self)),
+        }
+    }
+
+    /// Asks the service `request` (setting or deleting the attribute
+    /// `name`) of `target` if it answers for it itself; refused for any
+    /// other object.
+    fn served_or(&self, target: ObjectId, name: &str, request: ObjectRequest) -> Answer {
+        match self.served_object(target) {
+            Some(object) => Answer::Service(ServiceCall::Object { object, request }),
+            None => Answer::Reply(self.lent(target).and(Err(Exception::no_attribute(name)))),
         }
     }
 

@@ -133,7 +133,8 @@ pub enum Request {
         /// The attribute's name, with or without the `exposed_` prefix.
         name: String,
     },
-    /// Setting an attribute (always refused, as RPyC's default config does).
+    /// Setting an attribute (refused, as RPyC's default config does, unless
+    /// the object's service allows it).
     SetAttr {
         /// The object.
         target: ObjectId,
@@ -142,7 +143,7 @@ pub enum Request {
         /// The value.
         value: Value,
     },
-    /// Deleting an attribute (always refused).
+    /// Deleting an attribute (refused unless the object's service allows it).
     DelAttr {
         /// The object.
         target: ObjectId,
@@ -219,10 +220,22 @@ pub enum Request {
         /// How many items at most.
         count: u64,
     },
-    /// Pickling the object (always refused: pickling is disabled).
+    /// Pickling the object (`pickle.dumps(obj, protocol)`): refused unless
+    /// the object's service allows it (classic mode does).
     Pickle {
         /// The object.
         target: ObjectId,
+        /// The pickle protocol the sender reads.
+        protocol: u32,
+    },
+    /// The end of a `with` block on the object: its `__exit__`, told of the
+    /// exception the block raised (`None` when it ended normally).
+    CtxExit {
+        /// The object.
+        target: ObjectId,
+        /// What the block raised, as RPyC's client sends it: the
+        /// exception's class.
+        exception: Value,
     },
     /// An operation this side does not offer (the codec names it).
     Unsupported {

@@ -1,7 +1,7 @@
 //! The `objects` interface: a component whose SDK answers for its own
 //! objects (a Python class built by `wasm-rpyc build`) exports it, and the
 //! host turns every request about one of them, or about the root's members
-//! beyond its exposed callables, into a call of one of its four functions.
+//! beyond its exposed callables, into a call of one of its functions.
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
@@ -17,12 +17,17 @@ pub(crate) const OBJECTS_INTERFACE: &str = "wasm-rpyc:service/objects@0.1.0";
 /// The handle of the connection's service object, the root.
 pub(crate) const ROOT_HANDLE: u64 = 0;
 
-/// The four functions of an `objects` export, ready to call.
+/// The functions of an `objects` export, ready to call.
 #[derive(Clone)]
 pub(crate) struct ObjectsExports {
     get_attr: Method,
     call: Method,
     describe: Method,
+    set_attr: Method,
+    del_attr: Method,
+    pickle: Method,
+    buff_iter: Method,
+    exit_context: Method,
     release: Method,
 }
 
@@ -63,6 +68,11 @@ impl ObjectsExports {
             get_attr: method("get-attr", 2, true)?,
             call: method("call", 4, true)?,
             describe: method("describe", 2, true)?,
+            set_attr: method("set-attr", 3, true)?,
+            del_attr: method("del-attr", 2, true)?,
+            pickle: method("pickle", 2, true)?,
+            buff_iter: method("buff-iter", 2, true)?,
+            exit_context: method("exit-context", 2, true)?,
             release: method("release", 1, false)?,
         })
     }
@@ -95,6 +105,17 @@ impl ObjectsExports {
                 &self.describe,
                 vec![Some(Value::Str(what.wit_name().to_owned()))],
             ),
+            ObjectRequest::SetAttr { name, value } => {
+                (&self.set_attr, vec![Some(Value::Str(name)), Some(value)])
+            }
+            ObjectRequest::DelAttr(name) => (&self.del_attr, vec![Some(Value::Str(name))]),
+            ObjectRequest::Pickle { protocol } => {
+                (&self.pickle, vec![Some(Value::Int(protocol.into()))])
+            }
+            ObjectRequest::BuffIter(count) => {
+                (&self.buff_iter, vec![Some(Value::Int(count.into()))])
+            }
+            ObjectRequest::ExitContext(exception) => (&self.exit_context, vec![Some(exception)]),
         }
     }
 

@@ -49,6 +49,9 @@ pub(crate) struct LogArgs {
     /// Log errors only (whatever the level says).
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
+    /// Append log lines to this file instead of writing them to stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) logfile: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -63,6 +66,12 @@ pub(crate) enum Command {
     /// Serve components; with none, serve the bundled example services on
     /// their default ports.
     Serve(Box<Serve>),
+    /// Serve RPyC's classic mode (`rpyc_classic`'s SlaveService) on port
+    /// 18812: each connection runs any Python it likes in an interpreter of
+    /// its own, inside the sandbox (no processes, no network, files only
+    /// under --dir, the budgets per call). `serve`'s flags apply; components
+    /// named are served beside it, on the ports after its.
+    Classic(Box<Serve>),
     /// Run an RPyC registry (`rpyc_registry`'s options).
     Registry(RegistryArgs),
     /// Build a service's source into a component: a Python module whose
@@ -221,9 +230,14 @@ pub(crate) struct Serve {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1", env = "WASM_RPYC_HOST")]
     pub(crate) host: IpAddr,
-    /// The first port (the default is RPyC's first example port).
-    #[arg(short, long, default_value_t = 18861, env = "WASM_RPYC_PORT")]
-    pub(crate) port: u16,
+    /// The first port [default: RPyC's first example port, 18861; classic
+    /// mode's, 18812, with `classic`].
+    #[arg(short, long, env = "WASM_RPYC_PORT")]
+    pub(crate) port: Option<u16>,
+    /// Serve RPyC's classic mode on the first port, before the components
+    /// named (as `wasm-rpyc classic` does).
+    #[arg(long)]
+    pub(crate) classic: bool,
     /// Replace the service's aliases (repeat for several; the first is its
     /// name). Only with a single component.
     #[arg(long = "alias")]
@@ -331,6 +345,23 @@ pub(crate) struct Serve {
     pub(crate) watch: bool,
 }
 
+/// RPyC's first example port: `serve`'s first port.
+const FIRST_EXAMPLE_PORT: u16 = 18861;
+
+/// RPyC's classic port: `classic`'s.
+const CLASSIC_PORT: u16 = 18812;
+
+impl Serve {
+    /// The first port services are served on.
+    pub(crate) fn first_port(&self) -> u16 {
+        match (self.port, self.classic) {
+            (Some(port), _) => port,
+            (None, true) => CLASSIC_PORT,
+            (None, false) => FIRST_EXAMPLE_PORT,
+        }
+    }
+}
+
 /// The flags that bound each service, and its TLS: for every component named
 /// on the command line, and the defaults of a config file's services.
 #[derive(Args, Clone)]
@@ -378,7 +409,8 @@ pub(crate) struct ServiceFlags {
         long,
         value_name = "FILE",
         requires = "tls_key",
-        env = "WASM_RPYC_TLS_CERT"
+        env = "WASM_RPYC_TLS_CERT",
+        alias = "ssl-certfile"
     )]
     pub(crate) tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
@@ -386,7 +418,8 @@ pub(crate) struct ServiceFlags {
         long,
         value_name = "FILE",
         requires = "tls_cert",
-        env = "WASM_RPYC_TLS_KEY"
+        env = "WASM_RPYC_TLS_KEY",
+        alias = "ssl-keyfile"
     )]
     pub(crate) tls_key: Option<PathBuf>,
     /// Require client certificates that chain to these CA certificates (PEM).
@@ -394,7 +427,8 @@ pub(crate) struct ServiceFlags {
         long,
         value_name = "FILE",
         requires = "tls_cert",
-        env = "WASM_RPYC_TLS_CLIENT_CA"
+        env = "WASM_RPYC_TLS_CLIENT_CA",
+        alias = "ssl-cafile"
     )]
     pub(crate) tls_client_ca: Option<PathBuf>,
     /// The largest frame a peer may send, or be sent, in MiB.

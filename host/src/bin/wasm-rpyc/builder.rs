@@ -18,7 +18,7 @@ use wasm_rpyc::wasm::CompileCache;
 const SERVICE_WIT: &str = include_str!("../../../../wit/service.wit");
 
 /// The Python SDK, by its path inside the SDK directory.
-const PYTHON_SDK: [(&str, &str); 5] = [
+const PYTHON_SDK: [(&str, &str); 14] = [
     (
         "wasm_rpyc_guest.py",
         include_str!("../../../../guest-sdk/python/wasm_rpyc_guest.py"),
@@ -28,8 +28,32 @@ const PYTHON_SDK: [(&str, &str); 5] = [
         include_str!("../../../../guest-sdk/python/wasm_rpyc_dynamic.py"),
     ),
     (
+        "wasm_rpyc_policy.py",
+        include_str!("../../../../guest-sdk/python/wasm_rpyc_policy.py"),
+    ),
+    (
+        "wasm_rpyc_sandbox.py",
+        include_str!("../../../../guest-sdk/python/wasm_rpyc_sandbox.py"),
+    ),
+    (
+        "wasm_rpyc_stdlib.py",
+        include_str!("../../../../guest-sdk/python/wasm_rpyc_stdlib.py"),
+    ),
+    (
         "rpyc/__init__.py",
         include_str!("../../../../guest-sdk/python/rpyc/__init__.py"),
+    ),
+    (
+        "rpyc/core/__init__.py",
+        include_str!("../../../../guest-sdk/python/rpyc/core/__init__.py"),
+    ),
+    (
+        "rpyc/core/protocol.py",
+        include_str!("../../../../guest-sdk/python/rpyc/core/protocol.py"),
+    ),
+    (
+        "rpyc/core/service.py",
+        include_str!("../../../../guest-sdk/python/rpyc/core/service.py"),
     ),
     (
         "rpyc/utils/__init__.py",
@@ -39,7 +63,25 @@ const PYTHON_SDK: [(&str, &str); 5] = [
         "rpyc/utils/server.py",
         include_str!("../../../../guest-sdk/python/rpyc/utils/server.py"),
     ),
+    (
+        "rpyc/utils/teleportation.py",
+        include_str!("../../../../guest-sdk/python/rpyc/utils/teleportation.py"),
+    ),
+    (
+        "rpyc/lib/__init__.py",
+        include_str!("../../../../guest-sdk/python/rpyc/lib/__init__.py"),
+    ),
+    (
+        "rpyc/lib/compat.py",
+        include_str!("../../../../guest-sdk/python/rpyc/lib/compat.py"),
+    ),
 ];
+
+/// Classic mode's service module (RPyC's SlaveService), by its file name.
+const CLASSIC_MODULE: (&str, &str) = (
+    "classic.py",
+    include_str!("../../../../guest-sdk/python/classic/classic.py"),
+);
 
 /// The JavaScript SDK, by its file name.
 const JS_SDK: [(&str, &str); 4] = [
@@ -117,14 +159,7 @@ pub(crate) fn cached(
 ) -> Result<PathBuf> {
     let key = source_key(source, service)?;
     let stem = module_name(source)?;
-    let cache_dir = match cache_dir {
-        Some(dir) => dir.to_owned(),
-        None => CompileCache::default_directory()
-            .context("this platform names no cache directory: give --cache-dir")?,
-    };
-    let mut dir = cache_dir.into_os_string();
-    dir.push("-builds");
-    let dir = PathBuf::from(dir);
+    let dir = builds_directory(cache_dir)?;
     let built = dir.join(format!("{stem}-{}.wasm", &key[..16]));
     if built.exists() {
         tracing::info!(source = %source.display(), component = %built.display(), "built before");
@@ -144,6 +179,31 @@ pub(crate) fn cached(
     fs::rename(&partial, &built).with_context(|| format!("cannot write {}", built.display()))?;
     prune_builds(&dir, stem);
     Ok(built)
+}
+
+/// The directory builds are kept in: beside the compile cache's.
+fn builds_directory(cache_dir: Option<&Path>) -> Result<PathBuf> {
+    let cache_dir = match cache_dir {
+        Some(dir) => dir.to_owned(),
+        None => CompileCache::default_directory()
+            .context("this platform names no cache directory: give --cache-dir")?,
+    };
+    let mut dir = cache_dir.into_os_string();
+    dir.push("-builds");
+    Ok(PathBuf::from(dir))
+}
+
+/// Classic mode's service module, written (where it is not already) to a
+/// directory of its own beside the builds, to be built as any module is.
+pub(crate) fn classic_module(cache_dir: Option<&Path>) -> Result<PathBuf> {
+    let dir = builds_directory(cache_dir)?.join("classic");
+    create_private(&dir)?;
+    let (name, text) = CLASSIC_MODULE;
+    let module = dir.join(name);
+    if fs::read_to_string(&module).ok().as_deref() != Some(text) {
+        write(&module, text)?;
+    }
+    Ok(module)
 }
 
 /// How many builds of a module `serve` keeps (the newest).

@@ -18,6 +18,11 @@
 //! max-connections = 100
 //!
 //! [[service]]
+//! classic = true            # RPyC's classic mode, sandboxed
+//! port = 18812
+//! dirs = ["scratch::/scratch"]
+//!
+//! [[service]]
 //! component = "files.wasm"
 //! port = 18862
 //! aliases = ["FILES"]
@@ -78,7 +83,12 @@ pub(crate) fn read(file: &Path, args: &mut Serve) -> Result<Vec<ServicePlan>> {
             let origin = format!("{}:{}", file.display(), at.line(table.span().start));
             table
                 .into_inner()
-                .plan(&args.service, &at, origin.clone())
+                .plan(
+                    &args.service,
+                    &at,
+                    origin.clone(),
+                    args.cache_dir.as_deref(),
+                )
                 .map_err(|error| anyhow::anyhow!("{origin}: [[service]]: {error:#}"))
         })
         .collect()
@@ -140,7 +150,10 @@ struct DeployTable {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ServiceTable {
-    component: PathBuf,
+    component: Option<PathBuf>,
+    /// Classic mode (`wasm-rpyc classic`) instead of a component.
+    #[serde(default)]
+    classic: bool,
     port: u16,
     #[serde(default)]
     aliases: Vec<String>,
@@ -234,14 +247,20 @@ impl Config {
 
 impl ServiceTable {
     /// The service (declared at `origin`), its unnamed settings taken from
-    /// `defaults`.
+    /// `defaults`; classic mode's module is kept in `cache_dir`'s builds.
     fn plan(
         self,
         defaults: &ServiceFlags,
         at: &Located<'_>,
         origin: String,
+        cache_dir: Option<&Path>,
     ) -> Result<ServicePlan> {
-        let component = at.path(&self.component);
+        let component = match (&self.component, self.classic) {
+            (Some(component), false) => at.path(component),
+            (None, true) => crate::builder::classic_module(cache_dir)?,
+            (Some(_), true) => bail!("a component or `classic = true`, not both"),
+            (None, false) => bail!("missing `component` (or `classic = true`)"),
+        };
         if !component.is_file() {
             bail!("component: no file {}", component.display());
         }

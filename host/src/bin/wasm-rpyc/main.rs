@@ -27,6 +27,10 @@ fn main() -> Result<()> {
     logs::init(&cli.log)?;
     let args = match cli.command {
         Command::Serve(args) => *args,
+        Command::Classic(mut args) => {
+            args.classic = true;
+            *args
+        }
         Command::Registry(args) => {
             return tokio::runtime::Runtime::new()?.block_on(registry::serve(args));
         }

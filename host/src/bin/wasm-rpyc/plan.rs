@@ -63,10 +63,15 @@ pub(crate) fn plan(mut args: Serve) -> Result<Plan> {
     Ok(Plan { args, services })
 }
 
-/// The services the command line names: its components on consecutive
-/// ports, or the bundled examples on theirs.
+/// The services the command line names: classic mode and its components
+/// on consecutive ports, or the bundled examples on theirs.
 fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
-    let single = args.components.len() == 1;
+    let classic = match args.classic {
+        true => Some(crate::builder::classic_module(args.cache_dir.as_deref())?),
+        false => None,
+    };
+    let files: Vec<&PathBuf> = classic.iter().chain(&args.components).collect();
+    let single = files.len() == 1;
     if !single && !args.aliases.is_empty() {
         bail!("--alias needs exactly one component");
     }
@@ -74,7 +79,7 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
     if granted && !single {
         bail!("--dir and --env grant one service: name exactly one component");
     }
-    if args.components.is_empty() {
+    if files.is_empty() {
         // A host of fleet deploys serves what the fleet deploys, if nothing else.
         if args.accept_fleet_deploys {
             return Ok(Vec::new());
@@ -104,15 +109,19 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
         grants = grants.env(key, value);
     }
     let mut services = Vec::new();
-    for (index, file) in args.components.iter().enumerate() {
+    for (index, file) in files.into_iter().enumerate() {
+        let origin = match Some(file) == classic.as_ref() {
+            true => "classic mode".to_owned(),
+            false => file.display().to_string(),
+        };
         // Port 0 asks the system for a free port: for each component, not
         // for the first only (1, 2, ... are real ports).
-        let port = match args.port {
+        let port = match args.first_port() {
             0 => 0,
             first => u16::try_from(index)
                 .ok()
                 .and_then(|index| first.checked_add(index))
-                .with_context(|| format!("no port after {first} for {}", file.display()))?,
+                .with_context(|| format!("no port after {first} for {origin}"))?,
         };
         services.push(ServicePlan {
             source: Source::File(file.clone()),
@@ -120,7 +129,7 @@ fn from_flags(args: &Serve) -> Result<Vec<ServicePlan>> {
             aliases: args.aliases.clone(),
             grants: grants.clone(),
             flags: args.service.clone(),
-            origin: file.display().to_string(),
+            origin,
         });
     }
     Ok(services)

@@ -24,9 +24,6 @@ const MSG_EXCEPTION: u8 = 3;
 /// The first payload byte of an RPyC 5.x message (brine's 3-tuple tag).
 const RPYC5_ENVELOPE: u8 = 0x12;
 
-/// The pickle protocol RPyC's client asks for.
-const PICKLE_PROTOCOL: i128 = 4;
-
 /// One direction of an RPyC connection. Make both with [`RpycCodec::pair`]:
 /// they share the table of the peer's objects and the dialect.
 pub struct RpycCodec {
@@ -271,9 +268,9 @@ fn handler_and_args(
         }
         Request::Hash { target } => (Handler::Hash, vec![theirs(*target)]),
         Request::Dir { target } => (Handler::Dir, vec![theirs(*target)]),
-        Request::Pickle { target } => (
+        Request::Pickle { target, protocol } => (
             Handler::Pickle,
-            vec![theirs(*target), Value::Int(PICKLE_PROTOCOL)],
+            vec![theirs(*target), Value::Int((*protocol).into())],
         ),
         Request::Del { target, count } => (
             Handler::Del,
@@ -284,6 +281,9 @@ fn handler_and_args(
             Handler::BuffIter,
             vec![theirs(*target), Value::Int((*count).into())],
         ),
+        Request::CtxExit { target, exception } => {
+            (Handler::CtxExit, vec![theirs(*target), exception.clone()])
+        }
         Request::Unsupported { operation } => {
             return Err(malformed(format!("{operation} cannot be sent")));
         }
@@ -396,12 +396,13 @@ fn request(number: i128, args: Value) -> Result<Request, Exception> {
                 op: text(op)?,
             }
         }
-        Handler::Pickle => {
-            let [obj, _protocol] = take!(2);
-            Request::Pickle {
+        Handler::Pickle => match take!(2) {
+            [obj, Value::Int(protocol)] => Request::Pickle {
                 target: target(obj)?,
-            }
-        }
+                protocol: u32::try_from(protocol).map_err(|_| wrong())?,
+            },
+            _ => return Err(wrong()),
+        },
         Handler::Del => match take!(2) {
             [obj, Value::Int(count)] => Request::Del {
                 target: target(obj)?,
@@ -422,7 +423,14 @@ fn request(number: i128, args: Value) -> Result<Request, Exception> {
             },
             _ => return Err(wrong()),
         },
-        Handler::OldSlicing | Handler::CtxExit | Handler::InstanceCheck => Request::Unsupported {
+        Handler::CtxExit => {
+            let [obj, exception] = take!(2);
+            Request::CtxExit {
+                target: target(obj)?,
+                exception,
+            }
+        }
+        Handler::OldSlicing | Handler::InstanceCheck => Request::Unsupported {
             operation: name.to_owned(),
         },
     })

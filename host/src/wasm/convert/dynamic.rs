@@ -27,6 +27,9 @@ mod tag {
     pub(super) const FROZENSET: u8 = 10;
     pub(super) const NETREF: u8 = 11;
     pub(super) const OBJECT: u8 = 12;
+    pub(super) const SLICE: u8 = 13;
+    pub(super) const NOT_IMPLEMENTED: u8 = 14;
+    pub(super) const ELLIPSIS: u8 = 15;
 }
 
 /// Whether `ty` is the shared dynamic `value` record (recognised by shape:
@@ -104,13 +107,18 @@ impl Packing<'_> {
                 self.packed.extend(handle.to_le_bytes());
                 self.length_of(&object.class);
             }
-            other @ (Value::Slice(_)
-            | Value::NotImplemented
-            | Value::Ellipsis
-            | Value::Object(_)
-            | Value::Local(_)) => {
+            Value::Slice(parts) => {
+                self.packed.push(tag::SLICE);
+                let [start, stop, step] = *parts;
+                [start, stop, step]
+                    .into_iter()
+                    .try_for_each(|part| self.push(part))?;
+            }
+            Value::NotImplemented => self.packed.push(tag::NOT_IMPLEMENTED),
+            Value::Ellipsis => self.packed.push(tag::ELLIPSIS),
+            other @ (Value::Object(_) | Value::Local(_)) => {
                 return Err(Mismatch::new(
-                    "a value a service can receive (not a slice, NotImplemented, Ellipsis or one of its own netrefs)",
+                    "a value a service can receive (not one of its own netrefs)",
                     &other,
                 ));
             }
@@ -261,6 +269,13 @@ impl Unpacking<'_> {
                 let class = self.text()?;
                 self.keep.object(handle, class)?
             }
+            tag::SLICE => {
+                let start = self.item(depth + 1)?;
+                let stop = self.item(depth + 1)?;
+                Value::Slice(Box::new([start, stop, self.item(depth + 1)?]))
+            }
+            tag::NOT_IMPLEMENTED => Value::NotImplemented,
+            tag::ELLIPSIS => Value::Ellipsis,
             other => {
                 return Err(Unreturnable::Malformed(format!(
                     "byte {start} has unknown tag {other}"
@@ -450,6 +465,9 @@ mod tests {
             Value::Str("é".into()),
             Value::Bytes(vec![0, 255]),
             Value::FrozenSet(vec![Value::Tuple(vec![]), Value::Str("x".into())]),
+            Value::Slice(Box::new([Value::None, Value::Int(2), Value::Int(-1)])),
+            Value::NotImplemented,
+            Value::Ellipsis,
         ]);
         let (bytes, netrefs) = packed(value.clone(), &mut Indexed::default());
         assert_eq!(
@@ -470,21 +488,6 @@ mod tests {
         assert_eq!(lend.lent, [a, b]);
         assert_eq!(netrefs, [Val::U32(0), Val::U32(1)]);
         assert_eq!(bytes, [9, 2, 0, 0, 0, 11, 0, 0, 0, 0, 11, 1, 0, 0, 0]);
-    }
-
-    #[test]
-    fn what_brine_cannot_carry_is_refused() {
-        for value in [
-            Value::Slice(Box::new([Value::None, Value::None, Value::None])),
-            Value::Ellipsis,
-            Value::NotImplemented,
-        ] {
-            let refused = to_val(value.clone(), &mut Indexed::default()).unwrap_err();
-            assert!(
-                refused.expected.contains("a value a service can receive"),
-                "{value}"
-            );
-        }
     }
 
     #[test]

@@ -1,0 +1,1 @@
+"""RPyC's `rpyc.lib` inside a component: what a peer reaches through it."""
