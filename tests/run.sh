@@ -34,5 +34,8 @@ step "Rust workspace tests" cargo test --release --workspace
 step "Rust guest SDK tests" cargo test --release --manifest-path guest-sdk/Cargo.toml --workspace
 # One worker per core, each file's tests on one worker (they share its hosts).
 step "Python tests" .venv/bin/python -m pytest -q -rfE --durations=15 -n auto --dist loadfile tests/python
+# RPyC's own tests of classic mode, where its repository can be reached
+# (GitHub, or a checkout in RPYC_CHECKOUT); said skipped where it cannot.
+step "RPyC's own tests (classic mode)" bash tests/rpyc-suite/run.sh
 
 steps_summary

@@ -21,7 +21,9 @@
 //! short calls while other connections burn CPU (see `fairness.rs`), and
 //! `wasm-rpyc-bench cluster` a fleet on NATS (see `cluster.rs`), and
 //! `wasm-rpyc-bench shared` one instance for every connection beside one
-//! per connection (see `shared.rs`).
+//! per connection (see `shared.rs`), and `wasm-rpyc-bench classic` the
+//! `rpyc.classic` client against `wasm-rpyc classic` and RPyC's
+//! `rpyc_classic` (see `classic.rs`).
 //!
 //! The hosts and the echo servers run as child processes of this binary
 //! (`wasm-rpyc-bench host NAME` / `echo` / `echo-tokio`), so every figure crosses
@@ -29,6 +31,7 @@
 //! busy, which removes the cost of waking an idle core and leaves the
 //! software's own.
 
+mod classic;
 mod cluster;
 mod deploy;
 mod fairness;
@@ -80,10 +83,11 @@ fn main() -> Result<()> {
         Some("fairness") => fairness::run(),
         Some("cluster") => cluster::run(),
         Some("shared") => shared::run(),
+        Some("classic") => classic::run(),
         Some("fairness-host") => fairness::host(),
         Some(other) => {
             bail!(
-                "unknown mode {other}: run without arguments, or with `load`, `languages`, `deploy`, `fairness`, `cluster` or `shared`"
+                "unknown mode {other}: run without arguments, or with `load`, `languages`, `deploy`, `fairness`, `cluster`, `shared` or `classic`"
             )
         }
     }

@@ -121,7 +121,7 @@ def _error(error):
     """The `error` record of an exception the service raised."""
     if isinstance(error, Err):
         return error.value
-    return types.Error(guest._type_name(error), guest._message(error))
+    return guest.error_record(error)
 
 
 def _answering(method):

@@ -37,6 +37,7 @@ import builtins
 import functools
 import inspect
 import struct
+import traceback
 import typing
 import weakref
 
@@ -46,7 +47,7 @@ from wit_world.imports import peer, types
 
 __all__ = [
     "service", "Netref", "RemoteError", "root", "connection", "call_async", "to_value", "from_value",
-    "lend_objects",
+    "lend_objects", "error_record",
 ]
 
 
@@ -92,53 +93,43 @@ def _drop(handle):
 class Netref:
     """One of the peer's objects (a callback, an instance, a list), held by
     this service. The peer's object is released when this goes away, as
-    RPyC's netrefs are. Passing it to the peer hands the handle over: it
-    cannot be used afterwards."""
+    RPyC's netrefs are; passing it to the peer (as an argument, in a
+    result) passes the same object, and this one stays usable."""
 
     def __init__(self, handle):
         self._handle = handle
         self._release = weakref.finalize(self, _drop, handle)
 
-    def _take(self):
-        handle = self._handle
+    def _duplicate(self):
+        """A handle of its own to hand to the peer: this one stays usable
+        (even as the target of the call that passes it)."""
+        handle = self._handle.duplicate()
         if handle is None:
-            raise ReferenceError("this netref was handed to the peer already")
-        self._handle = None
-        self._release.detach()
+            raise RuntimeError("the service holds as many of the peer's objects as it may")
         return handle
 
-    def _held(self):
-        if self._handle is None:
-            raise ReferenceError("this netref was handed to the peer already")
-        return self._handle
-
     def __call__(self, *args, **kwargs):
-        return _answer(peer.call, self._held(), *_arguments(args, kwargs))
+        return _answer(peer.call, self._handle, *_arguments(args, kwargs))
 
     def __repr__(self):
-        if self._handle is None:
-            return "<netref handed to the peer>"
         return f"<netref {self._handle.class_name()}>"
 
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        return _answer(peer.get_attr, self._held(), name)
+        return _answer(peer.get_attr, self._handle, name)
 
     @property
     def __class__(self):
         # A netref of the peer's builtin type passes `isinstance` as that
         # type, as RPyC's netrefs do.
-        if self._handle is not None:
-            module, _, name = self._handle.class_name().rpartition(".")
-            cls = getattr(builtins, name, None) if module == "builtins" else None
-            if isinstance(cls, type):
-                return cls
-        return Netref
+        module, _, name = self._handle.class_name().rpartition(".")
+        cls = getattr(builtins, name, None) if module == "builtins" else None
+        return cls if isinstance(cls, type) else Netref
 
     def call_method(self, name, *args, **kwargs):
         """`obj.name(*args, **kwargs)` in one round trip."""
-        return _answer(peer.call_method, self._held(), name, *_arguments(args, kwargs))
+        return _answer(peer.call_method, self._handle, name, *_arguments(args, kwargs))
 
 
 def _forwarded(name):
@@ -149,7 +140,7 @@ def _forwarded(name):
             # The peer's object has no such method: to Python (`len`,
             # `iter`, `dict(obj)`'s length hint), a type that lacks it.
             pass
-        raise TypeError(f"the peer's {self._held().class_name()} object has no {name}")
+        raise TypeError(f"the peer's {self._handle.class_name()} object has no {name}")
 
     method.__name__ = name
     return method
@@ -209,7 +200,7 @@ def call_async(target, *args, **kwargs):
     if not isinstance(target, Netref):
         raise TypeError(f"async_ calls one of the peer's objects, not a {type(target).__name__}")
     try:
-        peer.call_async(target._held(), *_arguments(args, kwargs))
+        peer.call_async(target._handle, *_arguments(args, kwargs))
     except Err as err:
         error = err.value
         err.with_traceback(None)
@@ -275,7 +266,7 @@ def _pack(item, packed, netrefs):
     if type(item) is Netref:
         # Before the containers: a netref of the peer's list passes
         # `isinstance(item, list)`, and goes back as itself.
-        netrefs.append(item._take())
+        netrefs.append(item._duplicate())
         packed += _TAGGED_U32.pack(_NETREF, len(netrefs) - 1)
     elif _lent is not None and type(item) not in _BY_VALUE:
         handle, class_name = _lent.lend(item)
@@ -410,7 +401,7 @@ def _outgoing(hint):
     if hint is types.Value:
         return to_value
     if hint is types.Netref:
-        return lambda result: result._take() if isinstance(result, Netref) else result
+        return lambda result: result._duplicate() if isinstance(result, Netref) else result
     return None
 
 
@@ -431,6 +422,17 @@ def _message(error):
     return str(error)
 
 
+# How many of a traceback's innermost frames the peer is told of.
+_TRACEBACK_FRAMES = 30
+
+
+def error_record(error):
+    """The `error` record of an exception the service raised, with its
+    traceback as Python prints it."""
+    text = "".join(traceback.format_exception(error, limit=-_TRACEBACK_FRAMES))
+    return types.Error(_type_name(error), _message(error), text)
+
+
 def _export(method, declared):
     """`method` wrapped to take and return what the export `declared` does."""
     hints = typing.get_type_hints(declared)
@@ -444,7 +446,7 @@ def _export(method, declared):
         try:
             result = method(self, *args)
         except Exception as error:
-            failure = error.value if isinstance(error, Err) else types.Error(_type_name(error), _message(error))
+            failure = error.value if isinstance(error, Err) else error_record(error)
         else:
             return outgoing(result) if outgoing else result
         # The error raised keeps this frame alive: let go of the peer's

@@ -104,6 +104,7 @@ impl Error {
         Error {
             type_name: type_name.into(),
             message: message.into(),
+            traceback: None,
         }
     }
 

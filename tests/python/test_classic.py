@@ -166,7 +166,11 @@ def test_redirected_stdio_prints_on_the_client(conn):
 
 
 def test_exceptions_reach_the_client_as_their_own_classes(conn):
-    assert isinstance(raised("1 / 0", conn), ZeroDivisionError)
+    error = raised("def inner():\n    return 1 / 0\ninner()", conn)
+    assert isinstance(error, ZeroDivisionError)
+    # The remote traceback names where it was raised, as RPyC's server's does.
+    remote = str(error).split("========= Remote Traceback (1) =========")[1]
+    assert "Traceback (most recent call last)" in remote and "in inner" in remote
     import json
 
     assert isinstance(raised("import json; json.loads('{')", conn), json.JSONDecodeError)
@@ -181,6 +185,18 @@ def test_the_server_calls_back_into_the_client(conn):
     assert rpyc.classic.obtain(conn.builtins.dict({"a": 1})) == {"a": 1}
     # Classic goes both ways: the service reaches the client's modules.
     assert conn.root.getconn().modules["os"] is os
+    # The client's objects go back as themselves, however the service
+    # passes them: kept, returned, passed to themselves.
+    kept = [1]
+    conn.namespace["kept"] = kept
+    assert conn.namespace["kept"] is kept
+    assert conn.eval("lambda f: f(f)")(lambda g: 7) == 7
+
+    class Plain:
+        pass
+
+    assert conn.eval("lambda a: a == a")(Plain()) is True
+    assert conn.eval("lambda a: a == 1")(Plain()) is False
 
 
 def test_teleporting_from_another_python_version_says_which_versions(conn):

@@ -121,29 +121,46 @@ impl Method {
     }
 }
 
-/// The exception for an export's `err`: the shared `error` record gives type
-/// and message; a string is an `Exception` with that message; anything else
-/// is an `Exception` showing the payload.
+/// The exception for an export's `err`: the shared `error` record gives type,
+/// message and traceback; a string is an `Exception` with that message;
+/// anything else is an `Exception` showing the payload.
 fn raised(payload: Option<Val>, ty: Option<Type>) -> Exception {
     match payload {
-        Some(Val::Record(fields)) => {
-            let field = |name: &str| {
-                fields.iter().find_map(|(n, v)| match v {
-                    Val::String(s) if n == name => Some(s.clone()),
-                    _ => None,
-                })
-            };
-            match (field("type-name"), field("message")) {
-                (Some(type_name), Some(message)) if fields.len() == 2 => {
-                    Exception::new(type_name, message)
-                }
-                _ => shown(Val::Record(fields), ty),
-            }
-        }
+        Some(Val::Record(fields)) => match error_record(&fields) {
+            Some(exception) => exception,
+            None => shown(Val::Record(fields), ty),
+        },
         Some(Val::String(message)) => Exception::plain(message),
         Some(val) => shown(val, ty),
         None => Exception::plain(""),
     }
+}
+
+/// The exception the shared `error` record's `fields` describe, if they are
+/// its.
+fn error_record(fields: &[(String, Val)]) -> Option<Exception> {
+    let [
+        (type_field, Val::String(type_name)),
+        (message_field, Val::String(message)),
+        (traceback_field, Val::Option(traceback)),
+    ] = fields
+    else {
+        return None;
+    };
+    if (
+        type_field.as_str(),
+        message_field.as_str(),
+        traceback_field.as_str(),
+    ) != ("type-name", "message", "traceback")
+    {
+        return None;
+    }
+    let mut exception = Exception::new(type_name.clone(), message.clone());
+    exception.traceback = match traceback.as_deref() {
+        Some(Val::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    Some(exception)
 }
 
 fn shown(val: Val, ty: Option<Type>) -> Exception {

@@ -168,6 +168,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             Ok((class.ok_or_else(|| wasmtime::format_err!("a dropped netref"))?,))
         },
     )?;
+    types.func_wrap(
+        "[method]netref.duplicate",
+        |mut store, (netref,): (Resource<PeerObject>,)| {
+            let state = store.data_mut();
+            let object = state.netref(netref.rep()).cloned();
+            let object = object.ok_or_else(|| wasmtime::format_err!("a dropped netref"))?;
+            Ok((state.push_netref(object),))
+        },
+    )?;
     Ok(())
 }
 

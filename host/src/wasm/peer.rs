@@ -175,9 +175,14 @@ async fn outcome_val(
 ) -> wasmtime::Result<Val> {
     let result_type = ty.results().next().expect("peer functions return a result");
     let err = |e: Exception| {
+        let traceback = e.traceback.map_or(Value::None, Value::Str);
         Value::Tuple(vec![
             Value::Str("err".into()),
-            Value::Tuple(vec![Value::Str(e.type_name), Value::Str(e.message)]),
+            Value::Tuple(vec![
+                Value::Str(e.type_name),
+                Value::Str(e.message),
+                traceback,
+            ]),
         ])
     };
     let Type::Result(result) = &result_type else {
