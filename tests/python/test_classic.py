@@ -6,7 +6,9 @@ other connection carry on."""
 import io
 import os
 import pickle
+import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -14,7 +16,7 @@ import time
 import pytest
 import rpyc
 
-from conftest import PATIENT, Host
+from conftest import BINARY, GUESTS, PATIENT, Host
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +329,73 @@ def test_shared_mode_serves_one_interpreter_to_every_connection():
         second.close()
     finally:
         served.stop()
+
+
+def test_the_classic_command_takes_rpyc_classics_options(pki, tmp_path):
+    """`wasm-rpyc classic` with rpyc_classic's spellings: `-p`, `--logfile`,
+    `--ssl-certfile`, `--ssl-keyfile`, `--ssl-cafile` (clients must present
+    a certificate the CA signed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "classic.log"
+    process = subprocess.Popen(
+        [str(BINARY), "classic", "-p", str(port), "--logfile", str(log),
+         "--ssl-certfile", str(pki / "server.pem"), "--ssl-keyfile", str(pki / "server.key"),
+         "--ssl-cafile", str(pki / "ca.pem")],
+        env={**os.environ, "NO_COLOR": "1", "RUST_LOG": "info"},
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while f"service=SLAVE address=127.0.0.1:{port}" not in (log.read_text() if log.exists() else ""):
+            assert process.poll() is None, "the host exited"
+            assert time.monotonic() < deadline, "the host did not serve in time"
+            time.sleep(0.1)
+        conn = rpyc.classic.ssl_connect("localhost", port, keyfile=str(pki / "client.key"),
+                                        certfile=str(pki / "client.pem"), ca_certs=str(pki / "ca.pem"))
+        assert conn.eval("1 + 1") == 2
+        conn.close()
+        # A client without TLS, or without a certificate, gets nowhere; the
+        # host goes on.
+        with pytest.raises(Exception):
+            rpyc.classic.connect("localhost", port)
+        with pytest.raises(Exception):
+            rpyc.classic.ssl_connect("localhost", port, ca_certs=str(pki / "ca.pem")).eval("1")
+        conn = rpyc.classic.ssl_connect("localhost", port, keyfile=str(pki / "client.key"),
+                                        certfile=str(pki / "client.pem"), ca_certs=str(pki / "ca.pem"))
+        assert conn.eval("2 + 2") == 4
+        conn.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_a_config_file_serves_classic_beside_a_component(scratch, tmp_path):
+    config = tmp_path / "services.toml"
+    config.write_text(f"""
+[[service]]
+classic = true
+port = 0
+dirs = ["{scratch / 'scratch'}::/data"]
+
+[[service]]
+component = "{GUESTS / 'calculator.wasm'}"
+port = 0
+""")
+    process = subprocess.Popen([str(BINARY), "serve", "--config", str(config)], stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "NO_COLOR": "1", "RUST_LOG": "info"})
+    try:
+        ports = {}
+        for line in process.stderr:
+            found = re.search(r"serving service=(\S+) address=\S+:(\d+)", line)
+            if found:
+                ports[found[1]] = int(found[2])
+                if len(ports) == 2:
+                    break
+        conn = connect(ports["SLAVE"])
+        assert conn.builtins.open("/data/given.txt", "w").write("x") == 1
+        conn.close()
+        assert rpyc.connect("127.0.0.1", ports["CALCULATOR"]).root.add(4, 7) == 11
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

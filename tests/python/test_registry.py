@@ -195,3 +195,18 @@ def test_tcp_requests_are_applied_in_the_order_they_were_sent(registrar, calcula
         registrar.unregister(calculator_port)
         with pytest.raises(DiscoveryError):
             rpyc.discover("ORDERED", registrar=registrar)
+
+
+def test_classic_mode_is_registered_as_slave(registrar):
+    """`classic --register` registers RPyC's name for it, and the classic
+    client finds it as RPyC users do."""
+    mode = "UDP" if isinstance(registrar, UDPRegistryClient) else "TCP"
+    host = Host(args=("--classic", "--register", "--registry-type", mode, "--registry-host", "127.0.0.1",
+                      "--registry-port", str(registrar.port)))
+    try:
+        assert eventually(lambda: registrar.discover("SLAVE")) == (("127.0.0.1", host.classic_port),)
+        conn = rpyc.connect_by_service("SLAVE", registrar=registrar, service=rpyc.ClassicService)
+        assert conn.modules.math.factorial(5) == 120
+        conn.close()
+    finally:
+        host.stop()

@@ -3,37 +3,11 @@ TLS (`--tls-cert`, `--tls-key`), and mutual TLS (`--tls-client-ca`), with
 certificates made by the openssl command for the test."""
 import socket
 import ssl
-import subprocess
 
 import pytest
 import rpyc
 
 from conftest import GUESTS, Host
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def issue(directory, name, subject_alt_name):
-    """A key and a certificate signed by the test CA, valid for the names given."""
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=directory)
-    (directory / f"{name}.ext").write_text(f"subjectAltName={subject_alt_name}\n")
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "1", "-out", f"{name}.pem", "-extfile", f"{name}.ext",
-            cwd=directory)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=wasm-rpyc test CA",
-            cwd=directory)
-    issue(directory, "server", "DNS:localhost,IP:127.0.0.1")
-    issue(directory, "client", "DNS:client")
-    return directory
 
 
 def tls_host(pki, *extra):
