@@ -32,11 +32,12 @@ def scratch(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def classic(scratch):
-    """A host serving classic mode with two grants, an environment variable
-    and a CPU budget a runaway call reaches soon."""
+    """A host serving classic mode with two grants, an environment variable,
+    and a CPU budget and a deadline a runaway call reaches soon (each far
+    above what the other calls take, even on a loaded machine)."""
     served = Host(args=[
         "--classic", "--dir", f"{scratch / 'scratch'}::/scratch", "--dir", f"{scratch / 'ro'}::/ro:ro",
-        "--env", "GREETING=hello", "--cpu-budget", "3",
+        "--env", "GREETING=hello", "--cpu-budget", "3", "--call-deadline", "10",
     ])
     yield served.classic_port
     assert served.alive(), "the host died during the classic tests"
@@ -270,6 +271,15 @@ def test_a_runaway_call_times_out_and_the_connection_gets_a_fresh_interpreter(cl
     assert bystander.eval("mine") == 2
     victim.close()
     bystander.close()
+
+
+def test_a_call_past_its_deadline_times_out_and_the_connection_gets_a_fresh_interpreter(conn):
+    conn.execute("kept = 1")
+    with pytest.raises(TimeoutError):
+        conn.execute("import time; time.sleep(600)")
+    assert conn.eval("2 + 2") == 4
+    with pytest.raises(NameError):
+        conn.eval("kept")
 
 
 def test_a_memory_hog_gets_memory_error_and_the_interpreter_carries_on(conn):
