@@ -20,7 +20,6 @@ from rpyc.utils.registry import TCPRegistryClient, UDPRegistryClient
 from rpyc.utils.server import ThreadedServer
 
 from conftest import BINARY, GUESTS, POLYGLOT
-from test_tls import pki  # noqa: F401 (the fixture is used by name)
 
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
 # Short timings, so that the tests see hosts come and go quickly; but a
@@ -458,7 +457,7 @@ def test_a_host_cut_off_from_nats_drops_out_and_its_registry_falls_silent_until_
 
 
 @pytest.mark.parametrize("how", ["user and password", "token", "TLS"])
-def test_the_fleet_is_joined_with_nats_credentials_and_tls(tmp_path, pki, how):  # noqa: F811
+def test_the_fleet_is_joined_with_nats_credentials_and_tls(tmp_path, pki, how):
     server_options, client_options = {
         "user and password": (("--user", "fleet", "--pass", "s3cret"),
                               ("--cluster-user", "fleet", "--cluster-password", "s3cret")),

@@ -13,7 +13,7 @@ import pytest
 import rpyc
 
 from conftest import BINARY, GUESTS, PATIENT, POLYGLOT, Host
-from test_tls import pki, tls_host  # noqa: F401 (the fixture is used by name)
+from test_tls import tls_host
 
 
 def ping(*args, timeout=20):
@@ -62,7 +62,7 @@ def test_ping_gives_up_after_its_timeout_on_a_silent_port():
     assert elapsed < 5
 
 
-def test_ping_over_tls(pki):  # noqa: F811 (the fixture)
+def test_ping_over_tls(pki):
     host = tls_host(pki)
     try:
         address = f"127.0.0.1:{host.ports['calculator']}"
@@ -279,7 +279,7 @@ def wait_for_log(process, text, within=30):
         time.sleep(0.05)
 
 
-def test_common_flags_fall_back_to_environment_variables(pki):  # noqa: F811 (the fixture)
+def test_common_flags_fall_back_to_environment_variables(pki):
     port = free_port()
     log = tempfile.TemporaryFile("a+")
     env = {**os.environ, "WASM_RPYC_PORT": str(port), "WASM_RPYC_LOG_FORMAT": "json",
