@@ -134,6 +134,7 @@ fn value(u: &mut Unstructured<'_>, depth: u32) -> Result<Value> {
                     holder: Holder::Receiver,
                     id,
                     class,
+                    is_class: u.arbitrary()?,
                 })
             }
         }

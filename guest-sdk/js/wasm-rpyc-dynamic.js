@@ -438,6 +438,11 @@ export function serve(module, moduleName, name) {
         return toValue(tuple(...items));
       }),
       exitContext: (handle) => answering(() => toValue(callMethod(table.get(handle), '__exit__', [null, null, null], []))),
+      // A JavaScript service lends no classes (its classes are exposed ones).
+      instanceCheck: (handle) => answering(() => {
+        table.get(handle);
+        return toValue(false);
+      }),
       release: (handle) => table.release(handle),
     },
   };

@@ -66,14 +66,16 @@ class Table:
         self._only_root = next(iter(self._roots.values())) if len(self._roots) == 1 else None
 
     def lend(self, obj):
-        """A new handle for `obj`, and its class as Python names it."""
+        """A new handle for `obj`, its class as Python names it (a class's
+        own name, for a class), and whether it is a class."""
         handle = self._next
         self._next += 1
         self._objects[handle] = obj
-        cls = type(obj)
+        is_class = isinstance(obj, type)
+        cls = obj if is_class else type(obj)
         # A class made by `type()` where no `__name__` is set has no module.
         module = getattr(cls, "__module__", None) or "builtins"
-        return handle, f"{module}.{cls.__name__}"
+        return handle, f"{module}.{cls.__name__}", is_class
 
     def get(self, handle):
         if handle == 0 and self._only_root is not None:
@@ -236,6 +238,10 @@ def _make_objects(table):
         @_answering
         def buff_iter(self, handle, count):
             return guest.to_value(tuple(itertools.islice(table.get(handle), count)))
+
+        @_answering
+        def instance_check(self, handle, instance):
+            return guest.to_value(isinstance(guest.from_value(instance), table.get(handle)))
 
         @_answering
         def exit_context(self, handle, exception):

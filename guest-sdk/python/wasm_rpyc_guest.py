@@ -220,8 +220,8 @@ _BY_VALUE = (
 # tag byte, then what the tag says, little-endian.
 (
     _NONE, _FALSE, _TRUE, _INT, _BIG_INT, _FLOAT, _COMPLEX, _STR, _BYTES, _TUPLE, _FROZENSET, _NETREF, _OBJECT,
-    _SLICE, _NOT_IMPLEMENTED, _ELLIPSIS,
-) = range(16)
+    _SLICE, _NOT_IMPLEMENTED, _ELLIPSIS, _CLASS,
+) = range(17)
 _TAGGED_INT = struct.Struct("<Bq")
 _TAGGED_FLOAT = struct.Struct("<Bd")
 _TAGGED_COMPLEX = struct.Struct("<Bdd")
@@ -243,8 +243,9 @@ _lent = None
 
 def lend_objects(table):
     """Makes `to_value` lend every value brine cannot carry (a list, a dict,
-    an instance, a function) as `table.lend(obj)` names it, and `from_value`
-    give back `table.get(handle)` for an object the peer passes back."""
+    an instance, a function, a class) as `table.lend(obj)` names it (its
+    handle, class name and whether it is a class), and `from_value` give back
+    `table.get(handle)` for an object the peer passes back."""
     global _lent
     _lent = table
 
@@ -269,9 +270,9 @@ def _pack(item, packed, netrefs):
         netrefs.append(item._duplicate())
         packed += _TAGGED_U32.pack(_NETREF, len(netrefs) - 1)
     elif _lent is not None and type(item) not in _BY_VALUE:
-        handle, class_name = _lent.lend(item)
+        handle, class_name, is_class = _lent.lend(item)
         name = class_name.encode()
-        packed += _TAGGED_OBJECT.pack(_OBJECT, handle, len(name))
+        packed += _TAGGED_OBJECT.pack(_CLASS if is_class else _OBJECT, handle, len(name))
         packed += name
     elif item is None:
         packed.append(_NONE)
@@ -367,7 +368,7 @@ def _unpack(packed, at, netrefs, held):
         if index not in held:
             held[index] = Netref(netrefs[index])
         return held[index], at + 4
-    if tag == _OBJECT:
+    if tag == _OBJECT or tag == _CLASS:
         handle = _U64.unpack_from(packed, at)[0]
         end = at + 12 + _U32.unpack_from(packed, at + 8)[0]
         if end > len(packed):

@@ -86,6 +86,8 @@ impl PeerObject {
             holder: Holder::Receiver,
             id: self.handle.id,
             class: self.handle.class.clone(),
+            // The peer names its own object by the id_pack it sent.
+            is_class: false,
         }
     }
 
@@ -324,6 +326,7 @@ mod tests {
             holder: Holder::Sender,
             id,
             class: "builtins.function".into(),
+            is_class: false,
         }
     }
 

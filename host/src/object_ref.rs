@@ -25,6 +25,12 @@ pub struct ObjectRef {
     pub holder: Holder,
     /// Its id in the holder's table.
     pub id: ObjectId,
-    /// Its class, dotted as Python names it (`builtins.method`, `builtins.list`).
+    /// Its class, dotted as Python names it (`builtins.method`, `builtins.list`);
+    /// for a class, its own name.
     pub class: String,
+    /// Whether the object is itself a class: RPyC names a class by its own
+    /// name and no instance, and the other side's proxy of it is a class
+    /// (`isinstance(x, proxy)`).
+    #[serde(default)]
+    pub is_class: bool,
 }

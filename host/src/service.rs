@@ -106,6 +106,7 @@ pub trait Service: Send + 'static {
             ObjectRequest::Pickle { .. } => pickling_disabled(),
             ObjectRequest::BuffIter(_) => not_iterable(),
             ObjectRequest::ExitContext(_) => Exception::no_attribute("__exit__"),
+            ObjectRequest::InstanceCheck(_) => Exception::type_error("the object is not a class"),
             _ => Exception::type_error("the service serves no objects"),
         };
         async { Err(error) }
@@ -154,6 +155,8 @@ pub enum ObjectRequest {
     /// The end of `with obj:`, told of the exception the block raised
     /// (`None` when it ended normally): `obj.__exit__`'s result.
     ExitContext(Value),
+    /// `isinstance(instance, obj)`, `obj` being a class.
+    InstanceCheck(Value),
 }
 
 /// What a peer asks to know of an object.

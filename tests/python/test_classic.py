@@ -114,6 +114,19 @@ def test_remote_objects_have_classic_access(conn):
         conn.root.namespace = {}
 
 
+def test_a_class_the_service_sends_is_a_class_on_the_client(conn):
+    conn.execute("class Base:\n    pass\nclass Derived(Base):\n    pass\n")
+    base, derived = conn.namespace["Base"], conn.namespace["Derived"]
+    instance = conn.eval("Derived()")
+    assert isinstance(instance, derived) and isinstance(instance, base)
+    assert not isinstance(conn.eval("Base()"), derived)
+    assert not isinstance(7, derived)
+    assert isinstance(conn.builtins.KeyError(), conn.builtins.LookupError)
+    assert conn.builtins.issubclass(derived, base)
+    assert derived.__name__ == "Derived"
+    assert conn.eval("lambda cls: cls.__name__")(derived) == "Derived"
+
+
 def test_obtain_and_deliver_pickle_both_ways(conn):
     remote = conn.eval("[1, {'two': 2}, (3,)]")
     assert rpyc.classic.obtain(remote) == [1, {"two": 2}, (3,)]

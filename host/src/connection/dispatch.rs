@@ -183,6 +183,7 @@ impl ServiceCall {
                     ObjectRequest::Pickle { .. } => "__reduce_ex__".to_owned(),
                     ObjectRequest::BuffIter(_) => "__next__".to_owned(),
                     ObjectRequest::ExitContext(_) => "__exit__".to_owned(),
+                    ObjectRequest::InstanceCheck(_) => "__instancecheck__".to_owned(),
                 };
                 format!("{class}.{what}")
             }
@@ -331,6 +332,9 @@ impl Answers<'_> {
                 }
                 None => self.lent(target).and(Err(pickling_disabled())),
             },
+            Request::InstanceCheck { target, instance } => {
+                return self.instance_check(target, instance);
+            }
             Request::Unsupported { operation } => Err(Exception::not_implemented_error(format!(
                 "{operation} is not supported by wasm-rpyc"
             ))),
@@ -350,11 +354,13 @@ impl Answers<'_> {
             Lent::Method(_) | Lent::BoundMethod { .. } => METHOD_CLASS.to_owned(),
             Lent::Local(local) => local.class().to_owned(),
         };
+        let is_class = matches!(&object, Lent::Local(local) if local.is_class());
         let id = self.shared.lent().lend(object)?;
         Ok(Value::Object(ObjectRef {
             holder: Holder::Sender,
             id,
             class,
+            is_class,
         }))
     }
 
@@ -403,6 +409,24 @@ impl Answers<'_> {
         match self.served_object(target) {
             Some(object) => Answer::Service(ServiceCall::Object { object, request }),
             None => Answer::Reply(self.lent(target).and(Err(Exception::no_attribute(name)))),
+        }
+    }
+
+    /// Whether the class `target` is a class of `instance`: the service
+    /// answers for its own objects; an object it does not hold (the id_pack
+    /// names another of its class, or another connection's) is of none of
+    /// its classes, as RPyC answers.
+    fn instance_check(&self, target: ObjectId, instance: Option<ObjectRef>) -> Answer {
+        let instance = instance.and_then(|named| match self.lent(named.id) {
+            Ok(Lent::Local(local)) if local.class() == named.class => Some(Value::Local(local)),
+            _ => None,
+        });
+        match (self.served_object(target), instance) {
+            (Some(object), Some(instance)) => Answer::Service(ServiceCall::Object {
+                object,
+                request: ObjectRequest::InstanceCheck(instance),
+            }),
+            _ => Answer::Reply(self.lent(target).map(|_| Value::Bool(false))),
         }
     }
 

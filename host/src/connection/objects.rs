@@ -158,13 +158,14 @@ impl Objects {
             let Value::Local(local) = item else {
                 return Ok(());
             };
-            let class = local.class().to_owned();
+            let (class, is_class) = (local.class().to_owned(), local.is_class());
             let id = self.lend(Lent::Local(local.clone()))?;
             lent.push(id);
             *item = Value::Object(ObjectRef {
                 holder: Holder::Sender,
                 id,
                 class,
+                is_class,
             });
             Ok(())
         })
@@ -197,6 +198,7 @@ mod tests {
         Lent::Local(Local::Service(ServiceObject {
             handle,
             class: "MyClass".into(),
+            is_class: false,
         }))
     }
 
@@ -254,6 +256,7 @@ mod tests {
         let local = Value::Local(Local::Service(ServiceObject {
             handle: 3,
             class: "MyClass".into(),
+            is_class: false,
         }));
         let mut sent = Value::Tuple(vec![Value::Int(1), local.clone()]);
         objects.lend_locals(&mut sent).unwrap();

@@ -154,9 +154,11 @@ impl DeployService {
                 handle
             }
         };
+        let held = &self.held[&handle];
         Value::Local(Local::Service(ServiceObject {
             handle,
-            class: self.held[&handle].class.clone(),
+            class: held.class.clone(),
+            is_class: held.object.as_ref().is_some_and(|o| o.is_class),
         }))
     }
 

@@ -237,6 +237,15 @@ pub enum Request {
         /// exception's class.
         exception: Value,
     },
+    /// Whether the receiver's object `target`, a class, is a class of
+    /// `instance` (Python's `isinstance`).
+    InstanceCheck {
+        /// The class.
+        target: ObjectId,
+        /// The object asked about, if the id_pack RPyC's client names it by
+        /// is one of the receiver's (it may be another connection's).
+        instance: Option<ObjectRef>,
+    },
     /// An operation this side does not offer (the codec names it).
     Unsupported {
         /// What was asked, as the peer's protocol names it.

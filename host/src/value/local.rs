@@ -29,6 +29,11 @@ impl Local {
             Local::Service(object) => &object.class,
         }
     }
+
+    /// Whether the object is itself a class.
+    pub fn is_class(&self) -> bool {
+        matches!(self, Local::Service(object) if object.is_class)
+    }
 }
 
 /// An object of a service, named by the service's own handle.
@@ -36,8 +41,12 @@ impl Local {
 pub struct ServiceObject {
     /// The service's handle for it.
     pub handle: u64,
-    /// Its class (an exposed class's name, such as `MyClass`).
+    /// Its class (an exposed class's name, such as `MyClass`); for a class,
+    /// its own name.
     pub class: String,
+    /// Whether the object is itself a class (a Python service lends its
+    /// classes by reference).
+    pub is_class: bool,
 }
 
 type Reply = Pin<Box<dyn Future<Output = Result<Value, Exception>> + Send>>;

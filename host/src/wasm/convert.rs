@@ -93,8 +93,8 @@ pub(crate) trait Keep {
     fn netref(&mut self, resource: ResourceAny) -> Result<Value, Unreturnable>;
 
     /// The value for one of the objects the guest serves, lent to the peer
-    /// (`handle` is the guest's, `class` its class).
-    fn object(&mut self, handle: u64, class: String) -> Result<Value, Unreturnable>;
+    /// (`object.handle` is the guest's).
+    fn object(&mut self, object: ServiceObject) -> Result<Value, Unreturnable>;
 }
 
 /// Takes no resources: where a guest cannot hand any over.
@@ -113,7 +113,7 @@ impl Keep for Refuse {
         ))
     }
 
-    fn object(&mut self, _: u64, _: String) -> Result<Value, Unreturnable> {
+    fn object(&mut self, _: ServiceObject) -> Result<Value, Unreturnable> {
         Err(Unreturnable::Malformed(
             "an object cannot be passed here".into(),
         ))

@@ -141,8 +141,14 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
         }
     }
 
-    /// Lends `object` of `class` to the peer through the table.
-    fn keep(&mut self, object: GuestObject, class: String) -> Result<Value, Unreturnable> {
+    /// Lends `object` of `class` (itself a class when `is_class`) to the
+    /// peer through the table.
+    fn keep(
+        &mut self,
+        object: GuestObject,
+        class: String,
+        is_class: bool,
+    ) -> Result<Value, Unreturnable> {
         let objects = &mut self.store.data_mut().objects;
         let Some(handle) = objects.insert(object) else {
             let limit = objects.limit;
@@ -155,6 +161,7 @@ impl<'a, 'b> StoreKeep<'a, 'b> {
         Ok(Value::Local(Local::Service(ServiceObject {
             handle,
             class,
+            is_class,
         })))
     }
 }
@@ -166,13 +173,14 @@ impl Keep for StoreKeep<'_, '_> {
         ty: &ResourceType,
     ) -> Result<Value, Unreturnable> {
         match self.classes.iter().find(|class| class.ty == *ty) {
-            Some(class) => self.keep(GuestObject::Resource(resource), class.name.clone()),
+            Some(class) => self.keep(GuestObject::Resource(resource), class.name.clone(), false),
             None => self.netref(resource),
         }
     }
 
-    fn object(&mut self, handle: u64, class: String) -> Result<Value, Unreturnable> {
-        self.keep(GuestObject::Served(handle), class)
+    fn object(&mut self, object: ServiceObject) -> Result<Value, Unreturnable> {
+        let served = GuestObject::Served(object.handle);
+        self.keep(served, object.class, object.is_class)
     }
 
     fn netref(&mut self, resource: ResourceAny) -> Result<Value, Unreturnable> {

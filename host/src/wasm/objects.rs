@@ -28,6 +28,7 @@ pub(crate) struct ObjectsExports {
     pickle: Method,
     buff_iter: Method,
     exit_context: Method,
+    instance_check: Method,
     release: Method,
 }
 
@@ -73,6 +74,7 @@ impl ObjectsExports {
             pickle: method("pickle", 2, true)?,
             buff_iter: method("buff-iter", 2, true)?,
             exit_context: method("exit-context", 2, true)?,
+            instance_check: method("instance-check", 2, true)?,
             release: method("release", 1, false)?,
         })
     }
@@ -116,6 +118,7 @@ impl ObjectsExports {
                 (&self.buff_iter, vec![Some(Value::Int(count.into()))])
             }
             ObjectRequest::ExitContext(exception) => (&self.exit_context, vec![Some(exception)]),
+            ObjectRequest::InstanceCheck(instance) => (&self.instance_check, vec![Some(instance)]),
         }
     }
 

@@ -59,13 +59,33 @@ impl IdPack {
         }
     }
 
-    /// The id_pack of this side's object `id`.
-    fn of_ours(id: ObjectId, class: &str) -> Self {
-        IdPack {
-            class: class.to_owned(),
-            class_id: class_id(class),
-            instance_id: i128::from(id) + 1,
+    /// The id_pack of this side's object `object`: an instance's names its
+    /// class and its id plus one; a class's (RPyC's instance id 0) carries
+    /// its id in the class id, below zero, where class names' numbers never
+    /// are.
+    fn of_ours(object: &ObjectRef) -> Self {
+        match object.is_class {
+            true => IdPack {
+                class: object.class.clone(),
+                class_id: -i128::from(object.id) - 1,
+                instance_id: 0,
+            },
+            false => IdPack {
+                class: object.class.clone(),
+                class_id: class_id(&object.class),
+                instance_id: i128::from(object.id) + 1,
+            },
         }
+    }
+
+    /// The id of this side's object this id_pack names (see `of_ours`).
+    fn our_id(&self) -> Result<ObjectId, FrameError> {
+        let id = match self.instance_id {
+            0 => self.class_id.checked_neg().and_then(|id| id.checked_sub(1)),
+            instance => instance.checked_sub(1),
+        };
+        id.and_then(|id| ObjectId::try_from(id).ok())
+            .ok_or_else(|| malformed(format!("reference to object {self:?}")))
     }
 }
 
@@ -107,12 +127,14 @@ impl PeerObjects {
 
     fn intern(&mut self, pack: IdPack) -> Result<ObjectRef, FrameError> {
         let class = pack.class.clone();
+        let is_class = pack.instance_id == 0;
         if let Some(&id) = self.by_pack.get(&pack) {
             self.by_id.get_mut(&id).expect("both maps agree").1 += 1;
             return Ok(ObjectRef {
                 holder: Holder::Sender,
                 id,
                 class,
+                is_class,
             });
         }
         if self.by_pack.len() >= self.limit {
@@ -126,6 +148,7 @@ impl PeerObjects {
             holder: Holder::Sender,
             id,
             class,
+            is_class,
         })
     }
 
@@ -183,7 +206,7 @@ pub fn write_boxed(value: &Value, peer: &PeerObjects, out: &mut Vec<u8>) -> Resu
         }
         Value::Object(object) => {
             let (label, pack) = match object.holder {
-                Holder::Sender => (LABEL_REMOTE_REF, IdPack::of_ours(object.id, &object.class)),
+                Holder::Sender => (LABEL_REMOTE_REF, IdPack::of_ours(object)),
                 Holder::Receiver => (LABEL_LOCAL_REF, peer.pack(object.id)?.clone()),
             };
             put(&Value::Int(label), out)?;
@@ -211,16 +234,7 @@ pub fn unbox(boxed: Value, peer: &mut PeerObjects) -> Result<Value, FrameError> 
                 .map(|item| unbox(item, peer))
                 .collect::<Result<_, _>>()?,
         )),
-        (Value::Int(LABEL_LOCAL_REF), pack) => {
-            let pack = IdPack::from_value(pack)?;
-            let id = ObjectId::try_from(pack.instance_id - 1)
-                .map_err(|_| malformed(format!("reference to object {}", pack.instance_id)))?;
-            Ok(Value::Object(ObjectRef {
-                holder: Holder::Receiver,
-                id,
-                class: pack.class,
-            }))
-        }
+        (Value::Int(LABEL_LOCAL_REF), pack) => Ok(Value::Object(our_object(pack)?)),
         (Value::Int(LABEL_REMOTE_REF), pack) => {
             Ok(Value::Object(peer.intern(IdPack::from_value(pack)?)?))
         }
@@ -230,9 +244,19 @@ pub fn unbox(boxed: Value, peer: &mut PeerObjects) -> Result<Value, FrameError> 
 
 /// The id of this side's object named by an id_pack sent by value (INSPECT).
 pub fn our_id(pack: Value) -> Result<ObjectId, FrameError> {
+    IdPack::from_value(pack)?.our_id()
+}
+
+/// This side's object named by an id_pack sent by value (INSTANCECHECK),
+/// with the class the pack says it has.
+pub fn our_object(pack: Value) -> Result<ObjectRef, FrameError> {
     let pack = IdPack::from_value(pack)?;
-    ObjectId::try_from(pack.instance_id - 1)
-        .map_err(|_| malformed(format!("object {}", pack.instance_id)))
+    Ok(ObjectRef {
+        holder: Holder::Receiver,
+        id: pack.our_id()?,
+        is_class: pack.instance_id == 0,
+        class: pack.class,
+    })
 }
 
 #[cfg(test)]
@@ -313,6 +337,7 @@ mod tests {
             holder: Holder::Sender,
             id: 41,
             class: "builtins.method".into(),
+            is_class: false,
         });
         let Value::Tuple(boxed) = box_value(Value::Tuple(vec![ours, int(1)]), &peer).unwrap()
         else {
@@ -340,10 +365,36 @@ mod tests {
             Value::Object(ObjectRef {
                 holder: Holder::Receiver,
                 id: 41,
-                class: "builtins.method".into()
+                class: "builtins.method".into(),
+                is_class: false,
             })
         );
         assert_eq!(our_id(remote[1].clone()), Ok(41));
+
+        // This side's class 7: named by its own name, its id in the class
+        // id, and instance id 0, as RPyC names a class.
+        let class = ObjectRef {
+            holder: Holder::Sender,
+            id: 7,
+            class: "mymodule.Point".into(),
+            is_class: true,
+        };
+        let Value::Tuple(boxed) = box_value(Value::Object(class.clone()), &peer).unwrap() else {
+            panic!()
+        };
+        let Value::Tuple(pack) = &boxed[1] else {
+            panic!()
+        };
+        assert_eq!(pack[0], Value::Str("mymodule.Point".into()));
+        assert_eq!(pack[2], int(0));
+        let returned = unbox(Value::Tuple(vec![int(3), boxed[1].clone()]), &mut peer).unwrap();
+        assert_eq!(
+            returned,
+            Value::Object(ObjectRef {
+                holder: Holder::Receiver,
+                ..class
+            })
+        );
 
         assert_eq!(peer.times_lent(function.id), Ok(2), "lent twice");
         peer.release(function.id, 1);
@@ -378,13 +429,22 @@ mod tests {
             "the same object again takes no room"
         );
         assert!(unbox(pack(2), &mut peer).is_err());
-        let local_zero = Value::Tuple(vec![
-            int(3),
-            Value::Tuple(vec![Value::Str("x".into()), int(1), int(0)]),
-        ]);
+        let local = |class_id, instance_id| {
+            Value::Tuple(vec![
+                int(3),
+                Value::Tuple(vec![
+                    Value::Str("x".into()),
+                    int(class_id),
+                    int(instance_id),
+                ]),
+            ])
+        };
         assert!(
-            unbox(local_zero, &mut peer).is_err(),
-            "instance 0 is a class, never one of ours"
+            unbox(local(1, 0), &mut peer).is_err(),
+            "our classes' ids are below zero"
         );
+        for (class_id, instance_id) in [(i128::MIN, 0), (1, i128::MIN), (-1 - (1 << 64), 0)] {
+            assert!(unbox(local(class_id, instance_id), &mut peer).is_err());
+        }
     }
 }

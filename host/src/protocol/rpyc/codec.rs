@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::boxing::{PeerObjects, our_id, unbox, write_boxed};
+use super::boxing::{PeerObjects, our_id, our_object, unbox, write_boxed};
 use super::handler::Handler;
 use super::{brine, channel, vinegar};
 use crate::exception::Exception;
@@ -211,6 +211,7 @@ fn theirs(id: ObjectId) -> Value {
         holder: Holder::Receiver,
         id,
         class: String::new(),
+        is_class: false,
     })
 }
 
@@ -283,6 +284,18 @@ fn handler_and_args(
         ),
         Request::CtxExit { target, exception } => {
             (Handler::CtxExit, vec![theirs(*target), exception.clone()])
+        }
+        Request::InstanceCheck {
+            target,
+            instance: Some(instance),
+        } => (
+            Handler::InstanceCheck,
+            vec![theirs(*target), peer.id_pack(instance.id)?],
+        ),
+        Request::InstanceCheck { instance: None, .. } => {
+            return Err(malformed(
+                "an INSTANCECHECK naming no object cannot be sent",
+            ));
         }
         Request::Unsupported { operation } => {
             return Err(malformed(format!("{operation} cannot be sent")));
@@ -430,7 +443,14 @@ fn request(number: i128, args: Value) -> Result<Request, Exception> {
                 exception,
             }
         }
-        Handler::OldSlicing | Handler::InstanceCheck => Request::Unsupported {
+        Handler::InstanceCheck => {
+            let [obj, pack] = take!(2);
+            Request::InstanceCheck {
+                target: target(obj)?,
+                instance: our_object(pack).ok(),
+            }
+        }
+        Handler::OldSlicing => Request::Unsupported {
             operation: name.to_owned(),
         },
     })
@@ -483,6 +503,7 @@ mod tests {
             holder: Holder::Sender,
             id: 5,
             class: "builtins.method".into(),
+            is_class: false,
         });
         let mut out = Vec::new();
         writer

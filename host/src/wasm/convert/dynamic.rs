@@ -6,7 +6,7 @@
 use wasmtime::component::{Type, Val};
 
 use super::{Keep, Lend, Mismatch, Unreturnable};
-use crate::local::Local;
+use crate::local::{Local, ServiceObject};
 use crate::value::{MAX_DEPTH, Value};
 
 /// The field names of the shared dynamic `value` record.
@@ -30,6 +30,7 @@ mod tag {
     pub(super) const SLICE: u8 = 13;
     pub(super) const NOT_IMPLEMENTED: u8 = 14;
     pub(super) const ELLIPSIS: u8 = 15;
+    pub(super) const CLASS: u8 = 16;
 }
 
 /// Whether `ty` is the shared dynamic `value` record (recognised by shape:
@@ -103,7 +104,11 @@ impl Packing<'_> {
             }
             Value::Local(Local::Service(object)) => {
                 let handle = self.lend.object(&object)?;
-                self.packed.push(tag::OBJECT);
+                self.packed.push(if object.is_class {
+                    tag::CLASS
+                } else {
+                    tag::OBJECT
+                });
                 self.packed.extend(handle.to_le_bytes());
                 self.length_of(&object.class);
             }
@@ -264,10 +269,14 @@ impl Unpacking<'_> {
                     }
                 }
             }
-            tag::OBJECT => {
+            tag @ (tag::OBJECT | tag::CLASS) => {
                 let handle = u64::from_le_bytes(self.take()?);
                 let class = self.text()?;
-                self.keep.object(handle, class)?
+                self.keep.object(ServiceObject {
+                    handle,
+                    class,
+                    is_class: tag == tag::CLASS,
+                })?
             }
             tag::SLICE => {
                 let start = self.item(depth + 1)?;
@@ -342,7 +351,6 @@ mod tests {
 
     use super::*;
     use crate::held::PeerObject;
-    use crate::local::ServiceObject;
 
     /// Lends the peer's objects as their index in `lent`, and the guest's
     /// objects as their handle plus 100.
@@ -383,11 +391,8 @@ mod tests {
             Err(Unreturnable::Malformed("no netref".into()))
         }
 
-        fn object(&mut self, handle: u64, class: String) -> Result<Value, Unreturnable> {
-            Ok(Value::Local(Local::Service(ServiceObject {
-                handle,
-                class,
-            })))
+        fn object(&mut self, object: ServiceObject) -> Result<Value, Unreturnable> {
+            Ok(Value::Local(Local::Service(object)))
         }
     }
 
@@ -435,6 +440,7 @@ mod tests {
             Value::Local(Local::Service(ServiceObject {
                 handle,
                 class: "builtins.list".into(),
+                is_class: false,
             }))
         };
         let value = Value::Tuple(vec![Value::Int(1), object(7)]);
